@@ -1,0 +1,238 @@
+/**
+ * Errors shared by handlers, the worker pool and the retry policy.
+ *
+ * Handlers throw {@linkcode TransientError} for failures worth retrying and
+ * {@linkcode PermanentError} for failures that will never succeed. The pool
+ * reports {@linkcode WorkerCrashedError} and {@linkcode TaskTimeoutError}
+ * itself; both are transient.
+ *
+ * @module
+ */
+
+/** How a failure is treated: `"transient"` may be retried, `"permanent"` never is. */
+export type ErrorClass = "transient" | "permanent";
+
+/**
+ * A failure that may succeed if tried again later: a timeout, a dropped
+ * connection, an overloaded dependency.
+ *
+ * @example Throwing a transient error from a handler
+ * ```ts
+ * import { TransientError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new TransientError("Cannot reach upstream: 503");
+ * assert.equal(error.name, "TransientError");
+ * assert.equal(error.errorClass, "transient");
+ * ```
+ */
+export class TransientError extends Error {
+  /** Always `"transient"`. */
+  readonly errorClass: ErrorClass = "transient";
+
+  /**
+   * Creates a transient error.
+   *
+   * @param message What failed, "Cannot <action>: <state>".
+   * @param options Standard error options; `cause` is kept.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TransientError";
+  }
+}
+
+/**
+ * A failure that will not succeed however often it is tried: bad input,
+ * a missing object, an unknown task type.
+ *
+ * @example Throwing a permanent error from a handler
+ * ```ts
+ * import { PermanentError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new PermanentError("Cannot resize: size is missing");
+ * assert.equal(error.errorClass, "permanent");
+ * ```
+ */
+export class PermanentError extends Error {
+  /** Always `"permanent"`. */
+  readonly errorClass: ErrorClass = "permanent";
+
+  /**
+   * Creates a permanent error.
+   *
+   * @param message What failed, "Cannot <action>: <state>".
+   * @param options Standard error options; `cause` is kept.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PermanentError";
+  }
+}
+
+/**
+ * The worker running a task died (an uncaught error, `Deno.exit`, or
+ * termination after a timeout). Transient: the task is retried elsewhere.
+ *
+ * @example Recognising a crash
+ * ```ts
+ * import { WorkerCrashedError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new WorkerCrashedError("Cannot finish task: worker 2 died");
+ * assert.equal(error.errorClass, "transient");
+ * ```
+ */
+export class WorkerCrashedError extends TransientError {
+  /**
+   * Creates a worker-crashed error.
+   *
+   * @param message What failed.
+   * @param options Standard error options; `cause` is kept.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WorkerCrashedError";
+  }
+}
+
+/**
+ * A task ran past its timeout. Transient.
+ *
+ * @example Recognising a timeout
+ * ```ts
+ * import { TaskTimeoutError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new TaskTimeoutError("Cannot finish task: timed out after 50 ms");
+ * assert.equal(error.errorClass, "transient");
+ * ```
+ */
+export class TaskTimeoutError extends TransientError {
+  /**
+   * Creates a timeout error.
+   *
+   * @param message What failed.
+   * @param options Standard error options; `cause` is kept.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TaskTimeoutError";
+  }
+}
+
+/**
+ * An error as it crosses a thread or process boundary and is stored:
+ * plain data, structured-cloneable and JSON-serializable.
+ */
+export interface SerializedError {
+  /** The error's `name`, e.g. `"TransientError"`. */
+  name: string;
+  /** The error's message. */
+  message: string;
+  /** How it is treated by the retry policy. */
+  errorClass: ErrorClass;
+  /** The stack trace, when there is one. */
+  stack?: string;
+}
+
+/**
+ * Classifies any thrown value by the default rules: an explicit
+ * `errorClass` property wins; `TypeError`, `RangeError` and `SyntaxError`
+ * (bad input) are permanent; anything else is transient.
+ *
+ * @param error Whatever was thrown.
+ * @returns The class the default retry policy gives it.
+ *
+ * @example Classifying errors
+ * ```ts
+ * import { errorClassOf, PermanentError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(errorClassOf(new PermanentError("no")), "permanent");
+ * assert.equal(errorClassOf(new TypeError("bad field")), "permanent");
+ * assert.equal(errorClassOf(new Error("flaky")), "transient");
+ * ```
+ */
+export function errorClassOf(error: unknown): ErrorClass {
+  if (typeof error === "object" && error !== null) {
+    const declared = (error as { errorClass?: unknown }).errorClass;
+    if (declared === "transient" || declared === "permanent") return declared;
+    if (
+      error instanceof TypeError || error instanceof RangeError ||
+      error instanceof SyntaxError
+    ) {
+      return "permanent";
+    }
+  }
+  return "transient";
+}
+
+/**
+ * Turns any thrown value into a {@linkcode SerializedError}.
+ *
+ * @param error Whatever was thrown.
+ * @returns Plain data describing it.
+ *
+ * @example Serializing an error
+ * ```ts
+ * import { PermanentError, serializeError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const data = serializeError(new PermanentError("Cannot parse: bad json"));
+ * assert.deepEqual(
+ *   { name: data.name, message: data.message, errorClass: data.errorClass },
+ *   { name: "PermanentError", message: "Cannot parse: bad json", errorClass: "permanent" },
+ * );
+ * ```
+ */
+export function serializeError(error: unknown): SerializedError {
+  const errorClass = errorClassOf(error);
+  if (error instanceof Error) {
+    const out: SerializedError = {
+      name: error.name,
+      message: error.message,
+      errorClass,
+    };
+    if (error.stack !== undefined) out.stack = error.stack;
+    return out;
+  }
+  return { name: "Error", message: String(error), errorClass };
+}
+
+/**
+ * Rebuilds an `Error` from a {@linkcode SerializedError}, choosing the class
+ * by `errorClass` and `name` so that `instanceof` checks keep working.
+ *
+ * @param data The serialized error.
+ * @returns An error carrying the same name, message and class.
+ *
+ * @example Round trip
+ * ```ts
+ * import { deserializeError, serializeError, TransientError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const error = deserializeError(serializeError(new TransientError("later")));
+ * assert.ok(error instanceof TransientError);
+ * assert.equal(error.message, "later");
+ * ```
+ */
+export function deserializeError(data: SerializedError): Error {
+  let error: Error;
+  switch (data.name) {
+    case "WorkerCrashedError":
+      error = new WorkerCrashedError(data.message);
+      break;
+    case "TaskTimeoutError":
+      error = new TaskTimeoutError(data.message);
+      break;
+    default:
+      error = data.errorClass === "permanent"
+        ? new PermanentError(data.message)
+        : new TransientError(data.message);
+      error.name = data.name;
+  }
+  if (data.stack !== undefined) error.stack = data.stack;
+  return error;
+}

@@ -1,0 +1,184 @@
+/**
+ * The storage seam between the queue and its state. Only `lib/store/`
+ * speaks SQL; the queue talks to a {@linkcode TaskStore}.
+ *
+ * The hot path goes through {@linkcode TaskStore.commit}: one call, one
+ * transaction, per turn of the event loop (group commit). Everything else is
+ * administration.
+ *
+ * @experimental The store interface is not yet a stable API.
+ * @module
+ */
+import type { ErrorClass } from "../errors.ts";
+
+/**
+ * Life cycle of a task: `queued` → `running` → `succeeded`, or → `failed`
+ * (an attempt failed and a retry is scheduled at `runAt`; claimable again
+ * once due) → … → `dead` (permanent error or attempts exhausted: the
+ * dead-letter queue).
+ */
+export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "dead";
+
+/** A task as stored. Times are epoch milliseconds. */
+export interface TaskRecord {
+  /** Unique id (a UUID unless given). */
+  id: string;
+  /** Task type: the handler's export name. */
+  type: string;
+  /** Idempotency key; unique when not null. */
+  idempotencyKey: string | null;
+  /** The payload (JSON-serializable in a durable store). */
+  payload: unknown;
+  /** Current status. */
+  status: TaskStatus;
+  /** Claims so far (a claim counts as an attempt). */
+  attempts: number;
+  /** Attempts allowed before the task is dead-lettered. */
+  maxAttempts: number;
+  /** Earliest time the task may be claimed. */
+  runAt: number;
+  /** When the current claim's lease ends; `null` unless running. */
+  leaseUntil: number | null;
+  /** When the task was accepted. */
+  createdAt: number;
+  /** When the record last changed. */
+  updatedAt: number;
+  /** Object key the handler reported writing, if any. */
+  outputKey: string | null;
+  /** The handler's result once succeeded. */
+  result: unknown;
+  /** Message of the last error. */
+  lastError: string | null;
+  /** Class of the last error. */
+  errorClass: ErrorClass | null;
+  /**
+   * Incremented by every claim and settle. The value returned by a claim is
+   * the fencing token its settle must present.
+   */
+  version: number;
+}
+
+/** A task to insert. */
+export interface NewTask {
+  /** Unique id. */
+  id: string;
+  /** Task type. */
+  type: string;
+  /** Idempotency key, or `null`. */
+  idempotencyKey: string | null;
+  /** Payload. */
+  payload: unknown;
+  /** Attempt limit (≥ 1). */
+  maxAttempts: number;
+  /** Earliest run time. */
+  runAt: number;
+}
+
+/** Result of inserting one task. */
+export interface InsertOutcome {
+  /** `false` when the idempotency key already existed. */
+  inserted: boolean;
+  /** The new record, or the existing one for a duplicate key. */
+  record: TaskRecord;
+}
+
+/** How an attempt ended, as the store records it. */
+export type SettleOutcome =
+  | { kind: "succeeded"; result: unknown; outputKey: string | null }
+  | {
+    kind: "retry";
+    runAt: number;
+    error: string;
+    errorClass: ErrorClass;
+  }
+  | { kind: "dead"; error: string; errorClass: ErrorClass };
+
+/** One attempt to settle. */
+export interface Settlement {
+  /** Task id. */
+  id: string;
+  /** The `version` its claim returned (fencing token). */
+  version: number;
+  /** What happened. */
+  outcome: SettleOutcome;
+}
+
+/** Work for one group-commit transaction. Applied in field order. */
+export interface CommitBatch {
+  /** Attempts to settle. */
+  settles: Settlement[];
+  /** Tasks to insert. */
+  inserts: NewTask[];
+  /** Ids of tasks to claim if they are still claimable (queued, or failed and due). */
+  claimIds: string[];
+  /** How many due tasks (queued, or failed and due) to claim besides `claimIds`, oldest `runAt` first. */
+  claimDue: number;
+  /** Lease length for the claims, in milliseconds. */
+  leaseMs: number;
+  /** The time the batch is applied at (epoch ms). */
+  now: number;
+}
+
+/** What one commit did. */
+export interface CommitResult {
+  /** `true` per settle applied; `false` when its fencing token was stale. */
+  settled: boolean[];
+  /** One outcome per insert, in order. */
+  inserted: InsertOutcome[];
+  /** The tasks claimed (from `claimIds` and `claimDue`), now running. */
+  claimed: TaskRecord[];
+}
+
+/** Counts of tasks by status. */
+export type StatusCounts = Record<TaskStatus, number>;
+
+/** Filter for listing tasks. */
+export interface ListOptions {
+  /** Only this status. */
+  status?: TaskStatus;
+  /** At most this many. */
+  limit?: number;
+  /** Skip this many. */
+  offset?: number;
+}
+
+/** A snapshot for `status` and `monitor`, read without disturbing writers. */
+export interface StoreStatus {
+  /** Tasks by status. */
+  counts: StatusCounts;
+  /** Age of the oldest due queued task in ms, or `null`. */
+  oldestQueuedAgeMs: number | null;
+  /** Tasks that succeeded within the last `windowMs`. */
+  recentSucceeded: number;
+  /** The window used for `recentSucceeded`, ms. */
+  windowMs: number;
+}
+
+/**
+ * Where task state lives. Implementations: SQLite (FFI or built-in driver)
+ * and memory.
+ *
+ * @experimental
+ */
+export interface TaskStore {
+  /** A short name such as `"sqlite-ffi"`, `"sqlite-builtin"` or `"memory"`. */
+  readonly kind: string;
+  /** Whether accepted tasks survive a restart. */
+  readonly durable: boolean;
+  /** Applies one batch in one transaction. */
+  commit(batch: CommitBatch): Promise<CommitResult>;
+  /** Returns running tasks whose lease ended before `now` to `queued`. */
+  recoverExpired(now: number): Promise<number>;
+  /** One task by id. */
+  get(id: string): Promise<TaskRecord | undefined>;
+  /** One task by idempotency key. */
+  getByKey(key: string): Promise<TaskRecord | undefined>;
+  /** Tasks, oldest first. */
+  list(options?: ListOptions): Promise<TaskRecord[]>;
+  /** Moves dead tasks back to queued with fresh attempts; returns how many. */
+  requeue(ids: string[] | "all", now: number): Promise<number>;
+  /** Counts, age and throughput for status displays. */
+  status(now: number, windowMs?: number): Promise<StoreStatus>;
+  /** Closes the store. Idempotent. */
+  close(): Promise<void>;
+}
