@@ -74,7 +74,7 @@ export async function tempDir(prefix = "sluice-test-"): Promise<TempDir> {
   const path = await Deno.makeTempDir({ prefix });
   return {
     path,
-    async [Symbol.asyncDispose]() {
+    async [Symbol.asyncDispose](): Promise<void> {
       await Deno.remove(path, { recursive: true }).catch(() => {});
     },
   };
