@@ -1,0 +1,316 @@
+/**
+ * The module worker the {@linkcode WorkerPool} runs: it loads the handler
+ * module named in the `init` message, runs the batches of tasks it is sent
+ * and answers with one `results` message per turn of its event loop.
+ *
+ * This module has no exports; it is started with
+ * `new Worker(new URL("./worker.ts", import.meta.url), { type: "module" })`.
+ *
+ * @module
+ */
+import { PermanentError, serializeError, TaskTimeoutError } from "./errors.ts";
+import type { LogFields, TaskContext, TaskLogger } from "./handler.ts";
+import { ObjectStore, type ObjectStoreOptions } from "./objects.ts";
+import {
+  collectTransfers,
+  type FromWorker,
+  type InitMessage,
+  LOG_LEVEL_RANK,
+  type LogLevel,
+  type RunMessage,
+  type ToWorker,
+  type WireTask,
+} from "./_protocol.ts";
+
+/** The parts of the worker global scope this module uses. */
+interface WorkerScope {
+  readonly name: string;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+  close(): void;
+}
+
+type AnyHandler = (payload: unknown, ctx: TaskContext) => unknown;
+
+const scope = globalThis as unknown as WorkerScope;
+const encoder = new TextEncoder();
+
+// State owned by this worker's single thread; the pool never sees it.
+let handlers: Map<string, AnyHandler> | null = null;
+let objects: ObjectStore | null = null;
+let logThreshold = LOG_LEVEL_RANK.warn;
+/** Signals of the tasks whose handlers have not returned yet, by seq. */
+const running = new Map<number, AbortController>();
+// Results settled this turn, by column, posted together by `flush`.
+let outSeqs: number[] = [];
+let outValues: unknown[] = [];
+let outFailures: number[] = [];
+let flushScheduled = false;
+
+// A handler calling `self.close()` ends the worker without an error event on
+// the pool's side, so the pool is told first; its open tasks are then
+// settled as crashed there.
+const closeWorker = scope.close.bind(scope);
+scope.close = (): void => {
+  scope.postMessage({ kind: "exit" });
+  closeWorker();
+};
+
+scope.onmessage = (event: MessageEvent<ToWorker>): void => {
+  const message = event.data;
+  switch (message.kind) {
+    case "run":
+      runBatch(message);
+      break;
+    case "abort":
+      for (let i = 0; i < message.seqs.length; i++) {
+        running.get(message.seqs[i]!)?.abort(
+          new TaskTimeoutError(message.messages[i] ?? "Cannot finish task"),
+        );
+      }
+      break;
+    case "init":
+      init(message).catch((error: unknown) => {
+        scope.postMessage({ kind: "init-error", error: serializeError(error) });
+      });
+      break;
+  }
+};
+
+async function init(message: InitMessage): Promise<void> {
+  logThreshold = LOG_LEVEL_RANK[message.logLevel] ?? LOG_LEVEL_RANK.warn;
+  const storeOptions: ObjectStoreOptions = {};
+  if (message.chunkSize !== undefined) {
+    storeOptions.chunkSize = message.chunkSize;
+  }
+  objects = new ObjectStore(message.objectsRoot ?? Deno.cwd(), storeOptions);
+  const module = await import(message.handlers) as Record<string, unknown>;
+  const found = new Map<string, AnyHandler>();
+  for (const name of Object.keys(module)) {
+    const value = module[name];
+    if (typeof value === "function") found.set(name, value as AnyHandler);
+  }
+  handlers = found;
+  scope.postMessage({ kind: "ready", types: [...found.keys()] });
+}
+
+function runBatch(message: RunMessage): void {
+  const { seqs, ids, types, payloads, attempts, keys } = message;
+  for (let i = 0; i < seqs.length; i++) {
+    runTask({
+      seq: seqs[i]!,
+      id: ids[i]!,
+      type: types[i]!,
+      payload: payloads[i],
+      attempt: attempts[i]!,
+      idempotencyKey: keys[i] ?? null,
+    });
+  }
+}
+
+function runTask(task: WireTask): void {
+  const handler = handlers?.get(task.type);
+  if (handler === undefined) {
+    const known = handlers === null ? [] : [...handlers.keys()];
+    fail(
+      task.seq,
+      new PermanentError(
+        `Cannot run task: unknown task type "${task.type}" (known types: ${
+          known.length === 0 ? "none" : known.join(", ")
+        })`,
+      ),
+    );
+    return;
+  }
+  const controller = new AbortController();
+  running.set(task.seq, controller);
+  const ctx = new Context(task, controller.signal, objects!);
+  let value: unknown;
+  try {
+    value = handler(task.payload, ctx);
+  } catch (error) {
+    fail(task.seq, error);
+    return;
+  }
+  if (
+    typeof value === "object" && value !== null &&
+    typeof (value as PromiseLike<unknown>).then === "function"
+  ) {
+    Promise.resolve(value).then(
+      (result) => succeed(task.seq, result),
+      (error) => fail(task.seq, error),
+    );
+  } else {
+    succeed(task.seq, value);
+  }
+}
+
+function succeed(seq: number, value: unknown): void {
+  running.delete(seq);
+  outSeqs.push(seq);
+  outValues.push(value);
+  scheduleFlush();
+}
+
+function fail(seq: number, error: unknown): void {
+  running.delete(seq);
+  outFailures.push(outSeqs.length);
+  outSeqs.push(seq);
+  outValues.push(serializeError(error));
+  scheduleFlush();
+}
+
+// Results go out once per turn, from a microtask queued by the first result
+// of the turn. Synchronous handlers all settle while the `run` message is
+// handled, so their results share one message; async handlers that settle
+// later in the same checkpoint may go in a second one. A zero-delay timeout
+// would catch those too, but its timer round per batch cut the dispatch
+// benchmark (bench/pool_bench.ts) from about 140k to 27k tasks/s.
+function scheduleFlush(): void {
+  if (!flushScheduled) {
+    flushScheduled = true;
+    queueMicrotask(flush);
+  }
+}
+
+function flush(): void {
+  flushScheduled = false;
+  const seqs = outSeqs;
+  const values = outValues;
+  const failures = outFailures;
+  outSeqs = [];
+  outValues = [];
+  outFailures = [];
+  const transfer: Transferable[] = [];
+  let f = 0;
+  for (let i = 0; i < seqs.length; i++) {
+    if (failures[f] === i) f++;
+    else collectTransfers(values[i], transfer);
+  }
+  try {
+    scope.postMessage({ kind: "results", seqs, values, failures }, transfer);
+    return;
+  } catch {
+    // One result is not cloneable: send them one by one so only that one
+    // fails.
+  }
+  f = 0;
+  for (let i = 0; i < seqs.length; i++) {
+    const seq = seqs[i]!;
+    if (failures[f] === i) {
+      f++;
+      scope.postMessage({
+        kind: "results",
+        seqs: [seq],
+        values: [values[i]],
+        failures: [0],
+      });
+      continue;
+    }
+    const single: Transferable[] = [];
+    collectTransfers(values[i], single);
+    try {
+      scope.postMessage({
+        kind: "results",
+        seqs: [seq],
+        values: [values[i]],
+        failures: [],
+      }, single);
+    } catch {
+      scope.postMessage({
+        kind: "results",
+        seqs: [seq],
+        values: [
+          serializeError(
+            new PermanentError(
+              "Cannot return result: not structured-cloneable",
+            ),
+          ),
+        ],
+        failures: [0],
+      });
+    }
+  }
+}
+
+/** The context one task's handler receives. */
+class Context implements TaskContext {
+  readonly signal: AbortSignal;
+  readonly attempt: number;
+  readonly taskId: string;
+  readonly idempotencyKey: string | null;
+  readonly type: string;
+  readonly objects: ObjectStore;
+  readonly log: TaskLogger;
+
+  constructor(task: WireTask, signal: AbortSignal, objects: ObjectStore) {
+    this.signal = signal;
+    this.attempt = task.attempt;
+    this.taskId = task.id;
+    this.idempotencyKey = task.idempotencyKey;
+    this.type = task.type;
+    this.objects = objects;
+    this.log = new Logger(task);
+  }
+}
+
+/** Writes JSON lines to stderr, each carrying its task's id, key and attempt. */
+class Logger implements TaskLogger {
+  #task: WireTask;
+
+  constructor(task: WireTask) {
+    this.#task = task;
+  }
+
+  debug(event: string, fields?: LogFields): void {
+    this.#write("debug", event, fields);
+  }
+
+  info(event: string, fields?: LogFields): void {
+    this.#write("info", event, fields);
+  }
+
+  warn(event: string, fields?: LogFields): void {
+    this.#write("warn", event, fields);
+  }
+
+  error(event: string, fields?: LogFields): void {
+    this.#write("error", event, fields);
+  }
+
+  #write(level: LogLevel, event: string, fields?: LogFields): void {
+    if (LOG_LEVEL_RANK[level] < logThreshold) return;
+    const record: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      level,
+      event,
+      task_id: this.#task.id,
+      idempotency_key: this.#task.idempotencyKey,
+      attempt: this.#task.attempt,
+    };
+    if (fields !== undefined) {
+      for (const key of Object.keys(fields)) {
+        if (!(key in record)) record[key] = fields[key];
+      }
+    }
+    let line: string;
+    try {
+      line = JSON.stringify(record);
+    } catch (error) {
+      line = JSON.stringify({
+        time: record.time,
+        level,
+        event,
+        task_id: this.#task.id,
+        idempotency_key: this.#task.idempotencyKey,
+        attempt: this.#task.attempt,
+        fields_error: String(error),
+      });
+    }
+    const bytes = encoder.encode(line + "\n");
+    let written = 0;
+    while (written < bytes.length) {
+      written += Deno.stderr.writeSync(bytes.subarray(written));
+    }
+  }
+}
