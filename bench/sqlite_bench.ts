@@ -1,0 +1,121 @@
+/**
+ * Question: is the FFI driver at least as fast as `node:sqlite` on the
+ * statements the task store runs per task?
+ *
+ * Run: deno bench --allow-read --allow-write --allow-env --allow-ffi bench/sqlite_bench.ts
+ */
+import { type Database, type DriverName, openDatabase } from "../mod.ts";
+
+const DRIVERS: readonly DriverName[] = ["builtin", "ffi"];
+const SEEDED = 10_000;
+const BATCH = 1_000;
+
+const dir = Deno.makeTempDirSync({ prefix: "sluice-bench-" });
+globalThis.addEventListener("unload", () => {
+  Deno.removeSync(dir, { recursive: true });
+});
+
+function setup(driver: DriverName): Database {
+  const db = openDatabase(`${dir}/${driver}.db`, { driver });
+  db.exec(`
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    CREATE TABLE tasks (
+      id TEXT PRIMARY KEY,
+      type TEXT NOT NULL,
+      idempotency_key TEXT UNIQUE,
+      payload TEXT NOT NULL,
+      status TEXT NOT NULL,
+      attempts INTEGER NOT NULL,
+      run_at INTEGER NOT NULL,
+      created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+  `);
+  const insert = db.prepare(
+    "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  const now = Date.now();
+  db.exec("BEGIN IMMEDIATE");
+  for (let i = 0; i < SEEDED; i++) {
+    insert.run(
+      `seed-${i}`,
+      "resize",
+      `img-${i}:thumb`,
+      `{"image":"img-${i}","variant":"thumb"}`,
+      "queued",
+      0,
+      now,
+      now,
+    );
+  }
+  db.exec("COMMIT");
+  return db;
+}
+
+const databases = new Map(DRIVERS.map((driver) => [driver, setup(driver)]));
+globalThis.addEventListener("unload", () => {
+  for (const db of databases.values()) db.close();
+});
+
+for (const [driver, db] of databases) {
+  const baseline = driver === "builtin";
+  const insert = db.prepare(
+    "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  const cleanup = db.prepare("DELETE FROM tasks WHERE id LIKE 'new-%'");
+  let round = 0;
+  Deno.bench({
+    name: `${driver}: insert ${BATCH} task rows in one transaction`,
+    group: "hot statements: insert",
+    baseline,
+    fn(b): void {
+      const now = Date.now();
+      const tag = round++;
+      b.start();
+      db.exec("BEGIN IMMEDIATE");
+      for (let i = 0; i < BATCH; i++) {
+        insert.run(
+          `new-${tag}-${i}`,
+          "resize",
+          `new-${tag}-${i}:thumb`,
+          `{"image":"img-${i}","variant":"thumb"}`,
+          "queued",
+          0,
+          now,
+          now,
+        );
+      }
+      db.exec("COMMIT");
+      b.end();
+      cleanup.run();
+    },
+  });
+
+  const update = db.prepare(
+    "UPDATE tasks SET status = ?, attempts = attempts + 1, run_at = ? WHERE id = ?",
+  );
+  let updates = 0;
+  Deno.bench({
+    name: `${driver}: UPDATE by primary key`,
+    group: "hot statements: update",
+    baseline,
+    fn(): void {
+      const i = updates++ % SEEDED;
+      update.run(i % 2 === 0 ? "running" : "queued", Date.now(), `seed-${i}`);
+    },
+  });
+
+  const select = db.prepare(
+    "SELECT * FROM tasks WHERE idempotency_key = ?",
+  );
+  let selects = 0;
+  Deno.bench({
+    name: `${driver}: SELECT by unique key`,
+    group: "hot statements: select",
+    baseline,
+    fn(): void {
+      const row = select.get(`img-${selects++ % SEEDED}:thumb`);
+      if (row === undefined) throw new Error("Cannot select: row is missing");
+    },
+  });
+}
