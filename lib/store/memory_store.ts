@@ -1,0 +1,759 @@
+/**
+ * The in-memory task store: the same semantics as the SQLite store, in
+ * maps, for tests and for queues that need no durability. Also home to the
+ * argument checks both stores share.
+ *
+ * @experimental The store interface is not yet a stable API.
+ * @module
+ */
+import type {
+  CommitBatch,
+  CommitResult,
+  InsertOutcome,
+  ListOptions,
+  StatusCounts,
+  StoreStatus,
+  TaskRecord,
+  TaskStatus,
+  TaskStore,
+} from "./store.ts";
+
+/** The error recorded on a task whose last allowed claim's lease expired. */
+export const LEASE_EXPIRED_MESSAGE =
+  "Cannot finish task: lease expired after final attempt";
+
+const STATUSES: readonly TaskStatus[] = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "dead",
+];
+
+/**
+ * A fresh count of zero for every status.
+ *
+ * @returns The counts.
+ */
+export function emptyCounts(): StatusCounts {
+  return { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+}
+
+/**
+ * Checks a batch's numbers before anything is applied.
+ *
+ * @param batch The batch.
+ * @throws {RangeError} When a field is out of range.
+ */
+export function validateBatch(batch: CommitBatch): void {
+  const { now, leaseMs, claimDue } = batch;
+  if (!Number.isFinite(now)) {
+    throw new RangeError(
+      `Cannot commit: now must be a finite number, got ${now}`,
+    );
+  }
+  if (!Number.isFinite(leaseMs) || leaseMs < 0) {
+    throw new RangeError(
+      `Cannot commit: leaseMs must be a non-negative finite number, got ${leaseMs}`,
+    );
+  }
+  if (!Number.isSafeInteger(claimDue) || claimDue < 0) {
+    throw new RangeError(
+      `Cannot commit: claimDue must be a non-negative integer, got ${claimDue}`,
+    );
+  }
+  for (const task of batch.inserts) {
+    if (!Number.isSafeInteger(task.maxAttempts) || task.maxAttempts < 1) {
+      throw new RangeError(
+        `Cannot store task ${task.id}: maxAttempts must be an integer of at least 1, got ${task.maxAttempts}`,
+      );
+    }
+    if (!Number.isFinite(task.runAt)) {
+      throw new RangeError(
+        `Cannot store task ${task.id}: runAt must be a finite number, got ${task.runAt}`,
+      );
+    }
+  }
+  for (const settle of batch.settles) {
+    if (
+      settle.outcome.kind === "retry" &&
+      !Number.isFinite(settle.outcome.runAt)
+    ) {
+      throw new RangeError(
+        `Cannot settle task ${settle.id}: runAt must be a finite number, got ${settle.outcome.runAt}`,
+      );
+    }
+  }
+}
+
+/** {@linkcode ListOptions} after checking, with defaults applied. */
+export interface CheckedListOptions {
+  /** Only this status, or every status. */
+  status: TaskStatus | undefined;
+  /** At most this many, or no limit. */
+  limit: number | undefined;
+  /** Skip this many. */
+  offset: number;
+}
+
+/**
+ * Checks list options.
+ *
+ * @param options The caller's options.
+ * @returns The options with defaults applied.
+ * @throws {RangeError} When a field is out of range.
+ */
+export function validateList(options: ListOptions): CheckedListOptions {
+  const { status, limit, offset = 0 } = options;
+  if (status !== undefined && !STATUSES.includes(status)) {
+    throw new RangeError(
+      `Cannot list tasks: status must be one of ${STATUSES.join(", ")}, got ${
+        JSON.stringify(status)
+      }`,
+    );
+  }
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+    throw new RangeError(
+      `Cannot list tasks: limit must be a non-negative integer, got ${limit}`,
+    );
+  }
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(
+      `Cannot list tasks: offset must be a non-negative integer, got ${offset}`,
+    );
+  }
+  return { status, limit, offset };
+}
+
+/**
+ * Checks the window of a status read.
+ *
+ * @param windowMs The window, ms.
+ * @throws {RangeError} When it is negative or not finite.
+ */
+export function validateWindow(windowMs: number): void {
+  if (!Number.isFinite(windowMs) || windowMs < 0) {
+    throw new RangeError(
+      `Cannot read status: windowMs must be a non-negative finite number, got ${windowMs}`,
+    );
+  }
+}
+
+/** A task and its place in the claim order. */
+interface Slot {
+  record: TaskRecord;
+  /** Insertion order, the `rowid` twin: ties on `runAt` go to the older task. */
+  order: number;
+  /** Matches the live ready entry; 0 while not claimable. */
+  token: number;
+}
+
+/** A claimable task's place in the ready structures. */
+interface Entry {
+  id: string;
+  runAt: number;
+  order: number;
+  token: number;
+}
+
+function before(a: Entry, b: Entry): boolean {
+  return a.runAt < b.runAt || (a.runAt === b.runAt && a.order < b.order);
+}
+
+/**
+ * A {@linkcode TaskStore} in memory: nothing survives the process.
+ *
+ * Claimable tasks wait in two sorted sources merged at claim time: a FIFO
+ * for tasks that arrive in `runAt` order (the common case, O(1) per claim)
+ * and a min-heap for the rest (delayed or out-of-order tasks). Entries are
+ * removed lazily: an entry whose token no longer matches its task is
+ * skipped.
+ *
+ * Payloads and results are kept as given, not copied or serialized.
+ *
+ * @experimental
+ *
+ * @example Inserting and claiming
+ * ```ts
+ * import { MemoryTaskStore } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * await using store = new MemoryTaskStore();
+ * const { claimed } = await store.commit({
+ *   settles: [],
+ *   inserts: [{ id: "a", type: "t", idempotencyKey: "k", payload: { x: 1 }, maxAttempts: 2, runAt: 0 }],
+ *   claimIds: [],
+ *   claimDue: 1,
+ *   leaseMs: 100,
+ *   now: 5,
+ * });
+ * assert.equal(claimed[0]?.id, "a");
+ * assert.equal(store.durable, false);
+ * ```
+ */
+export class MemoryTaskStore implements TaskStore, AsyncDisposable {
+  /** Always `"memory"`. */
+  readonly kind: string = "memory";
+  /** Always `false`. */
+  readonly durable: boolean = false;
+  #tasks = new Map<string, Slot>();
+  #byKey = new Map<string, string>();
+  #running = new Set<string>();
+  #counts: StatusCounts = emptyCounts();
+  #fifo: Entry[] = [];
+  #fifoHead = 0;
+  #heap: Entry[] = [];
+  #nextOrder = 1;
+  #nextToken = 1;
+  #staleSettles = 0;
+  #closed = false;
+
+  #check(action: string): void {
+    if (this.#closed) throw new Error(`Cannot ${action}: task store is closed`);
+  }
+
+  #setStatus(record: TaskRecord, status: TaskStatus): void {
+    this.#counts[record.status]--;
+    this.#counts[status]++;
+    record.status = status;
+  }
+
+  /** Makes a queued or failed task claimable from `record.runAt`. */
+  #enqueue(slot: Slot): void {
+    const entry: Entry = {
+      id: slot.record.id,
+      runAt: slot.record.runAt,
+      order: slot.order,
+      token: this.#nextToken++,
+    };
+    slot.token = entry.token;
+    const tail = this.#fifo[this.#fifo.length - 1];
+    if (this.#fifoHead >= this.#fifo.length || !before(entry, tail!)) {
+      this.#fifo.push(entry);
+    } else {
+      this.#heapPush(entry);
+    }
+  }
+
+  #live(entry: Entry): boolean {
+    const slot = this.#tasks.get(entry.id);
+    return slot !== undefined && slot.token === entry.token;
+  }
+
+  /** The earliest live entry, dropping dead ones on the way. */
+  #peek(): Entry | undefined {
+    while (this.#fifoHead < this.#fifo.length) {
+      const head = this.#fifo[this.#fifoHead]!;
+      if (this.#live(head)) break;
+      this.#fifoHead++;
+    }
+    if (this.#fifoHead > 1024 && this.#fifoHead * 2 > this.#fifo.length) {
+      this.#fifo = this.#fifo.slice(this.#fifoHead);
+      this.#fifoHead = 0;
+    }
+    while (this.#heap.length > 0 && !this.#live(this.#heap[0]!)) {
+      this.#heapPop();
+    }
+    const a = this.#fifoHead < this.#fifo.length
+      ? this.#fifo[this.#fifoHead]
+      : undefined;
+    const b = this.#heap[0];
+    if (a === undefined) return b;
+    if (b === undefined) return a;
+    return before(b, a) ? b : a;
+  }
+
+  #heapPush(entry: Entry): void {
+    const heap = this.#heap;
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const above = heap[parent]!;
+      if (!before(entry, above)) break;
+      heap[i] = above;
+      i = parent;
+    }
+    heap[i] = entry;
+  }
+
+  #heapPop(): void {
+    const heap = this.#heap;
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < heap.length && before(heap[left]!, heap[smallest]!)) {
+        smallest = left;
+      }
+      if (right < heap.length && before(heap[right]!, heap[smallest]!)) {
+        smallest = right;
+      }
+      if (smallest === i) return;
+      const below = heap[smallest]!;
+      heap[smallest] = heap[i]!;
+      heap[i] = below;
+      i = smallest;
+    }
+  }
+
+  #claim(slot: Slot, now: number, leaseUntil: number): TaskRecord {
+    const record = slot.record;
+    slot.token = 0;
+    this.#setStatus(record, "running");
+    record.attempts++;
+    record.version++;
+    record.leaseUntil = leaseUntil;
+    record.updatedAt = now;
+    this.#running.add(record.id);
+    return { ...record };
+  }
+
+  /**
+   * Applies one batch atomically, in order: settles, inserts, claims by id,
+   * claims of due tasks. The batch is checked first, so a failure applies
+   * nothing.
+   *
+   * @param batch The work to apply.
+   * @returns What was settled, inserted and claimed.
+   * @throws {RangeError} When a batch field is out of range.
+   * @throws {Error} When an inserted id already exists, or the store is closed.
+   *
+   * @example A duplicate idempotency key
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const store = new MemoryTaskStore();
+   * const task = { type: "t", idempotencyKey: "same", payload: 1, maxAttempts: 1, runAt: 0 };
+   * const { inserted } = await store.commit({
+   *   settles: [],
+   *   inserts: [{ ...task, id: "a" }, { ...task, id: "b" }],
+   *   claimIds: [],
+   *   claimDue: 0,
+   *   leaseMs: 0,
+   *   now: 0,
+   * });
+   * assert.deepEqual(inserted.map((o) => [o.inserted, o.record.id]), [[true, "a"], [false, "a"]]);
+   * await store.close();
+   * ```
+   */
+  commit(batch: CommitBatch): Promise<CommitResult> {
+    try {
+      return Promise.resolve(this.#commit(batch));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #commit(batch: CommitBatch): CommitResult {
+    this.#check("commit");
+    validateBatch(batch);
+    const { now } = batch;
+    // Dry-run the inserts so a conflicting id refuses the whole batch
+    // before anything changes, as the SQLite transaction would.
+    const newKeys = new Set<string>();
+    const newIds = new Set<string>();
+    for (const task of batch.inserts) {
+      const key = task.idempotencyKey;
+      if (key !== null && (this.#byKey.has(key) || newKeys.has(key))) continue;
+      if (this.#tasks.has(task.id) || newIds.has(task.id)) {
+        throw new Error(`Cannot store task ${task.id}: id already exists`);
+      }
+      newIds.add(task.id);
+      if (key !== null) newKeys.add(key);
+    }
+
+    const settled: boolean[] = [];
+    for (const { id, version, outcome } of batch.settles) {
+      const slot = this.#tasks.get(id);
+      const record = slot?.record;
+      if (
+        slot === undefined || record === undefined ||
+        record.status !== "running" || record.version !== version
+      ) {
+        settled.push(false);
+        this.#staleSettles++;
+        continue;
+      }
+      record.version++;
+      record.updatedAt = now;
+      record.leaseUntil = null;
+      this.#running.delete(id);
+      switch (outcome.kind) {
+        case "succeeded":
+          this.#setStatus(record, "succeeded");
+          record.result = outcome.result === undefined ? null : outcome.result;
+          record.outputKey = outcome.outputKey;
+          break;
+        case "retry":
+          this.#setStatus(record, "failed");
+          record.runAt = outcome.runAt;
+          record.lastError = outcome.error;
+          record.errorClass = outcome.errorClass;
+          this.#enqueue(slot);
+          break;
+        case "dead":
+          this.#setStatus(record, "dead");
+          record.lastError = outcome.error;
+          record.errorClass = outcome.errorClass;
+          break;
+      }
+      settled.push(true);
+    }
+
+    const inserted: InsertOutcome[] = [];
+    for (const task of batch.inserts) {
+      const key = task.idempotencyKey;
+      const existing = key === null ? undefined : this.#byKey.get(key);
+      if (existing !== undefined) {
+        inserted.push({
+          inserted: false,
+          record: { ...this.#tasks.get(existing)!.record },
+        });
+        continue;
+      }
+      const record: TaskRecord = {
+        id: task.id,
+        type: task.type,
+        idempotencyKey: key,
+        payload: task.payload,
+        status: "queued",
+        attempts: 0,
+        maxAttempts: task.maxAttempts,
+        runAt: task.runAt,
+        leaseUntil: null,
+        createdAt: now,
+        updatedAt: now,
+        outputKey: null,
+        result: null,
+        lastError: null,
+        errorClass: null,
+        version: 0,
+      };
+      const slot: Slot = { record, order: this.#nextOrder++, token: 0 };
+      this.#tasks.set(task.id, slot);
+      if (key !== null) this.#byKey.set(key, task.id);
+      this.#counts.queued++;
+      this.#enqueue(slot);
+      inserted.push({ inserted: true, record: { ...record } });
+    }
+
+    const claimed: TaskRecord[] = [];
+    const leaseUntil = now + batch.leaseMs;
+    for (const id of batch.claimIds) {
+      const slot = this.#tasks.get(id);
+      if (
+        slot !== undefined && slot.token !== 0 && slot.record.runAt <= now
+      ) {
+        claimed.push(this.#claim(slot, now, leaseUntil));
+      }
+    }
+    let wanted = batch.claimDue;
+    while (wanted > 0) {
+      const entry = this.#peek();
+      if (entry === undefined || entry.runAt > now) break;
+      claimed.push(this.#claim(this.#tasks.get(entry.id)!, now, leaseUntil));
+      wanted--;
+    }
+    return { settled, inserted, claimed };
+  }
+
+  /**
+   * Returns running tasks whose lease ended before `now` to `queued`, or to
+   * `dead` when that claim was their last attempt.
+   *
+   * @param now The current time (epoch ms).
+   * @returns How many tasks were recovered.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Nothing to recover
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.equal(await store.recoverExpired(Date.now()), 0);
+   * ```
+   */
+  recoverExpired(now: number): Promise<number> {
+    try {
+      this.#check("recover expired leases");
+      let count = 0;
+      for (const id of this.#running) {
+        const slot = this.#tasks.get(id)!;
+        const record = slot.record;
+        if (record.leaseUntil === null || record.leaseUntil >= now) continue;
+        this.#running.delete(id);
+        record.leaseUntil = null;
+        record.updatedAt = now;
+        record.version++;
+        if (record.attempts >= record.maxAttempts) {
+          this.#setStatus(record, "dead");
+          record.lastError = LEASE_EXPIRED_MESSAGE;
+          record.errorClass = "transient";
+        } else {
+          this.#setStatus(record, "queued");
+          this.#enqueue(slot);
+        }
+        count++;
+      }
+      return Promise.resolve(count);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Reads one task by id.
+   *
+   * @param id The task id.
+   * @returns A copy of the task, or `undefined`.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Missing task
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.equal(await store.get("nope"), undefined);
+   * ```
+   */
+  get(id: string): Promise<TaskRecord | undefined> {
+    try {
+      this.#check("get task");
+      const slot = this.#tasks.get(id);
+      return Promise.resolve(
+        slot === undefined ? undefined : { ...slot.record },
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Reads one task by idempotency key.
+   *
+   * @param key The idempotency key.
+   * @returns A copy of the task, or `undefined`.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Missing key
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.equal(await store.getByKey("nope"), undefined);
+   * ```
+   */
+  getByKey(key: string): Promise<TaskRecord | undefined> {
+    try {
+      this.#check("get task");
+      const id = this.#byKey.get(key);
+      return id === undefined ? Promise.resolve(undefined) : this.get(id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Lists tasks, oldest `createdAt` first (insertion order within one
+   * commit).
+   *
+   * @param options Status filter, limit and offset.
+   * @returns Copies of the tasks.
+   * @throws {RangeError} When `limit` or `offset` is not a non-negative integer.
+   * @throws {Error} When the store is closed.
+   *
+   * @example An empty list
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.deepEqual(await store.list({ status: "dead" }), []);
+   * ```
+   */
+  list(options: ListOptions = {}): Promise<TaskRecord[]> {
+    try {
+      this.#check("list tasks");
+      const { status, limit, offset } = validateList(options);
+      const records: TaskRecord[] = [];
+      // Map order is insertion order; the stable sort keeps it for ties.
+      for (const slot of this.#tasks.values()) {
+        if (status === undefined || slot.record.status === status) {
+          records.push(slot.record);
+        }
+      }
+      records.sort((a, b) => a.createdAt - b.createdAt);
+      const end = limit === undefined ? undefined : offset + limit;
+      return Promise.resolve(
+        records.slice(offset, end).map((record) => ({ ...record })),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Moves dead tasks back to `queued`, due at `now`, with attempts reset to 0.
+   *
+   * @param ids The ids, or `"all"` for every dead task.
+   * @param now The current time (epoch ms).
+   * @returns How many tasks were requeued.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Requeueing nothing
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.equal(await store.requeue(["x"], 0), 0);
+   * ```
+   */
+  requeue(ids: string[] | "all", now: number): Promise<number> {
+    try {
+      this.#check("requeue tasks");
+      const slots: Iterable<Slot | undefined> = ids === "all"
+        ? this.#tasks.values()
+        : ids.map((id) => this.#tasks.get(id));
+      let count = 0;
+      for (const slot of slots) {
+        if (slot === undefined || slot.record.status !== "dead") continue;
+        const record = slot.record;
+        this.#setStatus(record, "queued");
+        record.attempts = 0;
+        record.runAt = now;
+        record.leaseUntil = null;
+        record.updatedAt = now;
+        record.version++;
+        this.#enqueue(slot);
+        count++;
+      }
+      return Promise.resolve(count);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Reads counts by status, the age of the oldest due claimable task, and
+   * how many succeeded within `windowMs`.
+   *
+   * @param now The current time (epoch ms).
+   * @param windowMs The window for `recentSucceeded`.
+   * @returns The snapshot.
+   * @throws {RangeError} When `windowMs` is negative or not finite.
+   * @throws {Error} When the store is closed.
+   *
+   * @example An empty store
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * const status = await store.status(0, 1000);
+   * assert.equal(status.recentSucceeded, 0);
+   * assert.equal(status.windowMs, 1000);
+   * ```
+   */
+  status(now: number, windowMs: number = 60_000): Promise<StoreStatus> {
+    try {
+      this.#check("read status");
+      validateWindow(windowMs);
+      const oldest = this.#peek();
+      let recentSucceeded = 0;
+      const since = now - windowMs;
+      for (const slot of this.#tasks.values()) {
+        const record = slot.record;
+        if (record.status === "succeeded" && record.updatedAt >= since) {
+          recentSucceeded++;
+        }
+      }
+      return Promise.resolve({
+        counts: { ...this.#counts },
+        oldestQueuedAgeMs: oldest === undefined || oldest.runAt > now
+          ? null
+          : now - oldest.runAt,
+        recentSucceeded,
+        windowMs,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * How many settles were refused because their fencing token was stale.
+   *
+   * @returns The count.
+   * @throws {Error} When the store is closed.
+   *
+   * @example A fresh store
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.equal(await store.staleSettles(), 0);
+   * ```
+   */
+  staleSettles(): Promise<number> {
+    try {
+      this.#check("read counters");
+      return Promise.resolve(this.#staleSettles);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Drops every task. Idempotent.
+   *
+   * @returns A promise that settles once closed.
+   *
+   * @example Closing twice
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const store = new MemoryTaskStore();
+   * await store.close();
+   * await store.close();
+   * await assert.rejects(store.list(), /closed/);
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#tasks.clear();
+    this.#byKey.clear();
+    this.#running.clear();
+    this.#fifo = [];
+    this.#fifoHead = 0;
+    this.#heap = [];
+    return Promise.resolve();
+  }
+
+  /**
+   * Closes the store, for `await using`.
+   *
+   * @returns A promise that settles once closed.
+   *
+   * @example Scoped store
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   *
+   * await using _store = new MemoryTaskStore();
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The durable state's SQL: the `tasks` table, its indexes, the migrations
+ * that create them (tracked with `PRAGMA user_version`), the connection
+ * pragmas, and the text of every statement the SQLite task store runs.
+ *
+ * Each query that runs on the hot path or on an administrative path over a
+ * large table is written to match one index exactly (partial indexes whose
+ * `WHERE` term appears verbatim in the query), so none of them scans the
+ * table. The claim, lease and success queries name their index (`INDEXED BY`): without statistics the
+ * planner may prefer the status index and sort, and `INDEXED BY` turns a
+ * lost index into a prepare error instead of a silent scan.
+ *
+ * @experimental The schema is not yet a stable API.
+ * @module
+ */
+import type { Database } from "./database.ts";
+
+/** One schema step: applied once, in its own transaction, in array order. */
+export interface Migration {
+  /** The `user_version` the database has once this step is applied. */
+  version: number;
+  /** What the step does, for error messages. */
+  description: string;
+  /** The statements of the step, without parameters. */
+  sql: string;
+}
+
+/**
+ * Every schema step, oldest first. Versions are 1, 2, 3, … with no gaps;
+ * a released step is never edited, only followed by a new one.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "create tasks and meta",
+    sql: `
+      CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL
+          CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'dead')),
+        attempts INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        run_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        output_key TEXT,
+        result TEXT,
+        last_error TEXT,
+        error_class TEXT CHECK (error_class IN ('transient', 'permanent')),
+        version INTEGER NOT NULL
+      );
+      CREATE INDEX tasks_due ON tasks (run_at)
+        WHERE status IN ('queued', 'failed');
+      CREATE INDEX tasks_lease ON tasks (lease_until)
+        WHERE status = 'running';
+      CREATE INDEX tasks_succeeded ON tasks (updated_at)
+        WHERE status = 'succeeded';
+      CREATE INDEX tasks_status_created ON tasks (status, created_at);
+      CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+      );
+      INSERT INTO meta (name, value) VALUES ('stale_settles', 0);
+    `,
+  },
+];
+
+/** The newest `user_version` this code knows: the last migration's. */
+export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!
+  .version;
+
+/** Values accepted for `PRAGMA synchronous`. */
+export const SYNCHRONOUS_MODES: readonly ["NORMAL", "FULL", "OFF"] = [
+  "NORMAL",
+  "FULL",
+  "OFF",
+];
+
+/**
+ * The text of every statement the SQLite task store runs. Values are always
+ * bound as `?` parameters, never spliced into the text.
+ */
+export const QUERIES = {
+  begin: "BEGIN IMMEDIATE",
+  commit: "COMMIT",
+  rollback: "ROLLBACK",
+  userVersion: "PRAGMA user_version",
+  insert:
+    "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
+    "max_attempts, run_at, lease_until, created_at, updated_at, output_key, " +
+    "result, last_error, error_class, version) " +
+    "VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, 0) " +
+    "ON CONFLICT (idempotency_key) DO NOTHING",
+  byId: "SELECT * FROM tasks WHERE id = ?",
+  byKey: "SELECT * FROM tasks WHERE idempotency_key = ?",
+  settleSucceeded:
+    "UPDATE tasks SET status = 'succeeded', result = ?, output_key = ?, " +
+    "lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
+  settleRetry:
+    "UPDATE tasks SET status = 'failed', run_at = ?, last_error = ?, " +
+    "error_class = ?, lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
+  settleDead: "UPDATE tasks SET status = 'dead', last_error = ?, " +
+    "error_class = ?, lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
+  countStale: "UPDATE meta SET value = value + ? WHERE name = 'stale_settles'",
+  staleSettles: "SELECT value FROM meta WHERE name = 'stale_settles'",
+  claimId: "UPDATE tasks SET status = 'running', attempts = attempts + 1, " +
+    "version = version + 1, lease_until = ?, updated_at = ? " +
+    "WHERE id = ? AND status IN ('queued', 'failed') AND run_at <= ? " +
+    "RETURNING *",
+  claimDue: "UPDATE tasks SET status = 'running', attempts = attempts + 1, " +
+    "version = version + 1, lease_until = ?, updated_at = ? " +
+    "WHERE rowid IN (SELECT rowid FROM tasks INDEXED BY tasks_due " +
+    "WHERE status IN ('queued', 'failed') AND run_at <= ? " +
+    "ORDER BY run_at, rowid LIMIT ?) " +
+    "RETURNING *, rowid AS seq",
+  expireToDead:
+    "UPDATE tasks INDEXED BY tasks_lease SET status = 'dead', last_error = ?, " +
+    "error_class = 'transient', lease_until = NULL, updated_at = ?, " +
+    "version = version + 1 " +
+    "WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts",
+  expireToQueued:
+    "UPDATE tasks INDEXED BY tasks_lease SET status = 'queued', lease_until = NULL, " +
+    "updated_at = ?, version = version + 1 " +
+    "WHERE status = 'running' AND lease_until < ?",
+  requeueId: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
+    "lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "WHERE id = ? AND status = 'dead'",
+  requeueAll: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
+    "lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "WHERE status = 'dead'",
+  listAll: "SELECT * FROM tasks ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+  listByStatus: "SELECT * FROM tasks WHERE status = ? " +
+    "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+  countByStatus: "SELECT status, count(*) AS n FROM tasks GROUP BY status",
+  oldestDue: "SELECT min(run_at) AS oldest FROM tasks INDEXED BY tasks_due " +
+    "WHERE status IN ('queued', 'failed') AND run_at <= ?",
+  recentSucceeded:
+    "SELECT count(*) AS n FROM tasks INDEXED BY tasks_succeeded " +
+    "WHERE status = 'succeeded' AND updated_at >= ?",
+} as const;
+
+/** Connection settings applied by {@linkcode applyPragmas}. */
+export interface PragmaSettings {
+  /** `PRAGMA synchronous`. */
+  synchronous: "NORMAL" | "FULL" | "OFF";
+  /** `PRAGMA busy_timeout`, in ms. */
+  busyTimeoutMs: number;
+  /** Whether to switch the database to WAL (writers only). */
+  wal: boolean;
+}
+
+/**
+ * Applies the connection pragmas. Pragmas take no parameters, so the values
+ * are checked here against the closed set they come from before they are
+ * written into the statement.
+ *
+ * @param db The open database.
+ * @param settings The validated settings.
+ * @throws {RangeError} When a setting is outside its allowed values.
+ */
+export function applyPragmas(db: Database, settings: PragmaSettings): void {
+  if (!SYNCHRONOUS_MODES.includes(settings.synchronous)) {
+    throw new RangeError(
+      `Cannot apply pragmas: synchronous must be NORMAL, FULL or OFF, got ${
+        JSON.stringify(settings.synchronous)
+      }`,
+    );
+  }
+  if (
+    !Number.isSafeInteger(settings.busyTimeoutMs) || settings.busyTimeoutMs < 0
+  ) {
+    throw new RangeError(
+      `Cannot apply pragmas: busyTimeoutMs must be a non-negative integer, got ${settings.busyTimeoutMs}`,
+    );
+  }
+  db.exec(`PRAGMA busy_timeout = ${settings.busyTimeoutMs}`);
+  if (settings.wal) db.exec("PRAGMA journal_mode = WAL");
+  db.exec(`PRAGMA synchronous = ${settings.synchronous}`);
+}
+
+/**
+ * Reads the database's `PRAGMA user_version`.
+ *
+ * @param db The open database.
+ * @returns The schema version recorded in the file (0 for a new file).
+ */
+export function readUserVersion(db: Database): number {
+  const value = db.prepare(QUERIES.userVersion).get()?.["user_version"];
+  return Number(value ?? 0);
+}
+
+/**
+ * Refuses a database whose schema is newer than this code knows.
+ *
+ * @param db The open database.
+ * @param path The path, for the message.
+ * @returns The database's schema version.
+ * @throws {Error} When the file's `user_version` is newer than {@linkcode SCHEMA_VERSION}.
+ */
+export function checkSchemaVersion(db: Database, path: string): number {
+  const found = readUserVersion(db);
+  if (found > SCHEMA_VERSION) {
+    throw new Error(
+      `Cannot open task store ${path}: schema version ${found} is newer than the newest known (${SCHEMA_VERSION})`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Brings the schema up to {@linkcode SCHEMA_VERSION}. Each step runs in its
+ * own `BEGIN IMMEDIATE` transaction and re-reads `user_version` once it holds
+ * the write lock, so two processes migrating at once apply each step once.
+ * Re-running on an up-to-date database does nothing.
+ *
+ * @param db The open database (writable).
+ * @param path The path, for messages.
+ * @returns How many steps were applied.
+ * @throws {Error} When the schema is newer than known, or a step fails (it is rolled back).
+ */
+export function migrate(db: Database, path: string): number {
+  let applied = 0;
+  if (checkSchemaVersion(db, path) >= SCHEMA_VERSION) return applied;
+  for (const step of MIGRATIONS) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const current = checkSchemaVersion(db, path);
+      if (current < step.version) {
+        db.exec(step.sql);
+        // The version is an integer constant from MIGRATIONS, not input.
+        db.exec(`PRAGMA user_version = ${step.version}`);
+        applied++;
+      }
+      db.exec("COMMIT");
+    } catch (error) {
+      try {
+        db.exec("ROLLBACK");
+      } catch {
+        // The failed step may already have ended the transaction.
+      }
+      if (error instanceof Error && error.message.startsWith("Cannot open")) {
+        throw error;
+      }
+      throw new Error(
+        `Cannot migrate task store ${path}: step ${step.version} (${step.description}) failed`,
+        { cause: error },
+      );
+    }
+  }
+  return applied;
+}

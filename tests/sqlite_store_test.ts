@@ -1,0 +1,403 @@
+import assert from "node:assert/strict";
+import type { DriverName } from "../lib/store/database.ts";
+import {
+  migrate,
+  QUERIES,
+  readUserVersion,
+  SCHEMA_VERSION,
+} from "../lib/store/schema.ts";
+import { openDatabase } from "../lib/store/sqlite.ts";
+import { SqliteError } from "../lib/store/sqlite_error.ts";
+import { SqliteTaskStore } from "../lib/store/sqlite_store.ts";
+import type { CommitBatch, NewTask } from "../lib/store/store.ts";
+import { tempDir } from "./_helpers.ts";
+import { storeConformance } from "./store_conformance.ts";
+
+const DRIVERS: DriverName[] = ["ffi", "builtin"];
+const T0 = 1_700_000_000_000;
+
+// Conformance stores need a fresh file per case and cannot clean up after
+// themselves through the TaskStore interface, so they share one directory
+// removed when the module unloads.
+const conformanceDir = Deno.makeTempDirSync({ prefix: "sluice-store-" });
+globalThis.addEventListener("unload", () => {
+  Deno.removeSync(conformanceDir, { recursive: true });
+});
+let fileCount = 0;
+
+for (const driver of DRIVERS) {
+  storeConformance(
+    `sqlite-${driver}`,
+    () =>
+      SqliteTaskStore.open(`${conformanceDir}/${driver}-${fileCount++}.db`, {
+        driver,
+      }),
+  );
+}
+
+function task(id: string, fields: Partial<NewTask> = {}): NewTask {
+  return {
+    id,
+    type: "compute",
+    idempotencyKey: null,
+    payload: { id },
+    maxAttempts: 3,
+    runAt: T0,
+    ...fields,
+  };
+}
+
+function batch(fields: Partial<CommitBatch>): CommitBatch {
+  return {
+    settles: [],
+    inserts: [],
+    claimIds: [],
+    claimDue: 0,
+    leaseMs: 30_000,
+    now: T0,
+    ...fields,
+  };
+}
+
+for (const driver of DRIVERS) {
+  Deno.test(`SqliteTaskStore.open() finds committed tasks again when the ${driver} store is reopened`, async () => {
+    await using dir = await tempDir();
+    const path = `${dir.path}/tasks.db`;
+    {
+      await using store = SqliteTaskStore.open(path, { driver });
+      assert.equal(store.kind, `sqlite-${driver}`);
+      assert.equal(store.durable, true);
+      const { claimed } = await store.commit(batch({
+        inserts: [task("a", { idempotencyKey: "k" }), task("b")],
+        claimIds: ["a"],
+      }));
+      await store.commit(batch({
+        settles: [{
+          id: "a",
+          version: claimed[0]!.version,
+          outcome: { kind: "succeeded", result: [1, "x"], outputKey: "o/a" },
+        }, {
+          id: "b",
+          version: 7,
+          outcome: { kind: "succeeded", result: null, outputKey: null },
+        }],
+      }));
+    }
+    await using store = SqliteTaskStore.open(path, { driver });
+    const a = await store.getByKey("k");
+    assert.equal(a?.status, "succeeded");
+    assert.deepEqual(a?.result, [1, "x"]);
+    assert.equal((await store.get("b"))?.status, "queued");
+    assert.equal(await store.staleSettles(), 1);
+  });
+}
+
+Deno.test("SqliteTaskStore.open() is in-memory and not durable when the path is :memory:", async () => {
+  await using store = SqliteTaskStore.open(":memory:");
+  assert.equal(store.durable, false);
+  await store.commit(batch({ inserts: [task("a")] }));
+  assert.equal((await store.list()).length, 1);
+});
+
+Deno.test("migrate() sets user_version and does nothing when run again", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  await SqliteTaskStore.open(path).close();
+  await SqliteTaskStore.open(path).close();
+  using db = openDatabase(path);
+  assert.equal(readUserVersion(db), SCHEMA_VERSION);
+  assert.equal(migrate(db, path), 0);
+  assert.equal(readUserVersion(db), SCHEMA_VERSION);
+  const names = db.prepare(
+    "SELECT name FROM sqlite_master WHERE tbl_name = 'tasks' AND type = 'index' ORDER BY name",
+  ).all().map((row) => row["name"]);
+  assert.deepEqual(
+    names.filter((name) => !String(name).startsWith("sqlite_autoindex")),
+    ["tasks_due", "tasks_lease", "tasks_status_created", "tasks_succeeded"],
+  );
+  const journal = db.prepare("PRAGMA journal_mode").get()?.["journal_mode"];
+  assert.equal(journal, "wal");
+});
+
+Deno.test("migrate() creates the schema when the database is empty", () => {
+  using db = openDatabase(":memory:");
+  assert.equal(readUserVersion(db), 0);
+  assert.equal(migrate(db, ":memory:"), SCHEMA_VERSION);
+  assert.equal(readUserVersion(db), SCHEMA_VERSION);
+  assert.equal(migrate(db, ":memory:"), 0);
+});
+
+Deno.test("SqliteTaskStore.open() refuses the file when its schema is newer than known", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = openDatabase(path);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+  }
+  assert.throws(
+    () => SqliteTaskStore.open(path),
+    new RegExp(`schema version ${SCHEMA_VERSION + 1} is newer`),
+  );
+  assert.throws(
+    () => SqliteTaskStore.open(path, { readonly: true }),
+    /is newer/,
+  );
+  using db = openDatabase(path);
+  assert.equal(readUserVersion(db), SCHEMA_VERSION + 1);
+  const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master").get();
+  assert.equal(tables?.["n"], 0);
+});
+
+Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
+  using db = openDatabase(":memory:");
+  migrate(db, ":memory:");
+  const queries: [string, string][] = [
+    ["claimDue", QUERIES.claimDue],
+    ["claimId", QUERIES.claimId],
+    ["byKey", QUERIES.byKey],
+    ["byId", QUERIES.byId],
+    ["expireToDead", QUERIES.expireToDead],
+    ["expireToQueued", QUERIES.expireToQueued],
+    ["recentSucceeded", QUERIES.recentSucceeded],
+    ["oldestDue", QUERIES.oldestDue],
+    ["listByStatus", QUERIES.listByStatus],
+    ["requeueAll", QUERIES.requeueAll],
+    ["settleSucceeded", QUERIES.settleSucceeded],
+  ];
+  const expected: Record<string, RegExp> = {
+    claimDue: /USING INDEX tasks_due/,
+    byKey: /USING INDEX sqlite_autoindex_tasks_2/,
+    expireToQueued: /USING INDEX tasks_lease/,
+    expireToDead: /USING INDEX tasks_lease/,
+    oldestDue: /USING (COVERING )?INDEX tasks_due/,
+    listByStatus: /USING INDEX tasks_status_created/,
+    recentSucceeded: /USING (COVERING )?INDEX tasks_succeeded/,
+  };
+  for (const [name, sql] of queries) {
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((row) =>
+      String(row["detail"])
+    );
+    assert.ok(plan.length > 0, name);
+    for (const detail of plan) {
+      assert.doesNotMatch(
+        detail,
+        /^SCAN tasks\b(?! USING)/,
+        `${name}: ${detail}`,
+      );
+      assert.doesNotMatch(detail, /TEMP B-TREE/, `${name}: ${detail}`);
+    }
+    const pattern = expected[name];
+    if (pattern !== undefined) {
+      assert.ok(
+        plan.some((detail) => pattern.test(detail)),
+        `${name}: ${plan}`,
+      );
+    }
+  }
+});
+
+Deno.test("SqliteTaskStore.open() throws SqliteError when the directory is missing", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/missing/tasks.db`;
+  assert.throws(
+    () => SqliteTaskStore.open(path),
+    (error: unknown) =>
+      error instanceof SqliteError && error.primaryCode === 14 &&
+      /Cannot/.test(error.message),
+  );
+  await assert.rejects(Deno.stat(`${dir.path}/missing`), Deno.errors.NotFound);
+});
+
+Deno.test({
+  name:
+    "SqliteTaskStore.open() throws SqliteError when the directory is not writable",
+  ignore: Deno.uid() === 0,
+  async fn(): Promise<void> {
+    await using dir = await tempDir();
+    await Deno.chmod(dir.path, 0o500);
+    try {
+      assert.throws(
+        () => SqliteTaskStore.open(`${dir.path}/tasks.db`),
+        SqliteError,
+      );
+    } finally {
+      await Deno.chmod(dir.path, 0o700);
+    }
+  },
+});
+
+for (const driver of DRIVERS) {
+  Deno.test(`SqliteTaskStore.open() throws SqliteError and leaves the file alone when the ${driver} driver finds no database`, async () => {
+    await using dir = await tempDir();
+    const path = `${dir.path}/tasks.db`;
+    const garbage = new TextEncoder().encode(
+      "this is not a SQLite database\n".repeat(300),
+    );
+    await Deno.writeFile(path, garbage);
+    assert.throws(
+      () => SqliteTaskStore.open(path, { driver }),
+      (error: unknown) => error instanceof SqliteError && error.code === 26,
+    );
+    assert.deepEqual(await Deno.readFile(path), garbage);
+  });
+}
+
+Deno.test("SqliteTaskStore.open() validates options when they are out of range or mistyped", () => {
+  assert.throws(
+    () => SqliteTaskStore.open(":memory:", { synchronous: "BOGUS" as "FULL" }),
+    (error: unknown) =>
+      error instanceof RangeError && /synchronous/.test(error.message) &&
+      /"BOGUS"/.test(error.message),
+  );
+  assert.throws(
+    () => SqliteTaskStore.open(":memory:", { busyTimeoutMs: -1 }),
+    /busyTimeoutMs .* got -1/,
+  );
+  assert.throws(
+    () => SqliteTaskStore.open(":memory:", { busyTimeoutMs: 1.5 }),
+    RangeError,
+  );
+  assert.throws(
+    () => SqliteTaskStore.open(":memory:", { driver: "odbc" as "ffi" }),
+    /driver .* got "odbc"/,
+  );
+  assert.throws(
+    () =>
+      SqliteTaskStore.open(":memory:", {
+        readonly: "yes" as unknown as boolean,
+      }),
+    TypeError,
+  );
+  assert.throws(() => SqliteTaskStore.open(""), TypeError);
+});
+
+Deno.test("SqliteTaskStore.open() accepts every synchronous mode when it is valid", async () => {
+  await using dir = await tempDir();
+  for (const synchronous of ["FULL", "NORMAL", "OFF"] as const) {
+    await using store = SqliteTaskStore.open(`${dir.path}/${synchronous}.db`, {
+      synchronous,
+      busyTimeoutMs: 0,
+    });
+    const { inserted } = await store.commit(batch({ inserts: [task("a")] }));
+    assert.equal(inserted[0]?.inserted, true);
+  }
+});
+
+Deno.test("SqliteTaskStore.commit() rejects with TypeError and applies nothing when a payload is not JSON", async () => {
+  await using store = SqliteTaskStore.open(":memory:");
+  const cycle: Record<string, unknown> = {};
+  cycle["self"] = cycle;
+  for (const payload of [{ n: 1n }, cycle, undefined, () => 1]) {
+    await assert.rejects(
+      store.commit(batch({ inserts: [task("ok"), task("bad", { payload })] })),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        error.message.startsWith(
+          "Cannot store task bad: payload is not JSON-serializable (",
+        ),
+    );
+  }
+  assert.equal(await store.get("ok"), undefined);
+  const { inserted } = await store.commit(batch({ inserts: [task("ok")] }));
+  assert.equal(inserted[0]?.inserted, true);
+  assert.throws(() => SqliteTaskStore.serializePayload(Symbol("s")), TypeError);
+  assert.equal(SqliteTaskStore.serializePayload(null), "null");
+});
+
+Deno.test("SqliteTaskStore.commit() stores an undefined result as null and refuses a BigInt result", async () => {
+  await using store = SqliteTaskStore.open(":memory:");
+  const { claimed } = await store.commit(batch({
+    inserts: [task("a"), task("b")],
+    claimDue: 2,
+  }));
+  const [a, b] = claimed;
+  await assert.rejects(
+    store.commit(batch({
+      settles: [{
+        id: b!.id,
+        version: b!.version,
+        outcome: { kind: "succeeded", result: 1n, outputKey: null },
+      }],
+    })),
+    /Cannot settle task b: result is not JSON-serializable/,
+  );
+  assert.equal((await store.get("b"))?.status, "running");
+  const { settled } = await store.commit(batch({
+    settles: [{
+      id: a!.id,
+      version: a!.version,
+      outcome: { kind: "succeeded", result: undefined, outputKey: null },
+    }],
+  }));
+  assert.deepEqual(settled, [true]);
+  assert.equal((await store.get("a"))?.result, null);
+});
+
+Deno.test("SqliteTaskStore.status() reads from a readonly connection when a writer is mid-transaction", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  await using writer = SqliteTaskStore.open(path, { busyTimeoutMs: 0 });
+  await writer.commit(batch({ inserts: [task("a"), task("b")] }));
+  using raw = openDatabase(path);
+  raw.exec("PRAGMA busy_timeout = 0");
+  raw.exec("BEGIN IMMEDIATE");
+  try {
+    raw.prepare(
+      "UPDATE tasks SET status = 'dead', version = version + 1 WHERE id = ?",
+    ).run("a");
+    await using reader = SqliteTaskStore.open(path, {
+      readonly: true,
+      busyTimeoutMs: 0,
+    });
+    assert.equal(reader.readonly, true);
+    const status = await reader.status(T0 + 10);
+    assert.equal(status.counts.queued, 2);
+    assert.equal(status.counts.dead, 0);
+    assert.equal(status.oldestQueuedAgeMs, 10);
+    assert.equal((await reader.get("a"))?.status, "queued");
+    await assert.rejects(reader.commit(batch({})), /read-only/);
+    await assert.rejects(reader.recoverExpired(T0), /read-only/);
+    await assert.rejects(reader.requeue("all", T0), /read-only/);
+    await assert.rejects(
+      writer.commit(batch({ inserts: [task("c")] })),
+      (error: unknown) =>
+        error instanceof SqliteError && error.primaryCode === 5,
+    );
+  } finally {
+    raw.exec("ROLLBACK");
+  }
+  const { inserted } = await writer.commit(batch({ inserts: [task("c")] }));
+  assert.equal(inserted[0]?.inserted, true);
+});
+
+Deno.test("SqliteTaskStore.open() refuses a readonly store when the file has no schema", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = openDatabase(path);
+    db.exec("CREATE TABLE other (x)");
+  }
+  assert.throws(
+    () => SqliteTaskStore.open(path, { readonly: true }),
+    /cannot be migrated read-only/,
+  );
+});
+
+Deno.test("SqliteTaskStore.commit() hands each task to one store when two connections claim at once", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  await using one = SqliteTaskStore.open(path);
+  await using two = SqliteTaskStore.open(path);
+  await one.commit(batch({
+    inserts: Array.from({ length: 50 }, (_, i) => task(`t${i}`)),
+  }));
+  const results = await Promise.all(
+    Array.from(
+      { length: 6 },
+      (_, i) => (i % 2 === 0 ? one : two).commit(batch({ claimDue: 10 })),
+    ),
+  );
+  const claimed = results.flatMap((result) => result.claimed.map((r) => r.id));
+  assert.equal(claimed.length, 50);
+  assert.equal(new Set(claimed).size, 50);
+});
