@@ -9,10 +9,16 @@
  * drawn from 200x200, 400x400 and 800x800. The same seed writes the same
  * file. With `--dup-rate R` (0 ≤ R < 1), each task repeats an earlier
  * `(image_key, size)` pair with probability R, so idempotency has work to do.
+ * With `--objects DIR` (needs `--allow-read` and `--allow-write` on DIR), a
+ * real PNG is also written under DIR for every distinct `image_key` (PNG
+ * bytes under the `.jpg` key: handlers read the content, not the name), so
+ * every task can run end to end with `image.variant`.
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { ObjectStore } from "../lib/objects.ts";
+import { encodePng } from "../lib/png.ts";
 
 /** A generated task. */
 export interface GeneratedTask {
@@ -103,7 +109,61 @@ export function generateTasks(
   return tasks;
 }
 
-const USAGE = "usage: generate_tasks.ts N out.json [--seed S] [--dup-rate R]";
+/**
+ * Writes a procedurally generated PNG (gradients plus seeded noise, 64 to
+ * 1024 px per side) for every distinct `image_key` of `tasks`, streaming each
+ * through the PNG encoder into an object store rooted at `dir`. The same seed
+ * writes the same bytes.
+ *
+ * @param tasks The generated tasks.
+ * @param dir The object store's root directory.
+ * @param seed The seed the tasks were generated with.
+ * @returns How many images were written.
+ * @throws {Error} When the directory cannot be written.
+ */
+export async function writeSourceImages(
+  tasks: readonly GeneratedTask[],
+  dir: string,
+  seed = 1,
+): Promise<number> {
+  const store = new ObjectStore(dir, { durable: false });
+  const keys = [...new Set(tasks.map((task) => task.image_key))];
+  for (const key of keys) {
+    const random = mulberry32(seed ^ hashKey(key));
+    const width = 64 + Math.floor(random() * 961);
+    const height = 64 + Math.floor(random() * 961);
+    const phase = Math.floor(random() * 256);
+    let y = 0;
+    const rows = new ReadableStream<Uint8Array>({
+      pull(controller): void {
+        if (y === height) return controller.close();
+        const row = new Uint8Array(width * 4);
+        for (let x = 0; x < width; x++) {
+          const noise = Math.floor(random() * 16);
+          row[x * 4] = ((x * 255) / width + phase + noise) & 0xff;
+          row[x * 4 + 1] = ((y * 255) / height + noise) & 0xff;
+          row[x * 4 + 2] = ((x ^ y) + phase) & 0xff;
+          row[x * 4 + 3] = 255;
+        }
+        controller.enqueue(row);
+        y++;
+      },
+    });
+    await store.put(key, encodePng({ width, height }, rows));
+  }
+  return keys.length;
+}
+
+function hashKey(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+const USAGE =
+  "usage: generate_tasks.ts N out.json [--seed S] [--dup-rate R] [--objects DIR]";
 
 function fail(message: string): never {
   Deno.stderr.writeSync(
@@ -129,6 +189,7 @@ if (import.meta.main) {
       options: {
         seed: { type: "string" },
         "dup-rate": { type: "string" },
+        objects: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -163,6 +224,21 @@ if (import.meta.main) {
     "[\n" + tasks.map((task) => "  " + JSON.stringify(task)).join(",\n") +
       "\n]\n",
   );
+  const objectsDir = parsed.values.objects;
+  if (objectsDir !== undefined) {
+    if (objectsDir === "") fail('--objects must be a directory, got ""');
+    let written: number;
+    try {
+      written = await writeSourceImages(tasks, objectsDir, seed);
+    } catch (error) {
+      fail(`cannot write images to ${objectsDir}: ${(error as Error).message}`);
+    }
+    Deno.stdout.writeSync(
+      new TextEncoder().encode(
+        `wrote ${written} source images to ${objectsDir}\n`,
+      ),
+    );
+  }
   const unique = new Set(tasks.map((t) => `${t.image_key}:${t.size}`)).size;
   Deno.stdout.writeSync(
     new TextEncoder().encode(
