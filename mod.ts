@@ -47,13 +47,183 @@ export type {
 } from "./lib/handler.ts";
 
 // -- semaphore, channel --
+export { Semaphore } from "./lib/semaphore.ts";
+export {
+  Channel,
+  ChannelClosedError,
+  type ChannelOptions,
+  type ChannelSendOptions,
+  type ChannelStats,
+  type OverflowPolicy,
+  QueueFullError,
+} from "./lib/channel.ts";
 
 // -- pool --
+export {
+  PoolClosedError,
+  type PoolCloseOptions,
+  type PoolEvent,
+  type PoolFailure,
+  type PoolResult,
+  type PoolSuccess,
+  type PoolTask,
+  type PoolWorkerStats,
+  WorkerPool,
+  type WorkerPoolOptions,
+  type WorkerPoolStartOptions,
+  type WorkerReplacedReason,
+} from "./lib/pool.ts";
 
 // -- store --
+export {
+  SqliteTaskStore,
+  type SqliteTaskStoreOptions,
+} from "./lib/store/sqlite_store.ts";
+export { MemoryTaskStore } from "./lib/store/memory_store.ts";
+export type {
+  CommitBatch,
+  CommitResult,
+  InsertOutcome,
+  ListOptions,
+  NewTask,
+  Settlement,
+  SettleOutcome,
+  StatusCounts,
+  StoreStatus,
+  TaskRecord,
+  TaskStatus,
+  TaskStore,
+} from "./lib/store/store.ts";
+export {
+  openDatabase,
+  type SqliteDriverInfo,
+  sqliteDriverInfo,
+} from "./lib/store/sqlite.ts";
+export {
+  SqliteError,
+  type SqliteErrorOptions,
+  type SqliteOperation,
+} from "./lib/store/sqlite_error.ts";
+export type {
+  Database,
+  DriverName,
+  OpenDatabaseOptions,
+  Row,
+  RunResult,
+  SqlValue,
+  Statement,
+} from "./lib/store/database.ts";
 
 // -- metrics, log --
+export {
+  Histogram,
+  type HistogramOptions,
+  type HistogramSummary,
+} from "./lib/histogram.ts";
+export {
+  type CounterName,
+  COUNTERS,
+  type CounterValues,
+  type LatencySummary,
+  Metrics,
+  type MetricsOptions,
+  type MetricsSnapshot,
+  type WorkerStats,
+  type WorkerUtilization,
+} from "./lib/metrics.ts";
+export {
+  LOG_FIELDS,
+  type LogFormat,
+  Logger,
+  type LoggerOptions,
+  type LogLevel,
+  parseLogLevel,
+} from "./lib/log.ts";
+export {
+  type MetricsServer,
+  type MetricsServerOptions,
+  serveMetrics,
+} from "./lib/metrics_server.ts";
 
 // -- objects, handlers --
+export {
+  InvalidObjectKeyError,
+  type ObjectInfo,
+  ObjectNotFoundError,
+  type ObjectRequestOptions,
+  ObjectStore,
+  type ObjectStoreOptions,
+  type PutResult,
+} from "./lib/objects.ts";
+export {
+  type DecodedPng,
+  decodePng,
+  type DecodePngOptions,
+  encodePng,
+  type EncodePngOptions,
+  type PngColorType,
+  type PngFilterType,
+  type PngHeader,
+} from "./lib/png.ts";
+export {
+  type ResizeFilter,
+  type ResizeOptions,
+  resizeRows,
+  type Size,
+} from "./lib/resize.ts";
+export {
+  type FaultConfig,
+  type FaultPolicy,
+  SIMULATED_IO_30MS,
+  validateFaultPolicy,
+  withFaults,
+} from "./lib/faults.ts";
+export {
+  IMAGE_VARIANT_MAX_SOURCE_BYTES,
+  imageVariant,
+  type ImageVariantPayload,
+  type ImageVariantResult,
+} from "./lib/handlers/image_variant.ts";
+export {
+  compute,
+  type ComputeOperation,
+  type ComputePayload,
+  type ComputeResult,
+} from "./lib/handlers/compute.ts";
+export {
+  sleep,
+  type SleepPayload,
+  type SleepResult,
+} from "./lib/handlers/sleep.ts";
+export {
+  createHttpSimulated,
+  type HttpMethod,
+  httpSimulated,
+  type HttpSimulatedConfig,
+  type HttpSimulatedHandler,
+  type HttpSimulatedPayload,
+  type HttpSimulatedResult,
+} from "./lib/handlers/http_simulated.ts";
+export { fail, type FailPayload } from "./lib/handlers/fail.ts";
+export { noop } from "./lib/handlers/noop.ts";
 
-// -- queue --
+// -- retry, queue --
+export {
+  defaultClassify,
+  type JitterMode,
+  type RetryDecision,
+  type RetryOptions,
+  RetryPolicy,
+  type RetryVerdict,
+} from "./lib/retry.ts";
+export {
+  type CloseOptions,
+  type CloseReport,
+  QueueClosedError,
+  type SubmitOptions,
+  TaskFailedError,
+  type TaskHandle,
+  type TaskInput,
+  TaskQueue,
+  type TaskQueueOptions,
+} from "./lib/queue.ts";

@@ -10,6 +10,7 @@ import {
   TaskTimeoutError,
   WorkerCrashedError,
 } from "./errors.ts";
+import { isCloneable } from "./_clone.ts";
 import { RingBuffer } from "./ring_buffer.ts";
 import {
   collectTransfers,
@@ -1436,73 +1437,12 @@ function checkMs(name: string, value: unknown): void {
   }
 }
 
-const CHECK_BUDGET = 1024;
-
 /**
  * Throws the TypeError `run` promises when `payload` cannot cross to a
- * worker. Common shapes (primitives, plain objects and arrays of them,
- * buffers) are walked; anything else is test-cloned.
+ * worker.
  */
 function checkCloneable(payload: unknown): void {
-  const budget = { left: CHECK_BUDGET };
-  let ok: boolean | undefined = walk(payload, budget, 0);
-  if (ok === undefined) {
-    try {
-      structuredClone(payload);
-      ok = true;
-    } catch {
-      ok = false;
-    }
-  }
-  if (!ok) {
+  if (!isCloneable(payload)) {
     throw new TypeError("Cannot run task: payload is not structured-cloneable");
   }
-}
-
-/** True: cloneable; false: not; undefined: unsure (too big or unknown kind). */
-function walk(
-  value: unknown,
-  budget: { left: number },
-  depth: number,
-): boolean | undefined {
-  if (--budget.left < 0 || depth > 8) return undefined;
-  switch (typeof value) {
-    case "undefined":
-    case "boolean":
-    case "number":
-    case "string":
-    case "bigint":
-      return true;
-    case "symbol":
-    case "function":
-      return false;
-  }
-  if (value === null) return true;
-  if (value instanceof ArrayBuffer) return !value.detached;
-  if (ArrayBuffer.isView(value)) {
-    const buffer = value.buffer;
-    return !(buffer instanceof ArrayBuffer && buffer.detached);
-  }
-  const proto = Object.getPrototypeOf(value);
-  if (Array.isArray(value)) {
-    if (proto !== Array.prototype) return undefined;
-    for (let i = 0; i < value.length; i++) {
-      const ok = walk(value[i], budget, depth + 1);
-      if (ok !== true) return ok;
-    }
-    return true;
-  }
-  if (proto === Object.prototype || proto === null) {
-    for (const key in value as object) {
-      const ok = walk(
-        (value as Record<string, unknown>)[key],
-        budget,
-        depth + 1,
-      );
-      if (ok !== true) return ok;
-    }
-    return true;
-  }
-  if (value instanceof Date || value instanceof RegExp) return true;
-  return undefined;
 }

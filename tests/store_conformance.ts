@@ -284,6 +284,44 @@ export function storeConformance(
     assert.deepEqual(claimed, []);
   });
 
+  test("TaskStore.commit() inserts a task already claimed when claim is set", async (store) => {
+    const { inserted, claimed } = await store.commit(batch({
+      inserts: [{ ...task("a"), claim: true }, task("b")],
+      claimDue: 10,
+      now: T0,
+      leaseMs: LEASE,
+    }));
+    const record = inserted[0]!.record;
+    assert.equal(record.status, "running");
+    assert.equal(record.attempts, 1);
+    assert.equal(record.version, 1);
+    assert.equal(record.leaseUntil, T0 + LEASE);
+    // A claimed insert is not due work: only "b" is claimed by claimDue.
+    assert.deepEqual(ids(claimed), ["b"]);
+    assert.deepEqual(await store.get("a"), record);
+    const { settled } = await store.commit(batch({
+      settles: [{
+        id: "a",
+        version: record.version,
+        outcome: { kind: "succeeded", result: 1, outputKey: null },
+      }],
+    }));
+    assert.deepEqual(settled, [true]);
+    assert.equal((await store.get("a"))?.status, "succeeded");
+    // An expired claimed insert is recovered like any other lease ("b",
+    // claimed by claimDue above, expires with it).
+    await store.commit(
+      batch({
+        inserts: [{ ...task("c"), claim: true }],
+        now: T0,
+        leaseMs: LEASE,
+      }),
+    );
+    assert.equal(await store.recoverExpired(T0 + LEASE + 1), 2);
+    assert.equal((await store.get("c"))?.status, "queued");
+    assert.equal((await store.get("b"))?.status, "queued");
+  });
+
   test("TaskStore.commit() records success when the settle presents the claim's version", async (store) => {
     const [claim] = await claimAll(store, [task("a")]);
     const { settled } = await store.commit(batch({

@@ -417,29 +417,35 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         });
         continue;
       }
+      const claim = task.claim === true;
       const record: TaskRecord = {
         id: task.id,
         type: task.type,
         idempotencyKey: key,
         payload: task.payload,
-        status: "queued",
-        attempts: 0,
+        status: claim ? "running" : "queued",
+        attempts: claim ? 1 : 0,
         maxAttempts: task.maxAttempts,
         runAt: task.runAt,
-        leaseUntil: null,
+        leaseUntil: claim ? now + batch.leaseMs : null,
         createdAt: now,
         updatedAt: now,
         outputKey: null,
         result: null,
         lastError: null,
         errorClass: null,
-        version: 0,
+        version: claim ? 1 : 0,
       };
       const slot: Slot = { record, order: this.#nextOrder++, token: 0 };
       this.#tasks.set(task.id, slot);
       if (key !== null) this.#byKey.set(key, task.id);
-      this.#counts.queued++;
-      this.#enqueue(slot);
+      if (claim) {
+        this.#counts.running++;
+        this.#running.add(task.id);
+      } else {
+        this.#counts.queued++;
+        this.#enqueue(slot);
+      }
       inserted.push({ inserted: true, record: { ...record } });
     }
 

@@ -93,7 +93,7 @@ export const QUERIES = {
     "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
     "max_attempts, run_at, lease_until, created_at, updated_at, output_key, " +
     "result, last_error, error_class, version) " +
-    "VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, 0) " +
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?) " +
     "ON CONFLICT (idempotency_key) DO NOTHING",
   byId: "SELECT * FROM tasks WHERE id = ?",
   byKey: "SELECT * FROM tasks WHERE idempotency_key = ?",

@@ -489,17 +489,23 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
 
       const inserted: InsertOutcome[] = [];
+      const insertLease = now + batch.leaseMs;
       for (let i = 0; i < batch.inserts.length; i++) {
         const task = batch.inserts[i]!;
+        const claim = task.claim === true;
         const { changes } = db.prepare(QUERIES.insert).run(
           task.id,
           task.type,
           task.idempotencyKey,
           payloads[i]!,
+          claim ? "running" : "queued",
+          claim ? 1 : 0,
           task.maxAttempts,
           task.runAt,
+          claim ? insertLease : null,
           now,
           now,
+          claim ? 1 : 0,
         );
         if (changes > 0) {
           inserted.push({
@@ -509,18 +515,18 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               type: task.type,
               idempotencyKey: task.idempotencyKey,
               payload: task.payload,
-              status: "queued",
-              attempts: 0,
+              status: claim ? "running" : "queued",
+              attempts: claim ? 1 : 0,
               maxAttempts: task.maxAttempts,
               runAt: task.runAt,
-              leaseUntil: null,
+              leaseUntil: claim ? insertLease : null,
               createdAt: now,
               updatedAt: now,
               outputKey: null,
               result: null,
               lastError: null,
               errorClass: null,
-              version: 0,
+              version: claim ? 1 : 0,
             },
           });
         } else {

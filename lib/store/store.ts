@@ -72,6 +72,13 @@ export interface NewTask {
   maxAttempts: number;
   /** Earliest run time. */
   runAt: number;
+  /**
+   * Insert the task already claimed by the inserting process: `running`,
+   * attempt 1, version 1, leased until `now + leaseMs` of the batch. The
+   * submitting process runs it without a separate claim write, and no
+   * other claimer can take it while the lease holds.
+   */
+  claim?: boolean;
 }
 
 /** Result of inserting one task. */
