@@ -9,6 +9,7 @@
  * @module
  */
 import type { SerializedError } from "./errors.ts";
+import type { FaultPolicy } from "./faults.ts";
 
 /** Log levels, lowest first; `"silent"` turns logging off. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -36,6 +37,8 @@ export interface InitMessage {
   chunkSize?: number;
   /** Lowest level written to stderr. */
   logLevel: LogLevel;
+  /** Fault injection wrapped around every handler, when configured. */
+  faults?: FaultPolicy;
 }
 
 /** One task as the worker sees it. */

@@ -11,6 +11,7 @@ import {
   WorkerCrashedError,
 } from "./errors.ts";
 import { isCloneable } from "./_clone.ts";
+import { type FaultPolicy, validateFaultPolicy } from "./faults.ts";
 import { RingBuffer } from "./ring_buffer.ts";
 import {
   collectTransfers,
@@ -195,6 +196,13 @@ export interface WorkerPoolOptions {
    */
   chunkSize?: number;
   /**
+   * Fault injection (latency, jitter, transient and permanent error rates,
+   * seeded) wrapped around every handler in the workers.
+   *
+   * @default {undefined} no faults
+   */
+  faults?: FaultPolicy;
+  /**
    * Lowest level of handler log lines written to stderr.
    *
    * @default {"warn"}
@@ -375,6 +383,7 @@ export class WorkerPool implements AsyncDisposable {
   #graceMs: number;
   #objectsRoot: string | undefined;
   #chunkSize: number | undefined;
+  #faults: FaultPolicy | undefined;
   #logLevel: LogLevel;
   #onEvent: ((event: PoolEvent) => void) | undefined;
 
@@ -413,9 +422,11 @@ export class WorkerPool implements AsyncDisposable {
       graceMs = 1_000,
       objectsRoot,
       chunkSize,
+      faults,
       logLevel = "warn",
       onEvent,
     } = options;
+    if (faults !== undefined) validateFaultPolicy(faults);
     this.#handlersUrl = absoluteUrl(handlers);
     if (!Number.isInteger(workers) || workers < 1) {
       throw new RangeError(
@@ -461,6 +472,7 @@ export class WorkerPool implements AsyncDisposable {
     this.#graceMs = graceMs;
     this.#objectsRoot = objectsRoot;
     this.#chunkSize = chunkSize;
+    this.#faults = faults;
     this.#logLevel = logLevel;
     this.#onEvent = onEvent;
   }
@@ -958,6 +970,7 @@ export class WorkerPool implements AsyncDisposable {
     };
     if (this.#objectsRoot !== undefined) init.objectsRoot = this.#objectsRoot;
     if (this.#chunkSize !== undefined) init.chunkSize = this.#chunkSize;
+    if (this.#faults !== undefined) init.faults = this.#faults;
     worker.postMessage(init);
     return handle;
   }

@@ -1147,7 +1147,7 @@ export class TaskQueue implements AsyncDisposable {
   ): void {
     if (this.store.durable && outcome.kind === "succeeded") {
       try {
-        SqliteTaskStore.serializePayload(outcome.result);
+        SqliteTaskStore.serializeResult(outcome.result);
       } catch (error) {
         this.#settle(
           record,

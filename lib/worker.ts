@@ -9,7 +9,8 @@
  * @module
  */
 import { PermanentError, serializeError, TaskTimeoutError } from "./errors.ts";
-import type { LogFields, TaskContext, TaskLogger } from "./handler.ts";
+import { withFaults } from "./faults.ts";
+import type { Handler, LogFields, TaskContext, TaskLogger } from "./handler.ts";
 import { ObjectStore, type ObjectStoreOptions } from "./objects.ts";
 import {
   collectTransfers,
@@ -88,7 +89,13 @@ async function init(message: InitMessage): Promise<void> {
   const found = new Map<string, AnyHandler>();
   for (const name of Object.keys(module)) {
     const value = module[name];
-    if (typeof value === "function") found.set(name, value as AnyHandler);
+    if (typeof value !== "function") continue;
+    found.set(
+      name,
+      message.faults === undefined
+        ? value as AnyHandler
+        : withFaults(value as Handler, message.faults, name) as AnyHandler,
+    );
   }
   handlers = found;
   scope.postMessage({ kind: "ready", types: [...found.keys()] });
