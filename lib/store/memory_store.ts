@@ -6,6 +6,7 @@
  * @experimental The store interface is not yet a stable API.
  * @module
  */
+import { isCloneable } from "../_clone.ts";
 import type {
   CommitBatch,
   CommitResult,
@@ -311,6 +312,22 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     record.updatedAt = now;
     this.#running.add(record.id);
     return { ...record };
+  }
+
+  /**
+   * Throws when `value` cannot be kept: it must be structured-cloneable,
+   * since it crosses to a worker.
+   *
+   * @param value The payload or result.
+   * @param what Which of the two it is.
+   * @throws {TypeError} When it is not structured-cloneable.
+   */
+  checkValue(value: unknown, what: "payload" | "result"): void {
+    if (!isCloneable(value)) {
+      throw new TypeError(
+        `Cannot store task: ${what} is not structured-cloneable`,
+      );
+    }
   }
 
   /**

@@ -5,6 +5,7 @@
  * @experimental The store interface is not yet a stable API.
  * @module
  */
+import { serializeJson } from "./_json.ts";
 import type { ErrorClass } from "../errors.ts";
 import type { Database, Row, SqlValue } from "./database.ts";
 import {
@@ -67,35 +68,6 @@ export interface SqliteTaskStoreOptions {
 }
 
 const DRIVERS = ["ffi", "builtin", "auto"] as const;
-
-/**
- * JSON text for a payload or result. `JSON.stringify` throws on BigInt and
- * cycles and returns `undefined` for a top-level `undefined`, function or
- * symbol; all of these are refused, except an `undefined` result (a handler
- * that returns nothing), which is stored as SQL NULL.
- */
-function serializeJson(
-  value: unknown,
-  action: string,
-  id: string | undefined,
-  what: string,
-  allowUndefined = false,
-): string | null {
-  if (value === undefined && allowUndefined) return null;
-  let text: string | undefined;
-  let reason: string;
-  try {
-    text = JSON.stringify(value);
-    reason = `top-level ${typeof value}`;
-  } catch (error) {
-    reason = error instanceof Error ? error.message : String(error);
-  }
-  if (typeof text === "string") return text;
-  const subject = id === undefined ? "" : ` ${id}`;
-  throw new TypeError(
-    `Cannot ${action}${subject}: ${what} is not JSON-serializable (${reason})`,
-  );
-}
 
 /** The row's integer column as a number (timestamps fit: they are < 2^53). */
 function int(value: SqlValue | undefined): number {
@@ -358,6 +330,18 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    */
   static serializeResult(result: unknown, id?: string): string | null {
     return serializeJson(result, "settle task", id, "result", true);
+  }
+
+  /**
+   * Throws when `value` cannot be stored as a payload or result.
+   *
+   * @param value The payload or result.
+   * @param what Which of the two it is.
+   * @throws {TypeError} When it is not JSON-serializable.
+   */
+  checkValue(value: unknown, what: "payload" | "result"): void {
+    if (what === "payload") SqliteTaskStore.serializePayload(value);
+    else SqliteTaskStore.serializeResult(value);
   }
 
   /** @throws {Error} When closed, or when a write is attempted read-only. */

@@ -172,6 +172,12 @@ export interface TaskStore {
   readonly kind: string;
   /** Whether accepted tasks survive a restart. */
   readonly durable: boolean;
+  /**
+   * Throws a `TypeError` when `value` cannot be stored as a payload or
+   * result (not JSON-serializable, or refused by the backend), so that a
+   * bad task is refused at submit instead of failing a whole batch.
+   */
+  checkValue(value: unknown, what: "payload" | "result"): void;
   /** Applies one batch in one transaction. */
   commit(batch: CommitBatch): Promise<CommitResult>;
   /** Returns running tasks whose lease ended before `now` to `queued`. */
@@ -186,6 +192,12 @@ export interface TaskStore {
   requeue(ids: string[] | "all", now: number): Promise<number>;
   /** Counts, age and throughput for status displays. */
   status(now: number, windowMs?: number): Promise<StoreStatus>;
+  /**
+   * Subscribes to "new work may be due" wake-ups from other processes
+   * (PostgreSQL `LISTEN/NOTIFY`). Stores that cannot tell leave it out and
+   * are polled. Returns the unsubscribe function.
+   */
+  onNotify?(listener: () => void): () => void;
   /** Closes the store. Idempotent. */
   close(): Promise<void>;
 }

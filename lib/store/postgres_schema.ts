@@ -1,0 +1,334 @@
+/**
+ * The PostgreSQL store's SQL: the schema Sluice owns (its migrations,
+ * tracked in `<schema>.migrations`), and the text of every statement the
+ * PostgreSQL task store runs.
+ *
+ * Batches travel as one JSON array per statement (`json_to_recordset`), so
+ * a commit is a fixed number of statements however many tasks it carries,
+ * and no value is ever spliced into SQL text. The only spliced identifier
+ * is the schema name, checked by {@linkcode validateSchemaName} and quoted.
+ *
+ * @experimental The schema is not yet a stable API.
+ * @module
+ */
+
+/** One schema step: applied once, in array order, under the migration lock. */
+export interface PostgresMigration {
+  /** The version recorded in `<schema>.migrations` once the step is applied. */
+  version: number;
+  /** What the step does, for error messages and the migrations table. */
+  description: string;
+  /**
+   * The statements of the step, without parameters, for the given quoted
+   * schema identifier.
+   */
+  sql: (schema: string) => string;
+}
+
+/**
+ * The key of the transaction-scoped advisory lock that serializes
+ * migrations, across schemas and processes. ASCII "sluice" as an integer.
+ */
+export const MIGRATION_LOCK_KEY = 0x736c75696365;
+
+/** The channel commits `NOTIFY` on; the payload is the schema name. */
+export const NOTIFY_CHANNEL = "sluice_tasks";
+
+/**
+ * Every schema step, oldest first. Versions are 1, 2, 3, … with no gaps; a
+ * released step is never edited, only followed by a new one.
+ *
+ * The due-work index is on `(run_at, seq)` under the claim's own predicate,
+ * so the claim's `ORDER BY run_at, seq LIMIT n` reads the index in order and
+ * stops after `n` entries; `seq` is the insertion order (ties on `run_at`
+ * are claimed first in, first out, as in the SQLite store).
+ */
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    description: "create tasks and meta",
+    sql: (s) => `
+      CREATE TABLE ${s}.tasks (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        type text NOT NULL,
+        idempotency_key text UNIQUE,
+        payload jsonb NOT NULL,
+        status text NOT NULL
+          CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'dead')),
+        attempts integer NOT NULL,
+        max_attempts integer NOT NULL,
+        run_at bigint NOT NULL,
+        lease_until bigint,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        output_key text,
+        result jsonb,
+        last_error text,
+        error_class text CHECK (error_class IN ('transient', 'permanent')),
+        version integer NOT NULL
+      );
+      CREATE INDEX tasks_due ON ${s}.tasks (run_at, seq)
+        WHERE status IN ('queued', 'failed');
+      CREATE INDEX tasks_lease ON ${s}.tasks (lease_until)
+        WHERE status = 'running';
+      CREATE INDEX tasks_succeeded ON ${s}.tasks (updated_at)
+        WHERE status = 'succeeded';
+      CREATE INDEX tasks_status_created ON ${s}.tasks (status, created_at, seq);
+      CREATE INDEX tasks_created ON ${s}.tasks (created_at, seq);
+      CREATE TABLE ${s}.meta (
+        name text PRIMARY KEY,
+        value bigint NOT NULL
+      );
+      INSERT INTO ${s}.meta (name, value) VALUES ('stale_settles', 0);
+    `,
+  },
+];
+
+/** The newest schema version this code knows: the last migration's. */
+export const POSTGRES_SCHEMA_VERSION: number =
+  POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]!.version;
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * Checks a schema name: lower-case letters, digits and `_`, not starting
+ * with a digit, at most 63 characters (PostgreSQL's identifier limit).
+ *
+ * @param schema The name.
+ * @returns The name quoted as an SQL identifier.
+ * @throws {TypeError} When it is not a string.
+ * @throws {RangeError} When it is not a plain lower-case identifier.
+ */
+export function validateSchemaName(schema: unknown): string {
+  if (typeof schema !== "string") {
+    throw new TypeError(
+      `Cannot open task store: schema must be a string, got ${typeof schema}`,
+    );
+  }
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new RangeError(
+      `Cannot open task store: schema must match ${SCHEMA_NAME.source}, got ${
+        JSON.stringify(schema)
+      }`,
+    );
+  }
+  return `"${schema}"`;
+}
+
+/** Columns every read returns, in `TaskRecord` order plus `seq`. */
+const COLUMNS = "id, seq, type, idempotency_key, payload, status, attempts, " +
+  "max_attempts, run_at, lease_until, created_at, updated_at, output_key, " +
+  "result, last_error, error_class, version";
+
+/** The statements of the PostgreSQL task store. */
+export interface PostgresQueries {
+  /** Creates the schema and the migrations table if missing. */
+  bootstrap: string;
+  /** Takes the migration lock for the rest of the transaction. */
+  migrationLock: string;
+  /** The newest applied version, or null. */
+  schemaVersion: string;
+  /** Records one applied step: `$1` version, `$2` description. */
+  recordMigration: string;
+  /**
+   * Applies the settles in `$1` (JSON array of `{o, id, v, k, r, ok, ra, e, ec}`)
+   * at `$2` (now), fenced by version, and adds the refused ones to the stale
+   * counter given `$3` (how many settles the batch held). Returns the
+   * `(id, v)` pairs settled.
+   */
+  settle: string;
+  /**
+   * Inserts the tasks in `$1` (JSON array) at `$2` (now), skipping
+   * duplicate idempotency keys. Returns the ids inserted (`row` null) and
+   * the rows that already held one of the keys (`row` as JSON).
+   */
+  insert: string;
+  /** Rows whose idempotency key is in `$1` (JSON array of strings). */
+  byKeys: string;
+  /**
+   * Claims the claimable ids in `$1` (JSON array) at `$2` (now) until `$3`
+   * (lease end), skipping rows another transaction holds.
+   */
+  claimIds: string;
+  /** Claims up to `$3` due tasks at `$1` (now) until `$2` (lease end). */
+  claimDue: string;
+  /** Sends the wake-up notification with payload `$1`. */
+  notify: string;
+  /**
+   * Requeues or dead-letters expired leases at `$1` with message `$2`;
+   * notifies (`$3`) with payload `$4` when any was requeued. Returns `n`.
+   */
+  recoverExpired: string;
+  /** One task by id `$1`. */
+  byId: string;
+  /** One task by key `$1`. */
+  byKey: string;
+  /** Tasks in insertion order; `$1` limit (null: all), `$2` offset. */
+  listAll: string;
+  /** Tasks with status `$1`; `$2` limit, `$3` offset. */
+  listByStatus: string;
+  /** Requeues the dead ids in `$1` (JSON array) at `$2`; notifies like recoverExpired (`$3`, `$4`). */
+  requeueIds: string;
+  /** Requeues every dead task at `$1`; notifies (`$2`, `$3`). */
+  requeueAll: string;
+  /** Counts, oldest due `run_at` at `$1`, successes since `$2`, in one snapshot. */
+  status: string;
+  /** The stale settle counter. */
+  staleSettles: string;
+}
+
+/**
+ * The statements for one schema.
+ *
+ * @param schema The quoted schema identifier from {@linkcode validateSchemaName}.
+ * @returns The statement texts.
+ */
+export function postgresQueries(schema: string): PostgresQueries {
+  const t = `${schema}.tasks`;
+  const claimSet = "status = 'running', attempts = t.attempts + 1, " +
+    "version = t.version + 1";
+  return {
+    bootstrap: `CREATE SCHEMA IF NOT EXISTS ${schema}; ` +
+      `CREATE TABLE IF NOT EXISTS ${schema}.migrations (` +
+      "version integer PRIMARY KEY, description text NOT NULL, " +
+      "applied_at timestamptz NOT NULL DEFAULT now())",
+    migrationLock: `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`,
+    schemaVersion: `SELECT max(version) AS version FROM ${schema}.migrations`,
+    recordMigration:
+      `INSERT INTO ${schema}.migrations (version, description) VALUES ($1, $2)`,
+    // One statement for every outcome kind: each column keeps its old value
+    // unless the outcome writes it, exactly as the SQLite store's three
+    // statements do. The meta row is touched only when a settle was refused,
+    // so commits from different processes do not queue on it.
+    settle: `WITH v AS (
+        SELECT * FROM json_to_recordset($1::text::json)
+          AS v(id text, v integer, k text, r jsonb, ok text, ra bigint, e text, ec text)
+      ), s AS (
+        UPDATE ${t} t SET
+          status = CASE v.k WHEN 'succeeded' THEN 'succeeded'
+            WHEN 'retry' THEN 'failed' ELSE 'dead' END,
+          result = CASE WHEN v.k = 'succeeded' THEN v.r ELSE t.result END,
+          output_key = CASE WHEN v.k = 'succeeded' THEN v.ok ELSE t.output_key END,
+          run_at = CASE WHEN v.k = 'retry' THEN v.ra ELSE t.run_at END,
+          last_error = CASE WHEN v.k = 'succeeded' THEN t.last_error ELSE v.e END,
+          error_class = CASE WHEN v.k = 'succeeded' THEN t.error_class ELSE v.ec END,
+          lease_until = NULL, updated_at = $2::bigint, version = t.version + 1
+        FROM v
+        WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+        RETURNING t.id, v.v
+      ), c AS (
+        UPDATE ${schema}.meta
+          SET value = value + ($3::bigint - (SELECT count(*) FROM s))
+        WHERE name = 'stale_settles' AND (SELECT count(*) FROM s) < $3::bigint
+      )
+      SELECT id, v FROM s`,
+    // Rows go in array order, so of two rows with one key the first wins.
+    // A JSON null payload arrives as SQL NULL and is stored as jsonb null.
+    // The outer SELECT runs on the statement's snapshot, which does not
+    // include the CTE's rows: it returns the rows that already held one of
+    // the batch's keys (as `row`), next to the ids inserted (`row` null).
+    insert: `WITH v AS (
+        SELECT * FROM json_to_recordset($1::text::json)
+          AS v(o integer, id text, ty text, key text, p jsonb, c boolean,
+            ma integer, ra bigint, lu bigint)
+      ), ins AS (
+        INSERT INTO ${t} (id, type, idempotency_key, payload, status,
+          attempts, max_attempts, run_at, lease_until, created_at, updated_at,
+          version)
+        SELECT v.id, v.ty, v.key, coalesce(v.p, 'null'::jsonb),
+          CASE WHEN v.c THEN 'running' ELSE 'queued' END,
+          CASE WHEN v.c THEN 1 ELSE 0 END, v.ma, v.ra, v.lu, $2::bigint,
+          $2::bigint, CASE WHEN v.c THEN 1 ELSE 0 END
+        FROM v
+        ORDER BY v.o
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+      )
+      SELECT id, NULL::json AS row FROM ins
+      UNION ALL
+      SELECT t.id, row_to_json(t) AS row FROM ${t} t
+      WHERE t.idempotency_key IN (SELECT key FROM v WHERE key IS NOT NULL)`,
+    byKeys: `SELECT ${COLUMNS} FROM ${t} WHERE idempotency_key IN ` +
+      "(SELECT json_array_elements_text($1::text::json))",
+    claimIds: `UPDATE ${t} t SET ${claimSet},
+        lease_until = $3::bigint, updated_at = $2::bigint
+      WHERE t.id IN (
+        SELECT id FROM ${t}
+        WHERE id IN (SELECT json_array_elements_text($1::text::json))
+          AND status IN ('queued', 'failed') AND run_at <= $2::bigint
+        FOR UPDATE SKIP LOCKED)
+      RETURNING ${COLUMNS.replaceAll(/(\w+)/g, "t.$1")}`,
+    claimDue: `UPDATE ${t} t SET ${claimSet},
+        lease_until = $2::bigint, updated_at = $1::bigint
+      WHERE t.id IN (
+        SELECT id FROM ${t}
+        WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint
+        ORDER BY run_at, seq
+        LIMIT $3::bigint
+        FOR UPDATE SKIP LOCKED)
+      RETURNING ${COLUMNS.replaceAll(/(\w+)/g, "t.$1")}`,
+    notify: `SELECT pg_notify('${NOTIFY_CHANNEL}', $1::text)`,
+    // Rows a settle holds are skipped, not waited for: their owner is
+    // settling them, and a later pass recovers whatever is still expired.
+    // The NOTIFY goes out on commit when any task went back to the queue.
+    recoverExpired: `WITH r AS (
+        UPDATE ${t} t SET
+          status = CASE WHEN t.attempts >= t.max_attempts THEN 'dead'
+            ELSE 'queued' END,
+          last_error = CASE WHEN t.attempts >= t.max_attempts THEN $2::text
+            ELSE t.last_error END,
+          error_class = CASE WHEN t.attempts >= t.max_attempts THEN 'transient'
+            ELSE t.error_class END,
+          lease_until = NULL, updated_at = $1::bigint, version = t.version + 1
+        WHERE t.id IN (
+          SELECT id FROM ${t}
+          WHERE status = 'running' AND lease_until < $1::bigint
+          FOR UPDATE SKIP LOCKED)
+        RETURNING t.status
+      )
+      SELECT count(*) AS n,
+        CASE WHEN $3::boolean AND bool_or(status = 'queued')
+          THEN pg_notify('${NOTIFY_CHANNEL}', $4::text) END AS notified
+      FROM r`,
+    byId: `SELECT ${COLUMNS} FROM ${t} WHERE id = $1::text`,
+    byKey: `SELECT ${COLUMNS} FROM ${t} WHERE idempotency_key = $1::text`,
+    listAll: `SELECT ${COLUMNS} FROM ${t} ORDER BY created_at, seq ` +
+      "LIMIT $1::bigint OFFSET $2::bigint",
+    listByStatus: `SELECT ${COLUMNS} FROM ${t} WHERE status = $1::text ` +
+      "ORDER BY created_at, seq LIMIT $2::bigint OFFSET $3::bigint",
+    requeueIds: `WITH r AS (
+        UPDATE ${t} SET status = 'queued', attempts = 0,
+          run_at = $2::bigint, lease_until = NULL, updated_at = $2::bigint,
+          version = version + 1
+        WHERE id IN (SELECT json_array_elements_text($1::text::json))
+          AND status = 'dead'
+        RETURNING id
+      )
+      SELECT count(*) AS n,
+        CASE WHEN $3::boolean AND count(*) > 0
+          THEN pg_notify('${NOTIFY_CHANNEL}', $4::text) END AS notified
+      FROM r`,
+    requeueAll: `WITH r AS (
+        UPDATE ${t} SET status = 'queued', attempts = 0,
+          run_at = $1::bigint, lease_until = NULL, updated_at = $1::bigint,
+          version = version + 1
+        WHERE status = 'dead'
+        RETURNING id
+      )
+      SELECT count(*) AS n,
+        CASE WHEN $2::boolean AND count(*) > 0
+          THEN pg_notify('${NOTIFY_CHANNEL}', $3::text) END AS notified
+      FROM r`,
+    // One statement, so the three reads see one snapshot.
+    status: `SELECT
+        (SELECT coalesce(json_object_agg(status, n), '{}'::json)
+          FROM (SELECT status, count(*) AS n FROM ${t} GROUP BY status) c) AS counts,
+        (SELECT min(run_at) FROM ${t}
+          WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint) AS oldest,
+        (SELECT count(*) FROM ${t}
+          WHERE status = 'succeeded' AND updated_at >= $2::bigint) AS recent`,
+    staleSettles:
+      `SELECT value FROM ${schema}.meta WHERE name = 'stale_settles'`,
+  };
+}

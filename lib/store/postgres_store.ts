@@ -1,0 +1,1182 @@
+/**
+ * The PostgreSQL task store: many processes on many hosts draining one
+ * queue. Claims take rows with `FOR UPDATE SKIP LOCKED`, so no task is
+ * handed to two claimers; each batch of queue work is one transaction of a
+ * fixed number of statements; new work is announced with `NOTIFY`.
+ *
+ * The client (the npm package `postgres`) is loaded on the first
+ * {@linkcode PostgresTaskStore.open}, so importing Sluice costs SQLite users
+ * nothing and needs no network permission.
+ *
+ * @experimental The store interface is not yet a stable API.
+ * @module
+ */
+import type postgres from "postgres";
+import { type JsonRule, serializeJson } from "./_json.ts";
+import type { ErrorClass } from "../errors.ts";
+import {
+  emptyCounts,
+  LEASE_EXPIRED_MESSAGE,
+  validateBatch,
+  validateList,
+  validateWindow,
+} from "./memory_store.ts";
+import {
+  NOTIFY_CHANNEL,
+  POSTGRES_MIGRATIONS,
+  POSTGRES_SCHEMA_VERSION,
+  type PostgresQueries,
+  postgresQueries,
+  validateSchemaName,
+} from "./postgres_schema.ts";
+import type {
+  CommitBatch,
+  CommitResult,
+  ListOptions,
+  NewTask,
+  StatusCounts,
+  StoreStatus,
+  TaskRecord,
+  TaskStatus,
+  TaskStore,
+} from "./store.ts";
+
+/** Options for {@linkcode PostgresTaskStore.open}. */
+export interface PostgresTaskStoreOptions {
+  /**
+   * The schema Sluice owns in the database: its tables, indexes and
+   * migrations live there. Lower-case letters, digits and `_`.
+   *
+   * @default {"sluice"}
+   */
+  schema?: string;
+  /**
+   * Connections in the pool (from 1 to 100). A `LISTEN` subscription uses
+   * one more.
+   *
+   * @default {4}
+   */
+  max?: number;
+  /**
+   * Whether commits that add claimable work send `NOTIFY`, and
+   * {@linkcode PostgresTaskStore.onNotify} listens for it. Without it,
+   * other processes find new work only by polling.
+   *
+   * @default {true}
+   */
+  notify?: boolean;
+}
+
+/** Options for {@linkcode PostgresTaskStore.drop}. */
+export interface PostgresDropOptions {
+  /**
+   * The schema to drop.
+   *
+   * @default {"sluice"}
+   */
+  schema?: string;
+}
+
+type Sql = postgres.Sql;
+type Row = postgres.Row;
+
+const MAX_POOL = 100;
+const POSTGRES_URL = /^postgres(?:ql)?:\/\//i;
+
+/** A lone surrogate or NUL escape: valid JSON, refused by `jsonb` and `text`. */
+const JSONB_UNSAFE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+/** What `jsonb` refuses beyond plain JSON. */
+const JSONB_RULE: JsonRule = {
+  refuse: JSONB_UNSAFE,
+  reason: "it contains U+0000 or a lone surrogate, which jsonb cannot hold",
+};
+
+/**
+ * JSON text for a payload or result, checked against what `jsonb` accepts.
+ * `undefined` is refused, except as a result (a handler that returns
+ * nothing), which is stored as SQL `NULL`.
+ */
+function jsonText(
+  value: unknown,
+  action: string,
+  id: string | undefined,
+  what: string,
+  allowUndefined: boolean,
+): string | null {
+  return serializeJson(value, action, id, what, allowUndefined, JSONB_RULE);
+}
+
+/** Checks a string a text column will hold verbatim (ids, keys, types). */
+function checkText(value: string, action: string, what: string): void {
+  if (typeof value !== "string") {
+    throw new TypeError(
+      `Cannot ${action}: ${what} must be a string, got ${typeof value}`,
+    );
+  }
+  if (value.includes("\0") || !value.isWellFormed()) {
+    throw new TypeError(
+      `Cannot ${action}: ${what} ${
+        JSON.stringify(value)
+      } contains U+0000 or a lone surrogate, which PostgreSQL text cannot hold`,
+    );
+  }
+}
+
+/** Error messages come from handlers: made storable rather than refused. */
+function storableMessage(message: string): string {
+  return message.toWellFormed().replaceAll("\0", "\uFFFD");
+}
+
+/** Checks an epoch-ms time fits `bigint` exactly. */
+function checkTime(value: number, action: string, what: string): void {
+  if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
+    throw new RangeError(
+      `Cannot ${action}: ${what} must be within ±${Number.MAX_SAFE_INTEGER}, got ${value}`,
+    );
+  }
+}
+
+function toRecord(row: Row): TaskRecord {
+  return {
+    id: row["id"],
+    type: row["type"],
+    idempotencyKey: row["idempotency_key"],
+    payload: row["payload"],
+    status: row["status"],
+    attempts: row["attempts"],
+    maxAttempts: row["max_attempts"],
+    runAt: row["run_at"],
+    leaseUntil: row["lease_until"],
+    createdAt: row["created_at"],
+    updatedAt: row["updated_at"],
+    outputKey: row["output_key"],
+    result: row["result"] ?? null,
+    lastError: row["last_error"],
+    errorClass: row["error_class"] as ErrorClass | null,
+    version: row["version"],
+  };
+}
+
+function run(
+  sql: Sql | postgres.TransactionSql,
+  text: string,
+  params: unknown[] = [],
+): Promise<Row[]> {
+  return sql.unsafe(text, params as never[], { prepare: true });
+}
+
+/** The record of a task this commit inserted, built without reading it back. */
+function newRecord(task: NewTask, now: number, leaseUntil: number): TaskRecord {
+  const claim = task.claim === true;
+  return {
+    id: task.id,
+    type: task.type,
+    idempotencyKey: task.idempotencyKey,
+    payload: task.payload,
+    status: claim ? "running" : "queued",
+    attempts: claim ? 1 : 0,
+    maxAttempts: task.maxAttempts,
+    runAt: Math.ceil(task.runAt),
+    leaseUntil: claim ? leaseUntil : null,
+    createdAt: now,
+    updatedAt: now,
+    outputKey: null,
+    result: null,
+    lastError: null,
+    errorClass: null,
+    version: claim ? 1 : 0,
+  };
+}
+
+/**
+ * Substitutes literals for the `$n` placeholders of a statement, for the
+ * simple protocol (which takes no parameters). Strings become escape
+ * string constants (`E'…'`, whose meaning does not depend on
+ * `standard_conforming_strings`); numbers must be safe integers. Strings
+ * were checked to hold no NUL before they got here.
+ */
+function inline(text: string, values: readonly (string | number)[]): string {
+  return text.replace(/\$(\d+)/g, (_, n: string) => {
+    const value = values[Number(n) - 1];
+    if (typeof value === "number") {
+      if (!Number.isSafeInteger(value)) {
+        throw new RangeError(
+          `Cannot commit: ${value} is not a safe integer`,
+        );
+      }
+      return String(value);
+    }
+    if (typeof value !== "string") {
+      throw new TypeError(`Cannot commit: no value for $${n}`);
+    }
+    return `E'${value.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+  });
+}
+
+/** A listener registered with {@linkcode PostgresTaskStore.onNotify}. */
+interface Subscription {
+  listener: () => void;
+}
+
+/**
+ * A {@linkcode TaskStore} in PostgreSQL, shared by any number of processes.
+ *
+ * - Claims are one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)
+ *   RETURNING`: two claimers never get one task, and neither waits on the
+ *   other's rows.
+ * - A commit is one transaction with at most seven statements (settle,
+ *   insert, duplicate-key lookup, claim by id, claim due work, notify, and
+ *   `BEGIN`/`COMMIT`), whatever the batch size.
+ * - Settles are fenced by `version` like the SQLite store's; refused ones
+ *   are counted in the schema's `meta` table.
+ * - Connections carry `application_name` `sluice/<schema>`.
+ * - The client reconnects by itself: a commit on a dropped connection
+ *   rejects (nothing of it is applied), and the next one opens a new
+ *   connection.
+ *
+ * Times are epoch milliseconds in `bigint` columns, read back as numbers;
+ * fractional times are rounded (`runAt` up, `now` down).
+ *
+ * @experimental
+ *
+ * @example Inserting, claiming and settling a task
+ * ```ts
+ * import { PostgresTaskStore } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const url = Deno.env.get("SLUICE_TEST_PG");
+ * if (url !== undefined) {
+ *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+ *   const store = await PostgresTaskStore.open(url, { schema });
+ *   try {
+ *     const now = Date.now();
+ *     const first = await store.commit({
+ *       settles: [],
+ *       inserts: [{ id: "t1", type: "compute", idempotencyKey: "job-1", payload: { n: 3 }, maxAttempts: 3, runAt: now }],
+ *       claimIds: [],
+ *       claimDue: 10,
+ *       leaseMs: 30_000,
+ *       now,
+ *     });
+ *     const claim = first.claimed[0]!;
+ *     assert.equal(claim.status, "running");
+ *     const second = await store.commit({
+ *       settles: [{ id: claim.id, version: claim.version, outcome: { kind: "succeeded", result: 6, outputKey: null } }],
+ *       inserts: [],
+ *       claimIds: [],
+ *       claimDue: 0,
+ *       leaseMs: 30_000,
+ *       now: now + 1,
+ *     });
+ *     assert.deepEqual(second.settled, [true]);
+ *     assert.equal((await store.get("t1"))?.result, 6);
+ *   } finally {
+ *     await store.close();
+ *     await PostgresTaskStore.drop(url, { schema });
+ *   }
+ * }
+ * ```
+ */
+export class PostgresTaskStore implements TaskStore, AsyncDisposable {
+  /** Always `"postgres"`. */
+  readonly kind: string = "postgres";
+  /** Always `true`. */
+  readonly durable: boolean = true;
+  /** The schema the store's tables live in. */
+  readonly schema: string;
+  /** How many migration steps this store's `open` applied (0 when another process had). */
+  readonly migrationsApplied: number;
+  #sql: Sql;
+  #queries: PostgresQueries;
+  #notify: boolean;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  // The LISTEN subscription exists while at least one listener does; the
+  // client re-issues LISTEN on its own after a reconnect.
+  #subscriptions = new Set<Subscription>();
+  #listen: Promise<postgres.ListenMeta | null> | null = null;
+  #unlistening = new Set<Promise<void>>();
+
+  private constructor(
+    sql: Sql,
+    schema: string,
+    notify: boolean,
+    migrationsApplied: number,
+  ) {
+    this.#sql = sql;
+    this.schema = schema;
+    this.#queries = postgresQueries(`"${schema}"`);
+    this.#notify = notify;
+    this.migrationsApplied = migrationsApplied;
+  }
+
+  /**
+   * Connects to the database at `url` and brings the store's schema up to
+   * date. Migrations run in one transaction holding a transaction-scoped
+   * advisory lock, so processes starting at once apply each step once.
+   *
+   * @param url A `postgres://` or `postgresql://` URL.
+   * @param options Schema, pool size and notification settings.
+   * @returns The open store; close it with `close()` or `await using`.
+   * @throws {TypeError} When the URL or an option has the wrong type.
+   * @throws {RangeError} When the URL scheme or an option is out of range.
+   * @throws {Error} When the server cannot be reached, or the schema is
+   *   newer than this code knows.
+   *
+   * @example Refusing a bad pool size before connecting
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await assert.rejects(
+   *   PostgresTaskStore.open("postgres://localhost/db", { max: 0 }),
+   *   RangeError,
+   * );
+   * await assert.rejects(PostgresTaskStore.open("tasks.db"), RangeError);
+   * ```
+   */
+  static async open(
+    url: string,
+    options: PostgresTaskStoreOptions = {},
+  ): Promise<PostgresTaskStore> {
+    checkUrl(url);
+    const { schema = "sluice", max = 4, notify = true } = options;
+    const quoted = validateSchemaName(schema);
+    if (typeof max !== "number") {
+      throw new TypeError(
+        `Cannot open task store: max must be a number, got ${typeof max}`,
+      );
+    }
+    if (!Number.isInteger(max) || max < 1 || max > MAX_POOL) {
+      throw new RangeError(
+        `Cannot open task store: max must be an integer from 1 to ${MAX_POOL}, got ${max}`,
+      );
+    }
+    if (typeof notify !== "boolean") {
+      throw new TypeError(
+        `Cannot open task store: notify must be a boolean, got ${typeof notify}`,
+      );
+    }
+    const sql = await connect(url, max, schema);
+    try {
+      const applied = await migrate(sql, schema, postgresQueries(quoted));
+      return new PostgresTaskStore(sql, schema, notify, applied);
+    } catch (error) {
+      await sql.end({ timeout: 0 });
+      throw error;
+    }
+  }
+
+  /**
+   * Drops a store's schema with every task in it. Irreversible: for tests
+   * and for removing Sluice from a database. Close the stores using it
+   * first.
+   *
+   * @param url A `postgres://` or `postgresql://` URL.
+   * @param options The schema.
+   * @returns A promise that settles once the schema is gone (or was absent).
+   * @throws {TypeError} When the URL or schema has the wrong type.
+   * @throws {RangeError} When the URL scheme or schema name is invalid.
+   * @throws {Error} When the server cannot be reached.
+   *
+   * @example Refusing an invalid schema name
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await assert.rejects(
+   *   PostgresTaskStore.drop("postgres://localhost/db", { schema: "x; DROP" }),
+   *   RangeError,
+   * );
+   * ```
+   */
+  static async drop(
+    url: string,
+    options: PostgresDropOptions = {},
+  ): Promise<void> {
+    checkUrl(url);
+    const schema = options.schema ?? "sluice";
+    const quoted = validateSchemaName(schema);
+    const sql = await connect(url, 1, schema);
+    try {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS ${quoted} CASCADE`);
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  }
+
+  /** @throws {Error} When closed. */
+  #check(action: string): Sql {
+    if (this.#closed) {
+      throw new Error(`Cannot ${action}: task store is closed`);
+    }
+    return this.#sql;
+  }
+
+  /**
+   * Applies one batch in one transaction, in order: settles, inserts,
+   * claims by id, claims of due tasks. Either all of it is applied or none:
+   * a dropped connection rejects the commit and applies nothing.
+   *
+   * @param batch The work to apply.
+   * @returns What was settled, inserted and claimed.
+   * @throws {TypeError} When a payload or result cannot be stored as
+   *   `jsonb`, or an id, type or key cannot be stored as text; nothing is
+   *   applied.
+   * @throws {RangeError} When a batch field is out of range.
+   * @throws {Error} When the store is closed, or the server fails (the
+   *   error from the client, with its SQLSTATE `code`).
+   *
+   * @example Claiming due work
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     const { claimed } = await store.commit({
+   *       settles: [],
+   *       inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
+   *       claimIds: [],
+   *       claimDue: 5,
+   *       leaseMs: 1000,
+   *       now: 10,
+   *     });
+   *     assert.deepEqual(claimed.map((t) => [t.id, t.attempts, t.leaseUntil]), [["a", 1, 1010]]);
+   *   } finally {
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async commit(batch: CommitBatch): Promise<CommitResult> {
+    const sql = this.#check("commit");
+    validateBatch(batch);
+    const now = Math.floor(batch.now);
+    const leaseUntil = Math.ceil(batch.now + batch.leaseMs);
+    checkTime(now, "commit", "now");
+    checkTime(leaseUntil, "commit", "now + leaseMs");
+
+    // Everything is encoded before BEGIN: a bad value refuses the batch
+    // without a round trip.
+    const settleRows: string[] = [];
+    // Only the first settle of an (id, version) pair can apply: it moves
+    // the task out of `running`. Later copies are refused without SQL.
+    const firstOfPair = new Map<string, number>();
+    let hasRetry = false;
+    batch.settles.forEach((settle, i) => {
+      const { id, version, outcome } = settle;
+      checkText(id, "settle task", "id");
+      const pair = JSON.stringify([id, version]);
+      if (firstOfPair.has(pair)) return;
+      firstOfPair.set(pair, i);
+      let fields: string;
+      switch (outcome.kind) {
+        case "succeeded": {
+          const result = jsonText(
+            outcome.result,
+            "settle task",
+            id,
+            "result",
+            true,
+          );
+          if (outcome.outputKey !== null) {
+            checkText(outcome.outputKey, `settle task ${id}`, "outputKey");
+          }
+          fields = `"r":${result ?? "null"},"ok":${
+            JSON.stringify(outcome.outputKey)
+          }`;
+          break;
+        }
+        case "retry": {
+          hasRetry = true;
+          const runAt = Math.ceil(outcome.runAt);
+          checkTime(runAt, `settle task ${id}`, "runAt");
+          fields = `"ra":${runAt},"e":${
+            JSON.stringify(storableMessage(outcome.error))
+          },"ec":${JSON.stringify(outcome.errorClass)}`;
+          break;
+        }
+        case "dead":
+          fields = `"e":${
+            JSON.stringify(storableMessage(outcome.error))
+          },"ec":${JSON.stringify(outcome.errorClass)}`;
+          break;
+      }
+      settleRows.push(
+        `{"id":${JSON.stringify(id)},"v":${
+          JSON.stringify(version)
+        },"k":"${outcome.kind}",${fields}}`,
+      );
+    });
+
+    const insertRows: string[] = [];
+    batch.inserts.forEach((task, i) => {
+      checkText(task.id, "store task", "id");
+      checkText(task.type, `store task ${task.id}`, "type");
+      if (task.idempotencyKey !== null) {
+        checkText(
+          task.idempotencyKey,
+          `store task ${task.id}`,
+          "idempotencyKey",
+        );
+      }
+      const payload = jsonText(
+        task.payload,
+        "store task",
+        task.id,
+        "payload",
+        false,
+      );
+      const runAt = Math.ceil(task.runAt);
+      checkTime(runAt, `store task ${task.id}`, "runAt");
+      const claim = task.claim === true;
+      insertRows.push(
+        `{"o":${i},"id":${JSON.stringify(task.id)},"ty":${
+          JSON.stringify(task.type)
+        },"key":${
+          JSON.stringify(task.idempotencyKey)
+        },"p":${payload},"c":${claim},"ma":${task.maxAttempts},"ra":${runAt},"lu":${
+          claim ? leaseUntil : "null"
+        }}`,
+      );
+    });
+    for (const id of batch.claimIds) checkText(id, "claim task", "id");
+
+    const q = this.#queries;
+    // The whole batch is one simple-protocol query: its statements run as
+    // one implicit transaction in one round trip. No BEGIN/COMMIT is sent,
+    // so nothing is ever written to a connection the server has just
+    // dropped (the client's post-close write path would throw outside any
+    // promise); a drop rejects this query and applies nothing.
+    const statements: string[] = [];
+    const at = (text: string): number => statements.push(text) - 1;
+    const settleAt = settleRows.length === 0 ? -1 : at(
+      inline(q.settle, [
+        `[${settleRows.join(",")}]`,
+        now,
+        batch.settles.length,
+      ]),
+    );
+    const insertAt = insertRows.length === 0
+      ? -1
+      : at(inline(q.insert, [`[${insertRows.join(",")}]`, now]));
+    const claimIdsAt = batch.claimIds.length === 0 ? -1 : at(
+      inline(q.claimIds, [JSON.stringify(batch.claimIds), now, leaseUntil]),
+    );
+    const claimDueAt = batch.claimDue === 0
+      ? -1
+      : at(inline(q.claimDue, [now, leaseUntil, batch.claimDue]));
+    // A hint, sent with the transaction and delivered on commit; sent for
+    // any batch that could have added due work, even if its inserts turn
+    // out to be duplicates.
+    if (
+      this.#notify &&
+      (hasRetry || batch.inserts.some((task) => task.claim !== true))
+    ) {
+      at(inline(q.notify, [this.schema]));
+    }
+    const result: CommitResult = { settled: [], inserted: [], claimed: [] };
+    if (statements.length === 0) return result;
+    const raw = await sql.unsafe(statements.join(";\n")).simple();
+    const results = (statements.length === 1 ? [raw] : raw) as Row[][];
+
+    result.settled = batch.settles.map(() => false);
+    for (const row of settleAt < 0 ? [] : results[settleAt]!) {
+      const i = firstOfPair.get(JSON.stringify([row["id"], row["v"]]));
+      if (i !== undefined) result.settled[i] = true;
+    }
+
+    if (insertAt >= 0) {
+      const ids = new Set<string>();
+      const existing = new Map<string, TaskRecord>();
+      for (const row of results[insertAt]!) {
+        if (row["row"] === null) ids.add(row["id"]);
+        else {
+          const record = toRecord(row["row"]);
+          existing.set(record.idempotencyKey!, record);
+        }
+      }
+      // The first insert of each key in this batch that went in; a later
+      // one with the same key resolves to it.
+      const ours = new Map<string, TaskRecord>();
+      const missing: string[] = [];
+      for (const task of batch.inserts) {
+        const key = task.idempotencyKey;
+        if (ids.has(task.id)) {
+          const record = newRecord(task, now, leaseUntil);
+          if (key !== null && !ours.has(key)) ours.set(key, record);
+          result.inserted.push({ inserted: true, record });
+          continue;
+        }
+        const found = key === null
+          ? undefined
+          : ours.get(key) ?? existing.get(key);
+        if (found === undefined) missing.push(key!);
+        // Filled in below when the key's row was committed by another
+        // transaction after this statement's snapshot was taken.
+        result.inserted.push({ inserted: false, record: found! });
+      }
+      if (missing.length > 0) {
+        for (const row of await run(sql, q.byKeys, [JSON.stringify(missing)])) {
+          existing.set(row["idempotency_key"], toRecord(row));
+        }
+        batch.inserts.forEach((task, i) => {
+          const outcome = result.inserted[i]!;
+          if (outcome.record !== undefined) return;
+          const found = existing.get(task.idempotencyKey!);
+          if (found === undefined) {
+            throw new Error(
+              `Cannot store task ${task.id}: it was not inserted and no task has its idempotency key`,
+            );
+          }
+          outcome.record = found;
+        });
+      }
+    }
+
+    if (claimIdsAt >= 0) {
+      const rows = [...results[claimIdsAt]!];
+      const order = new Map<string, number>();
+      batch.claimIds.forEach((id, i) => {
+        if (!order.has(id)) order.set(id, i);
+      });
+      rows.sort((a, b) => order.get(a["id"])! - order.get(b["id"])!);
+      for (const row of rows) result.claimed.push(toRecord(row));
+    }
+    if (claimDueAt >= 0) {
+      // RETURNING yields rows in update order, not claim order.
+      const rows = [...results[claimDueAt]!].sort((a, b) =>
+        a["run_at"] - b["run_at"] || a["seq"] - b["seq"]
+      );
+      for (const row of rows) result.claimed.push(toRecord(row));
+    }
+    return result;
+  }
+
+  /**
+   * Returns running tasks whose lease ended before `now` to `queued`, or to
+   * `dead` when that claim was their last attempt. Each gets a new version,
+   * so a late settle from the old claim is refused. Rows a concurrent
+   * transaction holds are skipped (their owner is settling them).
+   *
+   * @param now The current time (epoch ms).
+   * @returns How many tasks were recovered (requeued or dead-lettered).
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example Recovering after a crash
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     await store.commit({
+   *       settles: [],
+   *       inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: null, maxAttempts: 3, runAt: 0, claim: true }],
+   *       claimIds: [],
+   *       claimDue: 0,
+   *       leaseMs: 100,
+   *       now: 0,
+   *     });
+   *     assert.equal(await store.recoverExpired(500), 1);
+   *     assert.equal((await store.get("a"))?.status, "queued");
+   *   } finally {
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async recoverExpired(now: number): Promise<number> {
+    const sql = this.#check("recover expired leases");
+    const at = Math.floor(now);
+    checkTime(at, "recover expired leases", "now");
+    const [row] = await run(sql, this.#queries.recoverExpired, [
+      at,
+      LEASE_EXPIRED_MESSAGE,
+      this.#notify,
+      this.schema,
+    ]);
+    return (row?.["n"] as number | undefined) ?? 0;
+  }
+
+  /**
+   * Reads one task by id.
+   *
+   * @param id The task id.
+   * @returns The task, or `undefined`.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example Missing task
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await using store = await PostgresTaskStore.open(url, { schema });
+   *   assert.equal(await store.get("nope"), undefined);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async get(id: string): Promise<TaskRecord | undefined> {
+    const sql = this.#check("get task");
+    checkText(id, "get task", "id");
+    const [row] = await run(sql, this.#queries.byId, [id]);
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  /**
+   * Reads one task by idempotency key.
+   *
+   * @param key The idempotency key.
+   * @returns The task, or `undefined`.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example Missing key
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await using store = await PostgresTaskStore.open(url, { schema });
+   *   assert.equal(await store.getByKey("nope"), undefined);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async getByKey(key: string): Promise<TaskRecord | undefined> {
+    const sql = this.#check("get task");
+    checkText(key, "get task", "key");
+    const [row] = await run(sql, this.#queries.byKey, [key]);
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  /**
+   * Lists tasks, oldest `createdAt` first (insertion order within one
+   * commit).
+   *
+   * @param options Status filter, limit and offset.
+   * @returns The tasks.
+   * @throws {RangeError} When `limit` or `offset` is not a non-negative integer.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example Listing queued tasks
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await using store = await PostgresTaskStore.open(url, { schema });
+   *   assert.deepEqual(await store.list({ status: "queued", limit: 10 }), []);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async list(options: ListOptions = {}): Promise<TaskRecord[]> {
+    const sql = this.#check("list tasks");
+    const { status, limit, offset } = validateList(options);
+    const rows = status === undefined
+      ? await run(sql, this.#queries.listAll, [limit ?? null, offset])
+      : await run(sql, this.#queries.listByStatus, [
+        status,
+        limit ?? null,
+        offset,
+      ]);
+    return rows.map(toRecord);
+  }
+
+  /**
+   * Moves dead tasks back to `queued`, due at `now`, with attempts reset to
+   * 0, and announces them with `NOTIFY`. Ids that are unknown or not dead
+   * are skipped.
+   *
+   * @param ids The ids, or `"all"` for every dead task.
+   * @param now The current time (epoch ms).
+   * @returns How many tasks were requeued.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example Requeueing nothing
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await using store = await PostgresTaskStore.open(url, { schema });
+   *   assert.equal(await store.requeue("all", Date.now()), 0);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async requeue(ids: string[] | "all", now: number): Promise<number> {
+    const sql = this.#check("requeue tasks");
+    const at = Math.floor(now);
+    checkTime(at, "requeue tasks", "now");
+    if (ids !== "all") {
+      for (const id of ids) checkText(id, "requeue tasks", "id");
+      if (ids.length === 0) return 0;
+    }
+    const [row] = ids === "all"
+      ? await run(sql, this.#queries.requeueAll, [
+        at,
+        this.#notify,
+        this.schema,
+      ])
+      : await run(sql, this.#queries.requeueIds, [
+        JSON.stringify(ids),
+        at,
+        this.#notify,
+        this.schema,
+      ]);
+    return (row?.["n"] as number | undefined) ?? 0;
+  }
+
+  /**
+   * Reads counts by status, the age of the oldest due claimable task
+   * (queued, or failed and due), and how many succeeded within `windowMs`,
+   * in one statement (one snapshot).
+   *
+   * @param now The current time (epoch ms).
+   * @param windowMs The window for `recentSucceeded`.
+   * @returns The snapshot.
+   * @throws {RangeError} When `windowMs` is negative or not finite.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example An empty store
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await using store = await PostgresTaskStore.open(url, { schema });
+   *   const status = await store.status(Date.now());
+   *   assert.equal(status.counts.queued, 0);
+   *   assert.equal(status.oldestQueuedAgeMs, null);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async status(now: number, windowMs: number = 60_000): Promise<StoreStatus> {
+    validateWindow(windowMs);
+    const sql = this.#check("read status");
+    const at = Math.floor(now);
+    checkTime(at, "read status", "now");
+    const since = Math.ceil(now - windowMs);
+    checkTime(since, "read status", "now - windowMs");
+    const [row] = await run(sql, this.#queries.status, [at, since]);
+    const counts: StatusCounts = emptyCounts();
+    for (
+      const [status, n] of Object.entries(
+        (row?.["counts"] ?? {}) as Record<string, number>,
+      )
+    ) {
+      counts[status as TaskStatus] = n;
+    }
+    const oldest = row?.["oldest"] as number | null | undefined;
+    return {
+      counts,
+      oldestQueuedAgeMs: oldest === null || oldest === undefined
+        ? null
+        : at - oldest,
+      recentSucceeded: (row?.["recent"] as number | undefined) ?? 0,
+      windowMs,
+    };
+  }
+
+  /**
+   * How many settles were refused because their fencing token was stale,
+   * since the schema was created, across every process using it.
+   *
+   * @returns The count.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example A fresh store
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await using store = await PostgresTaskStore.open(url, { schema });
+   *   assert.equal(await store.staleSettles(), 0);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async staleSettles(): Promise<number> {
+    const sql = this.#check("read counters");
+    const [row] = await run(sql, this.#queries.staleSettles);
+    return (row?.["value"] as number | undefined) ?? 0;
+  }
+
+  /**
+   * Throws when `value` cannot be stored as a payload or result.
+   *
+   * @param value The payload or result.
+   * @param what Which of the two it is.
+   * @throws {TypeError} When it is not JSON-serializable or `jsonb` refuses it.
+   */
+  checkValue(value: unknown, what: "payload" | "result"): void {
+    jsonText(value, "store task", undefined, what, what === "result");
+  }
+
+  /**
+   * Subscribes to new work: `listener` is called when a commit (from any
+   * process on this schema) adds claimable tasks, schedules a retry or
+   * requeues dead ones. It is also called each time the subscription is
+   * (re)established, since notifications sent while disconnected are lost;
+   * a caller can treat every call as "look for work now". Calls are hints,
+   * not a delivery guarantee: keep polling as the fallback. Exceptions a
+   * listener throws are ignored. With `notify: false` the listener is
+   * never called.
+   *
+   * @param listener Called with no arguments.
+   * @returns A function that unsubscribes (idempotent).
+   * @throws {TypeError} When `listener` is not a function.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Waking on another process's insert
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const consumer = await PostgresTaskStore.open(url, { schema });
+   *   const producer = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     let calls = 0;
+   *     let wake!: () => void;
+   *     let woken = new Promise<void>((resolve) => (wake = resolve));
+   *     const stop = consumer.onNotify(() => {
+   *       calls++;
+   *       wake();
+   *     });
+   *     await woken; // subscribed
+   *     woken = new Promise<void>((resolve) => (wake = resolve));
+   *     await producer.commit({
+   *       settles: [],
+   *       inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
+   *       claimIds: [],
+   *       claimDue: 0,
+   *       leaseMs: 1000,
+   *       now: 0,
+   *     });
+   *     await woken;
+   *     assert.equal(calls, 2);
+   *     stop();
+   *   } finally {
+   *     await consumer.close();
+   *     await producer.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  onNotify(listener: () => void): () => void {
+    const sql = this.#check("listen for tasks");
+    if (typeof listener !== "function") {
+      throw new TypeError(
+        `Cannot listen for tasks: listener must be a function, got ${typeof listener}`,
+      );
+    }
+    const subscription: Subscription = { listener };
+    this.#subscriptions.add(subscription);
+    if (this.#notify && this.#listen === null) {
+      const emit = (): void => {
+        for (const { listener } of [...this.#subscriptions]) {
+          try {
+            listener();
+          } catch {
+            // A listener's failure must not starve the others.
+          }
+        }
+      };
+      this.#listen = Promise.resolve(
+        sql.listen(NOTIFY_CHANNEL, (payload) => {
+          if (payload === this.schema) emit();
+        }, emit),
+      ).catch(() => null);
+    }
+    return () => {
+      if (!this.#subscriptions.delete(subscription)) return;
+      if (this.#subscriptions.size > 0 || this.#listen === null) return;
+      const listening = this.#listen;
+      this.#listen = null;
+      if (this.#closed) return;
+      const done = listening
+        .then((meta) => meta?.unlisten())
+        .catch(() => {})
+        .finally(() => this.#unlistening.delete(done));
+      this.#unlistening.add(done);
+    };
+  }
+
+  /**
+   * Ends the connections (the pool and any `LISTEN` connection), letting
+   * queries in flight finish for up to 5 seconds. Idempotent.
+   *
+   * @returns A promise that settles once closed.
+   *
+   * @example Closing twice
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   await store.close();
+   *   await store.close();
+   *   await assert.rejects(store.get("x"), /closed/);
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  close(): Promise<void> {
+    if (this.#closing === null) {
+      this.#closed = true;
+      this.#subscriptions.clear();
+      this.#closing = (async () => {
+        await Promise.all([...this.#unlistening]);
+        await this.#listen;
+        this.#listen = null;
+        await this.#sql.end({ timeout: 5 });
+      })();
+    }
+    return this.#closing;
+  }
+
+  /**
+   * Closes the store, for `await using`.
+   *
+   * @returns A promise that settles once closed.
+   *
+   * @example Scoped store
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   {
+   *     await using _store = await PostgresTaskStore.open(url, { schema });
+   *   }
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** @throws {TypeError | RangeError} When `url` is not a PostgreSQL URL. */
+function checkUrl(url: unknown): void {
+  if (typeof url !== "string") {
+    throw new TypeError(
+      `Cannot open task store: url must be a string, got ${typeof url}`,
+    );
+  }
+  if (!POSTGRES_URL.test(url)) {
+    throw new RangeError(
+      `Cannot open task store: url must start with postgres:// or postgresql://, got ${
+        JSON.stringify(url.replace(/\/\/[^@/]*@/, "//…@"))
+      }`,
+    );
+  }
+}
+
+/** Loads the client and creates a pool; no connection is made yet. */
+async function connect(
+  url: string,
+  max: number,
+  schema: string,
+): Promise<Sql> {
+  const { default: postgresClient } = await import("postgres");
+  return postgresClient(url, {
+    max,
+    onnotice: () => {},
+    // Types are fixed by the casts in every statement, so the per-connection
+    // type catalogue query is not needed.
+    fetch_types: false,
+    // Names the queue in pg_stat_activity, so an operator can tell which
+    // schema's workers hold which connections.
+    connection: { application_name: `sluice/${schema}` },
+    types: {
+      // Epoch-ms values are below 2^53, so int8 reads back as an exact number.
+      int8: {
+        to: 20,
+        from: [20],
+        serialize: (value: number) => String(value),
+        parse: (value: string) => Number(value),
+      },
+    },
+  }) as unknown as Sql;
+}
+
+/**
+ * Brings the schema up to {@linkcode POSTGRES_SCHEMA_VERSION} in one
+ * transaction that first takes the migration advisory lock: a second
+ * process waits for the first, then finds every step applied.
+ */
+async function migrate(
+  sql: Sql,
+  schema: string,
+  q: PostgresQueries,
+): Promise<number> {
+  return await sql.begin(async (tx) => {
+    await tx.unsafe(q.migrationLock);
+    await tx.unsafe(q.bootstrap).simple();
+    const [row] = await tx.unsafe(q.schemaVersion);
+    const found = Number(row?.["version"] ?? 0);
+    if (found > POSTGRES_SCHEMA_VERSION) {
+      throw new Error(
+        `Cannot open task store: schema ${schema} has version ${found}, newer than the newest known (${POSTGRES_SCHEMA_VERSION})`,
+      );
+    }
+    let applied = 0;
+    for (const step of POSTGRES_MIGRATIONS) {
+      if (step.version <= found) continue;
+      try {
+        await tx.unsafe(step.sql(`"${schema}"`)).simple();
+      } catch (error) {
+        throw new Error(
+          `Cannot migrate task store schema ${schema}: step ${step.version} (${step.description}) failed`,
+          { cause: error },
+        );
+      }
+      await run(tx, q.recordMigration, [step.version, step.description]);
+      applied++;
+    }
+    return applied;
+  }) as number;
+}
