@@ -76,6 +76,16 @@ export {
 
 // -- store --
 export {
+  type PostgresDropOptions,
+  PostgresTaskStore,
+  type PostgresTaskStoreOptions,
+} from "./lib/store/postgres_store.ts";
+export {
+  isPostgresUrl,
+  openStore,
+  type OpenStoreOptions,
+} from "./lib/store/open_store.ts";
+export {
   SqliteTaskStore,
   type SqliteTaskStoreOptions,
 } from "./lib/store/sqlite_store.ts";

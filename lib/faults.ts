@@ -38,7 +38,8 @@ export interface FaultConfig {
    */
   permanentErrorRate?: number;
   /**
-   * Seed of the draws; with the task id and attempt it fixes every outcome.
+   * Seed of the draws; with the task's identity (its idempotency key, or
+   * else its id) and the attempt it fixes every outcome.
    *
    * @default {1}
    */
@@ -145,8 +146,10 @@ export function validateFaultPolicy(policy: FaultPolicy): void {
  * Wraps `handler` so that each call first waits `latencyMs ± jitterMs`
  * (honouring `ctx.signal`), then fails with the configured probabilities,
  * and otherwise runs the handler. Every draw comes from a PRNG seeded with
- * `(seed, taskId, attempt)`, so the same task attempt meets the same fault
- * however tasks are scheduled, while its retry draws afresh.
+ * `(seed, idempotencyKey ?? taskId, attempt)`, so the same task attempt
+ * meets the same fault however tasks are scheduled, while its retry draws
+ * afresh. Task ids are random, so only tasks with idempotency keys meet the
+ * same faults from one run to the next.
  *
  * @param handler The handler to wrap.
  * @param policy The faults; `byType[type]` overrides the base fields.
@@ -184,7 +187,10 @@ export function withFaults(
   const permanent = config.permanentErrorRate ?? 0;
   const seed = config.seed ?? 1;
   return async (payload: never, ctx: TaskContext): Promise<unknown> => {
-    const random = mulberry32(seedFrom(seed, ctx.taskId, ctx.attempt));
+    // The key, not the random id, names the task across runs, so a seeded
+    // run with keyed tasks is reproducible end to end.
+    const identity = ctx.idempotencyKey ?? ctx.taskId;
+    const random = mulberry32(seedFrom(seed, identity, ctx.attempt));
     const wait = Math.max(0, latencyMs + (random() * 2 - 1) * jitterMs);
     const draw = random();
     if (wait > 0) await delay(wait, ctx.signal);

@@ -12,14 +12,14 @@ import {
   type SerializedError,
 } from "./errors.ts";
 import type { FaultPolicy } from "./faults.ts";
-import { isCloneable } from "./_clone.ts";
 import { GroupCommitter } from "./_group_commit.ts";
 import { type LogFields, Logger, type LoggerOptions } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
 import { type PoolResult, WorkerPool } from "./pool.ts";
 import { type RetryOptions, RetryPolicy } from "./retry.ts";
 import { MemoryTaskStore } from "./store/memory_store.ts";
-import { SqliteTaskStore } from "./store/sqlite_store.ts";
+import { openStore } from "./store/open_store.ts";
 import type { NewTask, TaskRecord, TaskStore } from "./store/store.ts";
 
 /** A task to submit. */
@@ -285,6 +285,21 @@ export interface TaskQueueOptions {
    * @default {new Metrics()}
    */
   metrics?: Metrics;
+  /**
+   * Serve Prometheus `/metrics` and `/healthz` (200 while running, 503
+   * while draining) on this port of 127.0.0.1; 0 picks a free port. Needs
+   * `--allow-net=127.0.0.1`.
+   *
+   * @default {undefined} no server
+   */
+  metricsPort?: number;
+  /**
+   * File that `close` writes the final metrics snapshot to: CSV when the
+   * name ends in `.csv`, JSON otherwise.
+   *
+   * @default {undefined} none
+   */
+  metricsFile?: string;
 }
 
 /** Options for {@linkcode TaskQueue.close}. */
@@ -427,7 +442,8 @@ export class TaskQueue implements AsyncDisposable {
   #liveKeys = new Map<string, string>();
   /** Local submissions not yet final (succeeded or dead): what `drain` waits for. */
   #outstanding = 0;
-  #drainWaiters: Array<() => void> = [];
+  /** Waits for a condition on `#outstanding` and `#active`; see `#wakeIdle`. */
+  #idleWaiters: Array<{ check: () => boolean; resolve: () => void }> = [];
 
   /**
    * Local inserts not yet in the channel. Due work is only claimed while
@@ -442,12 +458,17 @@ export class TaskQueue implements AsyncDisposable {
   #wantDue = true;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #retryAt = Infinity;
+  /** Run times of retries scheduled here and not yet due. */
+  #retryTimes: number[] = [];
   #pollTimer: ReturnType<typeof setInterval> | undefined;
+  #unsubscribe: (() => void) | undefined;
   #pumpScheduled = false;
 
   #closing = false;
   #closed = false;
   #draining = false;
+  #server: MetricsServer | undefined;
+  #metricsFile: string | undefined;
 
   private constructor(
     store: TaskStore,
@@ -545,11 +566,13 @@ export class TaskQueue implements AsyncDisposable {
     if (options.db === undefined) {
       store = new MemoryTaskStore();
     } else if (typeof options.db === "string") {
-      store = SqliteTaskStore.open(options.db, {
-        synchronous: options.synchronous ?? "NORMAL",
-        driver: options.driver ?? "auto",
+      store = await openStore(options.db, {
+        sqlite: {
+          synchronous: options.synchronous ?? "NORMAL",
+          driver: options.driver ?? "auto",
+        },
       });
-      logger.info("store_opened", { store: store.kind, path: options.db });
+      logger.info("store_opened", { store: store.kind });
     } else {
       store = options.db;
       ownsStore = false;
@@ -574,6 +597,7 @@ export class TaskQueue implements AsyncDisposable {
           onEvent: (event) => {
             if (event.type === "worker-replaced") {
               metrics.inc("workers_replaced");
+              if (pool !== null) metrics.setWorkersAlive(aliveWorkers(pool));
               logger.warn("worker_replaced", {
                 worker_id: event.workerId,
                 reason: event.reason,
@@ -583,6 +607,7 @@ export class TaskQueue implements AsyncDisposable {
         });
         const started = pool;
         metrics.setWorkerStatsProvider(() => started.stats());
+        metrics.setWorkersAlive(aliveWorkers(started));
       }
     } catch (error) {
       if (ownsStore) await store.close();
@@ -599,6 +624,19 @@ export class TaskQueue implements AsyncDisposable {
       logger,
       metrics,
     });
+    queue.#metricsFile = options.metricsFile;
+    if (options.metricsPort !== undefined) {
+      try {
+        queue.#server = serveMetrics({
+          port: options.metricsPort,
+          metrics: () => metrics.toPrometheus(),
+          healthy: () => !queue.#closing,
+        });
+      } catch (error) {
+        await queue.close({ deadline: 0 });
+        throw error;
+      }
+    }
     queue.#startPolling();
     return queue;
   }
@@ -619,6 +657,11 @@ export class TaskQueue implements AsyncDisposable {
    */
   get commitCount(): number {
     return this.#committer.commits;
+  }
+
+  /** Port of the `/metrics` endpoint, when one is served. */
+  get metricsPort(): number | undefined {
+    return this.#server?.port;
   }
 
   /** `true` once `close` has been called. */
@@ -735,21 +778,37 @@ export class TaskQueue implements AsyncDisposable {
    * @returns Nothing.
    */
   drain(signal?: AbortSignal): Promise<void> {
-    if (this.#outstanding === 0) return Promise.resolve();
-    signal?.throwIfAborted();
+    return this.#waitUntil(() => this.#outstanding === 0, signal);
+  }
+
+  #waitUntil(check: () => boolean, signal?: AbortSignal): Promise<void> {
+    if (check()) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const done = (): void => {
-        signal?.removeEventListener("abort", abort);
-        resolve();
+      const waiter = {
+        check,
+        resolve: (): void => {
+          signal?.removeEventListener("abort", abort);
+          resolve();
+        },
       };
       const abort = (): void => {
-        const i = this.#drainWaiters.indexOf(done);
-        if (i >= 0) this.#drainWaiters.splice(i, 1);
+        const i = this.#idleWaiters.indexOf(waiter);
+        if (i >= 0) this.#idleWaiters.splice(i, 1);
         reject(signal!.reason);
       };
-      this.#drainWaiters.push(done);
+      this.#idleWaiters.push(waiter);
       signal?.addEventListener("abort", abort, { once: true });
     });
+  }
+
+  /** Called whenever `#outstanding` or `#active` drops. */
+  #wakeIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    const ready = this.#idleWaiters.filter((w) => w.check());
+    if (ready.length === 0) return;
+    this.#idleWaiters = this.#idleWaiters.filter((w) => !ready.includes(w));
+    for (const waiter of ready) waiter.resolve();
   }
 
   /**
@@ -773,10 +832,15 @@ export class TaskQueue implements AsyncDisposable {
     }
     this.#closing = true;
     this.#draining = true;
-    let drained = this.#outstanding === 0;
+    // Finish what was submitted here and what is running (including tasks
+    // claimed from the store); claim nothing new beyond that.
+    let drained = this.#outstanding === 0 && this.#active === 0;
     if (!drained && this.#pool !== null) {
       try {
-        await this.drain(AbortSignal.timeout(deadline));
+        await this.#waitUntil(
+          () => this.#outstanding === 0 && this.#active === 0,
+          AbortSignal.timeout(deadline),
+        );
         drained = true;
       } catch {
         drained = false;
@@ -802,11 +866,26 @@ export class TaskQueue implements AsyncDisposable {
     this.#waiters.clear();
     this.#liveKeys.clear();
     this.#outstanding = 0;
-    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    this.#active = 0;
+    this.#wakeIdle();
     if (unfinishedIds.length > 0) {
       this.logger.warn("closed_unfinished", { tasks: unfinishedIds.length });
     }
     if (this.#ownsStore) await this.store.close();
+    this.metrics.setWorkersAlive(0);
+    this.metrics.setInFlight(0);
+    await this.#server?.shutdown();
+    if (this.#metricsFile !== undefined) {
+      const snapshot = this.metrics.snapshot();
+      const text = this.#metricsFile.endsWith(".csv")
+        ? `${this.metrics.toCsvHeader()}\n${this.metrics.toCsvRow(snapshot)}\n`
+        : JSON.stringify(snapshot, null, 2) + "\n";
+      await Deno.writeTextFile(this.#metricsFile, text);
+    }
+    this.logger.info("queue_closed", {
+      drained,
+      unfinished: unfinishedIds.length,
+    });
     this.#draining = false;
     this.#closed = true;
     return { drained, unfinished: unfinishedIds.length, unfinishedIds };
@@ -853,23 +932,13 @@ export class TaskQueue implements AsyncDisposable {
         `Cannot submit ${where}: runAt must be a finite time`,
       );
     }
-    if (this.store.durable) {
-      try {
-        SqliteTaskStore.serializePayload(payload);
-      } catch (error) {
-        throw new TypeError(
-          `Cannot submit ${where}: payload is not JSON-serializable (${
-            (error as Error).message
-          })`,
-          { cause: error },
-        );
-      }
-    } else if (!isCloneable(payload)) {
-      // Checked here, not copied: the payload is cloned (or its buffers
-      // transferred) once, when it is posted to a worker.
-      throw new TypeError(
-        `Cannot submit ${where}: payload is not structured-cloneable`,
-      );
+    try {
+      this.store.checkValue(payload, "payload");
+    } catch (error) {
+      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
+      throw new TypeError(`Cannot submit ${where}: ${reason}`, {
+        cause: error,
+      });
     }
     return {
       id: crypto.randomUUID(),
@@ -931,16 +1000,15 @@ export class TaskQueue implements AsyncDisposable {
     );
     if (consuming) this.#outstanding++;
     if (key !== null) this.#liveKeys.set(key, record.id);
-    this.metrics.inc("enqueued");
     if (this.#closed || record.status !== "running") {
       // Scheduled for later (or closing): the store hands it out when due.
       this.#channel.releaseSlot();
       if (!this.#closed) this.#scheduleRetry(record.runAt);
     } else {
       this.#channel.sendReserved(record);
-      this.metrics.setDepth(this.#channel.depth);
       this.#schedulePump();
     }
+    this.metrics.recordEnqueue(this.#channel.depth);
     return {
       id: record.id,
       idempotencyKey: key,
@@ -1016,11 +1084,9 @@ export class TaskQueue implements AsyncDisposable {
   #pump(): void {
     if (this.#pool === null) return;
     const now = this.store.durable ? Date.now() : 0;
-    let moved = false;
     while (this.#active < this.#window) {
       const record = this.#channel.tryReceive();
       if (record === undefined) break;
-      moved = true;
       // A claim that waited so long its lease cannot cover a full run is
       // left to lease recovery, which hands it out again; running it here
       // could overlap with that second claim.
@@ -1030,10 +1096,9 @@ export class TaskQueue implements AsyncDisposable {
       }
       this.#dispatch(record);
     }
-    if (moved) this.metrics.setDepth(this.#channel.depth);
     if (
       this.#wantDue && this.#inserting === 0 && this.#channel.depth === 0 &&
-      this.#active < this.#window
+      this.#active < this.#window && (!this.#closing || this.#outstanding > 0)
     ) {
       const due = this.#window - this.#active;
       this.#active += due;
@@ -1045,7 +1110,8 @@ export class TaskQueue implements AsyncDisposable {
   /** Hands a claimed task to the pool; `#active` counts it until its result. */
   #dispatch(record: TaskRecord): void {
     this.#active++;
-    this.metrics.inc("dequeued");
+    this.metrics.recordDequeue(this.#channel.depth);
+    this.metrics.setInFlight(this.#active);
     this.#pool!.dispatch({
       id: record.id,
       type: record.type,
@@ -1062,6 +1128,7 @@ export class TaskQueue implements AsyncDisposable {
     // The slots reserved for the claim are given back; #dispatch re-counts
     // the tasks actually claimed.
     this.#active -= requested;
+    this.#wakeIdle();
     if (claimed.length >= requested) this.#wantDue = true; // maybe more is due
     if (this.#pool === null || this.#window === 0) {
       // Closing: these claims run out their lease and are recovered later.
@@ -1076,6 +1143,7 @@ export class TaskQueue implements AsyncDisposable {
 
   #onResult(record: TaskRecord, result: PoolResult): void {
     this.#active--;
+    this.#wakeIdle();
     this.metrics.setInFlight(this.#active);
     this.#schedulePump();
     const waiter = this.#waiters.get(record.id);
@@ -1145,18 +1213,17 @@ export class TaskQueue implements AsyncDisposable {
     waitMs: number,
     runMs: number,
   ): void {
-    if (this.store.durable && outcome.kind === "succeeded") {
+    if (outcome.kind === "succeeded") {
       try {
-        SqliteTaskStore.serializeResult(outcome.result);
+        this.store.checkValue(outcome.result, "result");
       } catch (error) {
         this.#settle(
           record,
           {
             kind: "dead",
-            error:
-              `PermanentError: Cannot store result: not JSON-serializable (${
-                (error as Error).message
-              })`,
+            error: `PermanentError: Cannot store result: ${
+              (error as Error).message
+            }`,
             errorClass: "permanent",
           },
           waitMs,
@@ -1246,8 +1313,9 @@ export class TaskQueue implements AsyncDisposable {
     ) {
       this.#liveKeys.delete(record.idempotencyKey);
     }
-    if (waiter.local && --this.#outstanding === 0) {
-      for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    if (waiter.local) {
+      this.#outstanding--;
+      this.#wakeIdle();
     }
   }
 
@@ -1263,12 +1331,24 @@ export class TaskQueue implements AsyncDisposable {
   // -- timers ---------------------------------------------------------------
 
   #scheduleRetry(runAt: number): void {
-    if (this.#closing || runAt >= this.#retryAt) return;
+    if (this.#closing) return;
+    this.#retryTimes.push(runAt);
+    if (runAt < this.#retryAt) this.#armRetryTimer(runAt);
+  }
+
+  /** Arms the one retry timer for `runAt`; when it fires, claims what is due and re-arms. */
+  #armRetryTimer(runAt: number): void {
     clearTimeout(this.#retryTimer);
     this.#retryAt = runAt;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#retryAt = Infinity;
+      const now = Date.now();
+      // Forget the times that are due; the earliest of the rest re-arms.
+      this.#retryTimes = this.#retryTimes.filter((t) => t > now);
+      let next = Infinity;
+      for (const t of this.#retryTimes) if (t < next) next = t;
+      if (next < Infinity && !this.#closing) this.#armRetryTimer(next);
       this.#wantDue = true;
       this.#pump();
     }, Math.max(0, runAt - Date.now()));
@@ -1276,12 +1356,17 @@ export class TaskQueue implements AsyncDisposable {
 
   #startPolling(): void {
     this.#schedulePump();
-    // Only a durable store can receive work from another process.
-    if (!this.store.durable) return;
+    if (this.#pool === null && !this.store.durable) return;
+    if (this.#pool !== null && this.store.onNotify !== undefined) {
+      this.#unsubscribe = this.store.onNotify(() => {
+        this.#wantDue = true;
+        this.#schedulePump();
+      });
+    }
     let sinceRecovery = 0;
     this.#pollTimer = setInterval(() => {
-      // Look for work others submitted, retries due and, now and then,
-      // expired leases of a process that died.
+      // Look for work others submitted and retries due (a backstop for the
+      // retry timer) and, now and then, expired leases of a process that died.
       sinceRecovery += this.#pollIntervalMs;
       if (sinceRecovery >= this.#leaseMs / 2) {
         sinceRecovery = 0;
@@ -1315,11 +1400,19 @@ export class TaskQueue implements AsyncDisposable {
   }
 
   #stopPolling(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     clearInterval(this.#pollTimer);
     clearTimeout(this.#retryTimer);
     this.#pollTimer = undefined;
     this.#retryTimer = undefined;
   }
+}
+
+function aliveWorkers(pool: WorkerPool): number {
+  let alive = 0;
+  for (const worker of pool.stats()) if (worker.alive) alive++;
+  return alive;
 }
 
 function outputKeyOf(value: unknown): string | null {
