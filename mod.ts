@@ -237,3 +237,22 @@ export {
   TaskQueue,
   type TaskQueueOptions,
 } from "./lib/queue.ts";
+
+// -- cli, benchmark --
+export {
+  BENCHMARK_CSV_COLUMNS,
+  type BenchmarkComparison,
+  type BenchmarkConfig,
+  type BenchmarkFiles,
+  type BenchmarkMachine,
+  type BenchmarkOptions,
+  type BenchmarkProgress,
+  type BenchmarkReport,
+  type BenchmarkRun,
+  benchmarkToCsv,
+  benchmarkToSvg,
+  formatBenchmarkTable,
+  percentile,
+  runBenchmark,
+  writeBenchmarkReport,
+} from "./lib/benchmark.ts";

@@ -57,6 +57,12 @@ export interface BaselineOptions {
     enqueuedAt: number,
     doneAt: number,
   ) => void;
+  /**
+   * Called after every push to and every pop from the queue array, with
+   * its new length and the time (`performance.now()`). An observation
+   * point for benchmarks (queue depth), not part of the original design.
+   */
+  onDepth?: (depth: number, at: number) => void;
 }
 
 /** What {@linkcode runBaseline} reports. */
@@ -144,6 +150,7 @@ export async function runBaseline(
     );
   }
   const onProcessed = options.onProcessed;
+  const onDepth = options.onDepth;
   queue.length = 0;
   let produced = 0;
   let processed = 0;
@@ -155,6 +162,7 @@ export async function runBaseline(
       const enqueuedAt = performance.now();
       await lock.lock();
       queue.push({ task, enqueuedAt });
+      onDepth?.(queue.length, performance.now());
       lock.unlock();
       produced++;
     }
@@ -170,6 +178,7 @@ export async function runBaseline(
         await delay(1);
         continue;
       }
+      onDepth?.(queue.length, performance.now());
       try {
         // The flaw that matters: processing happens while holding the lock.
         await processTask(item.task, processMs);
