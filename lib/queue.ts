@@ -13,6 +13,7 @@ import {
 } from "./errors.ts";
 import type { FaultPolicy } from "./faults.ts";
 import { GroupCommitter } from "./_group_commit.ts";
+import { uuidv7 } from "./_id.ts";
 import { type LogFields, Logger, type LoggerOptions } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
@@ -941,7 +942,7 @@ export class TaskQueue implements AsyncDisposable {
       });
     }
     return {
-      id: crypto.randomUUID(),
+      id: uuidv7(),
       type,
       idempotencyKey: idempotencyKey ?? defaultIdempotencyKey(type, payload),
       payload,

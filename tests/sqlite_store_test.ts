@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { DriverName } from "../lib/store/database.ts";
 import {
   migrate,
+  MIGRATIONS,
   QUERIES,
   readUserVersion,
   SCHEMA_VERSION,
@@ -113,10 +114,37 @@ Deno.test("migrate() sets user_version and does nothing when run again", async (
   ).all().map((row) => row["name"]);
   assert.deepEqual(
     names.filter((name) => !String(name).startsWith("sqlite_autoindex")),
-    ["tasks_due", "tasks_lease", "tasks_status_created", "tasks_succeeded"],
+    ["tasks_dead", "tasks_due", "tasks_lease", "tasks_succeeded"],
   );
   const journal = db.prepare("PRAGMA journal_mode").get()?.["journal_mode"];
   assert.equal(journal, "wal");
+});
+
+Deno.test("migrate() upgrades a version 1 database and keeps its tasks", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = openDatabase(path);
+    db.exec(MIGRATIONS[0]!.sql);
+    db.exec("PRAGMA user_version = 1");
+    db.exec(
+      "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
+        "max_attempts, run_at, created_at, updated_at, version, last_error, error_class) " +
+        "VALUES ('old', 'noop', 'k', 'null', 'dead', 3, 3, 1, 1, 1, 0, 'boom', 'transient')",
+    );
+  }
+  await using store = SqliteTaskStore.open(path);
+  assert.deepEqual((await store.list({ status: "dead" })).map((r) => r.id), [
+    "old",
+  ]);
+  assert.equal((await store.getByKey("k"))?.lastError, "boom");
+  using db = openDatabase(path);
+  assert.equal(readUserVersion(db), 2);
+  const indexes = db.prepare(
+    "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'tasks_%'",
+  ).all().map((row) => row["name"]);
+  assert.ok(indexes.includes("tasks_dead"));
+  assert.ok(!indexes.includes("tasks_status_created"));
 });
 
 Deno.test("migrate() creates the schema when the database is empty", () => {
@@ -160,7 +188,7 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     ["expireToQueued", QUERIES.expireToQueued],
     ["recentSucceeded", QUERIES.recentSucceeded],
     ["oldestDue", QUERIES.oldestDue],
-    ["listByStatus", QUERIES.listByStatus],
+    ["listDead", QUERIES.listDead],
     ["requeueAll", QUERIES.requeueAll],
     ["settleSucceeded", QUERIES.settleSucceeded],
   ];
@@ -170,7 +198,7 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     expireToQueued: /USING INDEX tasks_lease/,
     expireToDead: /USING INDEX tasks_lease/,
     oldestDue: /USING (COVERING )?INDEX tasks_due/,
-    listByStatus: /USING INDEX tasks_status_created/,
+    listDead: /USING INDEX tasks_dead/,
     recentSucceeded: /USING (COVERING )?INDEX tasks_succeeded/,
   };
   for (const [name, sql] of queries) {

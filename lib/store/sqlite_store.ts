@@ -665,6 +665,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       const { status, limit, offset } = validateList(options);
       const rows = status === undefined
         ? db.prepare(QUERIES.listAll).all(limit ?? -1, offset)
+        : status === "dead"
+        ? db.prepare(QUERIES.listDead).all(limit ?? -1, offset)
         : db.prepare(QUERIES.listByStatus).all(status, limit ?? -1, offset);
       return Promise.resolve(rows.map(toRecord));
     } catch (error) {
