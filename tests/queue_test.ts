@@ -313,3 +313,32 @@ Deno.test("TaskQueue.drain() resolves after every task finished", async () => {
   assert.equal(queue.metrics.counter("succeeded"), 200);
   assert.equal(queue.depth, 0);
 });
+
+Deno.test("TaskQueue works when imported by file URL from another directory", async () => {
+  await using dir = await tempDir();
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  const script = `${dir.path}/use_sluice.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { TaskQueue } from ${JSON.stringify(mod)};
+await using queue = await TaskQueue.open({ workers: 2 });
+const handles = await queue.submitMany([
+  { type: "compute", payload: { operation: "fibonacci", value: 90 } },
+  { type: "compute", payload: { operation: "double", value: 21 } },
+]);
+console.log(JSON.stringify(await Promise.all(handles.map((h) => h.result))));
+`,
+  );
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-env", "--allow-sys", script],
+    cwd: dir.path,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), [
+    { result: "2880067194370816120" },
+    { result: "42" },
+  ]);
+});
