@@ -17,6 +17,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { mulberry32 } from "../lib/_rng.ts";
 import { ObjectStore } from "../lib/objects.ts";
 import { encodePng } from "../lib/png.ts";
 
@@ -46,23 +47,6 @@ export interface GenerateOptions {
 
 /** Variant sizes of the original design. */
 export const SIZES: readonly string[] = ["200x200", "400x400", "800x800"];
-
-/**
- * A small, fast, seeded PRNG (mulberry32) returning floats in [0, 1).
- *
- * @param seed Any 32-bit integer.
- * @returns The generator.
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Generates `n` tasks deterministically.

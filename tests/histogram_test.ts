@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { Histogram } from "../lib/histogram.ts";
+import { mulberry32 } from "../lib/_rng.ts";
 
 const PERCENTILES = [1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 100];
 
-/** A seeded PRNG (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, so failures reproduce. */
+const random = mulberry32;
 
 /** The nearest-rank percentile of sorted data: the reference. */
 function truePercentile(sorted: readonly number[], p: number): number {

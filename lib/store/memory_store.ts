@@ -7,6 +7,7 @@
  * @module
  */
 import { isCloneable } from "../_clone.ts";
+import { newRecord } from "./_record.ts";
 import type {
   CommitBatch,
   CommitResult,
@@ -435,24 +436,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         continue;
       }
       const claim = task.claim === true;
-      const record: TaskRecord = {
-        id: task.id,
-        type: task.type,
-        idempotencyKey: key,
-        payload: task.payload,
-        status: claim ? "running" : "queued",
-        attempts: claim ? 1 : 0,
-        maxAttempts: task.maxAttempts,
-        runAt: task.runAt,
-        leaseUntil: claim ? now + batch.leaseMs : null,
-        createdAt: now,
-        updatedAt: now,
-        outputKey: null,
-        result: null,
-        lastError: null,
-        errorClass: null,
-        version: claim ? 1 : 0,
-      };
+      const record = newRecord(task, now, now + batch.leaseMs);
       const slot: Slot = { record, order: this.#nextOrder++, token: 0 };
       this.#tasks.set(task.id, slot);
       if (key !== null) this.#byKey.set(key, task.id);

@@ -13,6 +13,7 @@
  */
 import type postgres from "postgres";
 import { type JsonRule, serializeJson } from "./_json.ts";
+import { newRecord } from "./_record.ts";
 import type { ErrorClass } from "../errors.ts";
 import {
   emptyCounts,
@@ -33,7 +34,6 @@ import type {
   CommitBatch,
   CommitResult,
   ListOptions,
-  NewTask,
   StatusCounts,
   StoreStatus,
   TaskRecord,
@@ -164,29 +164,6 @@ function run(
   params: unknown[] = [],
 ): Promise<Row[]> {
   return sql.unsafe(text, params as never[], { prepare: true });
-}
-
-/** The record of a task this commit inserted, built without reading it back. */
-function newRecord(task: NewTask, now: number, leaseUntil: number): TaskRecord {
-  const claim = task.claim === true;
-  return {
-    id: task.id,
-    type: task.type,
-    idempotencyKey: task.idempotencyKey,
-    payload: task.payload,
-    status: claim ? "running" : "queued",
-    attempts: claim ? 1 : 0,
-    maxAttempts: task.maxAttempts,
-    runAt: Math.ceil(task.runAt),
-    leaseUntil: claim ? leaseUntil : null,
-    createdAt: now,
-    updatedAt: now,
-    outputKey: null,
-    result: null,
-    lastError: null,
-    errorClass: null,
-    version: claim ? 1 : 0,
-  };
 }
 
 /**
@@ -609,7 +586,11 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       for (const task of batch.inserts) {
         const key = task.idempotencyKey;
         if (ids.has(task.id)) {
-          const record = newRecord(task, now, leaseUntil);
+          const record = newRecord(
+            { ...task, runAt: Math.ceil(task.runAt) },
+            now,
+            leaseUntil,
+          );
           if (key !== null && !ours.has(key)) ours.set(key, record);
           result.inserted.push({ inserted: true, record });
           continue;

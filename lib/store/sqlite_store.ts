@@ -6,6 +6,7 @@
  * @module
  */
 import { serializeJson } from "./_json.ts";
+import { newRecord } from "./_record.ts";
 import type { ErrorClass } from "../errors.ts";
 import type { Database, Row, SqlValue } from "./database.ts";
 import {
@@ -494,24 +495,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         if (changes > 0) {
           inserted.push({
             inserted: true,
-            record: {
-              id: task.id,
-              type: task.type,
-              idempotencyKey: task.idempotencyKey,
-              payload: task.payload,
-              status: claim ? "running" : "queued",
-              attempts: claim ? 1 : 0,
-              maxAttempts: task.maxAttempts,
-              runAt: task.runAt,
-              leaseUntil: claim ? insertLease : null,
-              createdAt: now,
-              updatedAt: now,
-              outputKey: null,
-              result: null,
-              lastError: null,
-              errorClass: null,
-              version: claim ? 1 : 0,
-            },
+            record: newRecord(task, now, insertLease),
           });
         } else {
           // Only the idempotency key can conflict without throwing, so the

@@ -1,0 +1,41 @@
+/**
+ * The record a store returns for a task it has just inserted.
+ *
+ * @module
+ */
+import type { NewTask, TaskRecord } from "./store.ts";
+
+/**
+ * Builds the record of a freshly inserted task: `queued` at attempt 0, or,
+ * for a claimed insert, `running` at attempt 1 and version 1 with a lease.
+ *
+ * @param task The task as inserted.
+ * @param now The commit time (epoch ms).
+ * @param leaseUntil The lease end of a claimed insert.
+ * @returns The record, as the store now holds it.
+ */
+export function newRecord(
+  task: NewTask,
+  now: number,
+  leaseUntil: number,
+): TaskRecord {
+  const claim = task.claim === true;
+  return {
+    id: task.id,
+    type: task.type,
+    idempotencyKey: task.idempotencyKey,
+    payload: task.payload,
+    status: claim ? "running" : "queued",
+    attempts: claim ? 1 : 0,
+    maxAttempts: task.maxAttempts,
+    runAt: task.runAt,
+    leaseUntil: claim ? leaseUntil : null,
+    createdAt: now,
+    updatedAt: now,
+    outputKey: null,
+    result: null,
+    lastError: null,
+    errorClass: null,
+    version: claim ? 1 : 0,
+  };
+}
