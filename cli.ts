@@ -16,7 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { mulberry32 } from "./input/generate_tasks.ts";
+import { mulberry32 } from "./lib/_rng.ts";
 import {
   type CliConfig,
   ConfigError,
