@@ -96,6 +96,7 @@ export type {
   InsertOutcome,
   ListOptions,
   NewTask,
+  Renewal,
   Settlement,
   SettleOutcome,
   StatusCounts,

@@ -14,6 +14,7 @@ import type {
   CommitBatch,
   InsertOutcome,
   NewTask,
+  Renewal,
   Settlement,
   TaskRecord,
   TaskStore,
@@ -43,6 +44,8 @@ export class GroupCommitter {
   #insertCallbacks: Callback<InsertOutcome>[] = [];
   #settles: Settlement[] = [];
   #settleCallbacks: Callback<boolean>[] = [];
+  #renewals: Renewal[] = [];
+  #renewCallbacks: Callback<boolean>[] = [];
   #claimDue = 0;
 
   #scheduled = false;
@@ -95,6 +98,15 @@ export class GroupCommitter {
     });
   }
 
+  /** Extends a lease in the next batch; resolves `false` when its token was stale. */
+  renew(renewal: Renewal): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#renewals.push(renewal);
+      this.#renewCallbacks.push({ resolve, reject });
+      this.#schedule();
+    });
+  }
+
   /** Asks the next batch to claim up to `count` due tasks. */
   claimDue(count: number): void {
     this.#claimDue += count;
@@ -125,13 +137,14 @@ export class GroupCommitter {
 
   #hasWork(): boolean {
     return this.#inserts.length > 0 || this.#settles.length > 0 ||
-      this.#claimDue > 0;
+      this.#renewals.length > 0 || this.#claimDue > 0;
   }
 
   async #commit(): Promise<void> {
     if (!this.#hasWork()) return;
     const batch: CommitBatch = {
       settles: this.#settles,
+      renewals: this.#renewals,
       inserts: this.#inserts,
       claimIds: [],
       claimDue: this.#claimDue,
@@ -140,6 +153,9 @@ export class GroupCommitter {
     };
     const insertCallbacks = this.#insertCallbacks;
     const settleCallbacks = this.#settleCallbacks;
+    const renewCallbacks = this.#renewCallbacks;
+    this.#renewals = [];
+    this.#renewCallbacks = [];
     this.#settles = [];
     this.#settleCallbacks = [];
     this.#inserts = [];
@@ -153,6 +169,7 @@ export class GroupCommitter {
       // The transaction rolled back: nothing in the batch happened.
       for (const callback of insertCallbacks) callback.reject(error);
       for (const callback of settleCallbacks) callback.reject(error);
+      for (const callback of renewCallbacks) callback.reject(error);
       this.#onClaimed([], batch.claimDue, error);
       return;
     }
@@ -161,6 +178,9 @@ export class GroupCommitter {
     }
     for (let i = 0; i < settleCallbacks.length; i++) {
       settleCallbacks[i]!.resolve(result.settled[i]!);
+    }
+    for (let i = 0; i < renewCallbacks.length; i++) {
+      renewCallbacks[i]!.resolve(result.renewed[i]!);
     }
     if (batch.claimDue > 0) this.#onClaimed(result.claimed, batch.claimDue);
   }

@@ -452,6 +452,13 @@ export class TaskQueue implements AsyncDisposable {
    * into the channel (which would leave a stale copy occupying a slot).
    */
   #inserting = 0;
+  /**
+   * Claimed records waiting in the channel, by id: their leases are kept
+   * alive by the heartbeat. A record whose renewal was refused is marked
+   * lost and dropped when it leaves the channel.
+   */
+  #held = new Map<string, TaskRecord>();
+  #lost = new Set<string>();
   /** Claims requested plus tasks in the pool: bounded by `#window`. */
   #active = 0;
   #window: number;
@@ -866,6 +873,8 @@ export class TaskQueue implements AsyncDisposable {
     }
     this.#waiters.clear();
     this.#liveKeys.clear();
+    this.#held.clear();
+    this.#lost.clear();
     this.#outstanding = 0;
     this.#active = 0;
     this.#wakeIdle();
@@ -1007,6 +1016,7 @@ export class TaskQueue implements AsyncDisposable {
       if (!this.#closed) this.#scheduleRetry(record.runAt);
     } else {
       this.#channel.sendReserved(record);
+      this.#held.set(record.id, record);
       this.#schedulePump();
     }
     this.metrics.recordEnqueue(this.#channel.depth);
@@ -1088,11 +1098,17 @@ export class TaskQueue implements AsyncDisposable {
     while (this.#active < this.#window) {
       const record = this.#channel.tryReceive();
       if (record === undefined) break;
-      // A claim that waited so long its lease cannot cover a full run is
-      // left to lease recovery, which hands it out again; running it here
-      // could overlap with that second claim.
+      this.#held.delete(record.id);
+      if (this.#lost.delete(record.id)) {
+        this.logger.warn("lease_lost_in_channel", this.#fields(record));
+        continue;
+      }
+      // A claim that waited so long its lease cannot cover a full run gets
+      // a fresh lease first (fenced by version, in the next commit), so it
+      // never runs past its lease; if the lease was lost meanwhile, the
+      // task belongs to whoever holds it now and is dropped here.
       if (this.store.durable && record.leaseUntil! - now < this.#runBudgetMs) {
-        this.logger.warn("lease_expired_in_channel", this.#fields(record));
+        this.#renewThenDispatch(record, now);
         continue;
       }
       this.#dispatch(record);
@@ -1106,6 +1122,38 @@ export class TaskQueue implements AsyncDisposable {
       this.#wantDue = false;
       this.#committer.claimDue(due);
     }
+  }
+
+  #renewThenDispatch(record: TaskRecord, now: number): void {
+    this.#active++; // holds the task's slot while the renewal commits
+    const leaseUntil = now + this.#leaseMs;
+    this.#committer.renew({
+      id: record.id,
+      version: record.version,
+      leaseUntil,
+    }).then(
+      (renewed) => {
+        this.#active--;
+        if (renewed && this.#window > 0) {
+          this.#dispatch({ ...record, leaseUntil });
+        } else {
+          if (!renewed) {
+            this.logger.warn("lease_lost_in_channel", this.#fields(record));
+          }
+          this.#wakeIdle();
+          this.#schedulePump();
+        }
+      },
+      (error) => {
+        this.#active--;
+        this.logger.error("renew_failed", {
+          ...this.#fields(record),
+          error: String(error),
+        });
+        this.#wakeIdle();
+        this.#schedulePump();
+      },
+    );
   }
 
   /** Hands a claimed task to the pool; `#active` counts it until its result. */
@@ -1365,11 +1413,18 @@ export class TaskQueue implements AsyncDisposable {
       });
     }
     let sinceRecovery = 0;
+    let sinceHeartbeat = 0;
     this.#pollTimer = setInterval(() => {
       // Look for work others submitted and retries due (a backstop for the
       // retry timer) and, now and then, expired leases of a process that died.
       sinceRecovery += this.#pollIntervalMs;
-      if (sinceRecovery >= this.#leaseMs / 2) {
+      sinceHeartbeat += this.#pollIntervalMs;
+      if (this.store.durable && sinceHeartbeat >= this.#leaseMs / 4) {
+        sinceHeartbeat = 0;
+        this.#heartbeat();
+      }
+      // Only a durable store has other processes whose leases can expire.
+      if (this.store.durable && sinceRecovery >= this.#leaseMs / 2) {
         sinceRecovery = 0;
         this.store.recoverExpired(Date.now()).catch((error) =>
           this.logger.error("recovery_failed", { error: String(error) })
@@ -1379,6 +1434,31 @@ export class TaskQueue implements AsyncDisposable {
       this.#pollWaiters();
       this.#pump();
     }, this.#pollIntervalMs);
+  }
+
+  /** Renews the leases of claimed tasks that have waited half a lease in the channel. */
+  #heartbeat(): void {
+    const now = Date.now();
+    for (const record of this.#held.values()) {
+      if (record.leaseUntil! - now > this.#leaseMs / 2) continue;
+      const leaseUntil = now + this.#leaseMs;
+      this.#committer.renew({
+        id: record.id,
+        version: record.version,
+        leaseUntil,
+      })
+        .then((renewed) => {
+          // The channel holds this same object, so the new lease is seen
+          // by the dispatcher when the record leaves the channel.
+          if (renewed) record.leaseUntil = leaseUntil;
+          else if (this.#held.has(record.id)) this.#lost.add(record.id);
+        }, (error) => {
+          this.logger.error("renew_failed", {
+            ...this.#fields(record),
+            error: String(error),
+          });
+        });
+    }
   }
 
   /** Answers handles of tasks another process runs, once they are final. */

@@ -266,3 +266,36 @@ Deno.test("TaskQueue recovers from SIGKILL: every task succeeds once, none lost"
     `${runs.length - count} repeated runs`,
   );
 });
+
+Deno.test("TaskQueue renews the lease of a task that waited long in the channel", async () => {
+  await using tmp = await tempDir();
+  const dir = await effectDir(tmp.path);
+  const lines: string[] = [];
+  // A lease of 1 s with a 250 ms run budget: tasks that waited more than
+  // 750 ms in the channel must have their lease renewed before they run.
+  await using queue = await TaskQueue.open({
+    db: `${tmp.path}/t.db`,
+    handlers,
+    workers: 1,
+    prefetch: 0,
+    timeoutMs: 200,
+    graceMs: 50,
+    leaseMs: 1000,
+    logger: new Logger({ level: "info", sink: (line) => lines.push(line) }),
+  });
+  const handles = await queue.submitMany(
+    Array.from({ length: 50 }, (_, i) => ({
+      type: "effect",
+      payload: { dir, key: `k${i}`, delayMs: 25 },
+      idempotencyKey: `k${i}`,
+    })),
+  );
+  await Promise.all(handles.map((h) => h.result));
+  const runs = await executions(dir);
+  assert.equal(runs.length, 50, "each task ran once");
+  assert.equal(new Set(runs).size, 50);
+  const { counts } = await queue.store.status(Date.now());
+  assert.equal(counts.succeeded, 50);
+  const events = lines.map((l) => JSON.parse(l).event);
+  assert.ok(!events.includes("lease_lost_in_channel"), events.join(","));
+});

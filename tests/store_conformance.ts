@@ -322,6 +322,37 @@ export function storeConformance(
     assert.equal((await store.get("b"))?.status, "queued");
   });
 
+  test("TaskStore.commit() extends a lease only when the renewal presents the claim's version", async (store) => {
+    const { inserted } = await store.commit(batch({
+      inserts: [{ ...task("a"), claim: true }, { ...task("b"), claim: true }],
+      now: T0,
+      leaseMs: LEASE,
+    }));
+    const [a, b] = inserted.map((o) => o.record);
+    const { renewed } = await store.commit(batch({
+      renewals: [
+        { id: "a", version: a!.version, leaseUntil: T0 + 3 * LEASE },
+        { id: "b", version: b!.version + 1, leaseUntil: T0 + 3 * LEASE },
+        { id: "missing", version: 1, leaseUntil: T0 + 3 * LEASE },
+      ],
+    }));
+    assert.deepEqual(renewed, [true, false, false]);
+    assert.equal((await store.get("a"))?.leaseUntil, T0 + 3 * LEASE);
+    assert.equal((await store.get("b"))?.leaseUntil, T0 + LEASE);
+    assert.equal(
+      (await store.get("a"))?.version,
+      a!.version,
+      "a renewal keeps the token",
+    );
+    // Past b's lease only b is recovered; a renewal after that is refused.
+    assert.equal(await store.recoverExpired(T0 + LEASE + 1), 1);
+    const late = await store.commit(batch({
+      renewals: [{ id: "b", version: b!.version, leaseUntil: T0 + 4 * LEASE }],
+    }));
+    assert.deepEqual(late.renewed, [false]);
+    assert.equal((await store.get("b"))?.status, "queued");
+  });
+
   test("TaskStore.commit() records success when the settle presents the claim's version", async (store) => {
     const [claim] = await claimAll(store, [task("a")]);
     const { settled } = await store.commit(batch({

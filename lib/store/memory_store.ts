@@ -424,6 +424,15 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       settled.push(true);
     }
 
+    const renewed: boolean[] = [];
+    for (const { id, version, leaseUntil } of batch.renewals ?? []) {
+      const record = this.#tasks.get(id)?.record;
+      const live = record !== undefined && record.status === "running" &&
+        record.version === version;
+      if (live) record.leaseUntil = leaseUntil;
+      renewed.push(live);
+    }
+
     const inserted: InsertOutcome[] = [];
     for (const task of batch.inserts) {
       const key = task.idempotencyKey;
@@ -467,7 +476,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       claimed.push(this.#claim(this.#tasks.get(entry.id)!, now, leaseUntil));
       wanted--;
     }
-    return { settled, inserted, claimed };
+    return { settled, renewed, inserted, claimed };
   }
 
   /**

@@ -139,6 +139,11 @@ export interface PostgresQueries {
    */
   settle: string;
   /**
+   * Extends the leases in `$1` (JSON array of `{id, v, lu}`) where the
+   * version still matches. Returns `id, v` of each renewed row.
+   */
+  renew: string;
+  /**
    * Inserts the tasks in `$1` (JSON array) at `$2` (now), skipping
    * duplicate idempotency keys. Returns the ids inserted (`row` null) and
    * the rows that already held one of the keys (`row` as JSON).
@@ -223,6 +228,10 @@ export function postgresQueries(schema: string): PostgresQueries {
         WHERE name = 'stale_settles' AND (SELECT count(*) FROM s) < $3::bigint
       )
       SELECT id, v FROM s`,
+    renew: `UPDATE ${t} t SET lease_until = v.lu
+      FROM json_to_recordset($1::text::json) AS v(id text, v integer, lu bigint)
+      WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+      RETURNING t.id, v.v`,
     // Rows go in array order, so of two rows with one key the first wins.
     // A JSON null payload arrives as SQL NULL and is stored as jsonb null.
     // The outer SELECT runs on the statement's snapshot, which does not

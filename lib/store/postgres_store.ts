@@ -540,6 +540,22 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
         batch.settles.length,
       ]),
     );
+    const renewals = batch.renewals ?? [];
+    for (const renewal of renewals) {
+      checkText(renewal.id, "renew task", "id");
+      checkTime(renewal.leaseUntil, `renew task ${renewal.id}`, "leaseUntil");
+    }
+    const renewAt = renewals.length === 0 ? -1 : at(
+      inline(q.renew, [
+        JSON.stringify(
+          renewals.map((r) => ({
+            id: r.id,
+            v: r.version,
+            lu: Math.ceil(r.leaseUntil),
+          })),
+        ),
+      ]),
+    );
     const insertAt = insertRows.length === 0
       ? -1
       : at(inline(q.insert, [`[${insertRows.join(",")}]`, now]));
@@ -558,7 +574,12 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     ) {
       at(inline(q.notify, [this.schema]));
     }
-    const result: CommitResult = { settled: [], inserted: [], claimed: [] };
+    const result: CommitResult = {
+      settled: [],
+      renewed: [],
+      inserted: [],
+      claimed: [],
+    };
     if (statements.length === 0) return result;
     const raw = await sql.unsafe(statements.join(";\n")).simple();
     const results = (statements.length === 1 ? [raw] : raw) as Row[][];
@@ -568,6 +589,15 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       const i = firstOfPair.get(JSON.stringify([row["id"], row["v"]]));
       if (i !== undefined) result.settled[i] = true;
     }
+
+    const renewedPairs = new Set(
+      (renewAt < 0 ? [] : results[renewAt]!).map((row) =>
+        `${row["id"]}\u0000${row["v"]}`
+      ),
+    );
+    result.renewed = renewals.map((r) =>
+      renewedPairs.has(`${r.id}\u0000${r.version}`)
+    );
 
     if (insertAt >= 0) {
       const ids = new Set<string>();

@@ -119,6 +119,8 @@ export const QUERIES = {
   settleDead: "UPDATE tasks SET status = 'dead', last_error = ?, " +
     "error_class = ?, lease_until = NULL, updated_at = ?, version = version + 1 " +
     "WHERE id = ? AND version = ? AND status = 'running'",
+  renew: "UPDATE tasks SET lease_until = ? " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
   countStale: "UPDATE meta SET value = value + ? WHERE name = 'stale_settles'",
   staleSettles: "SELECT value FROM meta WHERE name = 'stale_settles'",
   claimId: "UPDATE tasks SET status = 'running', attempts = attempts + 1, " +

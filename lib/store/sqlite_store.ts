@@ -473,6 +473,13 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       }
       if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
 
+      const renewed: boolean[] = [];
+      for (const { id, version, leaseUntil } of batch.renewals ?? []) {
+        renewed.push(
+          db.prepare(QUERIES.renew).run(leaseUntil, id, version).changes > 0,
+        );
+      }
+
       const inserted: InsertOutcome[] = [];
       const insertLease = now + batch.leaseMs;
       for (let i = 0; i < batch.inserts.length; i++) {
@@ -524,7 +531,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         );
         for (const row of rows) claimed.push(toRecord(row));
       }
-      return { settled, inserted, claimed };
+      return { settled, renewed, inserted, claimed };
     });
   }
 

@@ -110,10 +110,26 @@ export interface Settlement {
   outcome: SettleOutcome;
 }
 
+/** An extension of a running task's lease, fenced like a settle. */
+export interface Renewal {
+  /** Task id. */
+  id: string;
+  /** The `version` its claim returned; the lease is kept only if unchanged. */
+  version: number;
+  /** The new lease end (epoch ms). */
+  leaseUntil: number;
+}
+
 /** Work for one group-commit transaction. Applied in field order. */
 export interface CommitBatch {
   /** Attempts to settle. */
   settles: Settlement[];
+  /**
+   * Leases to extend, for claimed tasks that waited long before running.
+   *
+   * @default {[]}
+   */
+  renewals?: Renewal[];
   /** Tasks to insert. */
   inserts: NewTask[];
   /** Ids of tasks to claim if they are still claimable (queued, or failed and due). */
@@ -130,6 +146,8 @@ export interface CommitBatch {
 export interface CommitResult {
   /** `true` per settle applied; `false` when its fencing token was stale. */
   settled: boolean[];
+  /** `true` per renewal applied; `false` when its token was stale. */
+  renewed: boolean[];
   /** One outcome per insert, in order. */
   inserted: InsertOutcome[];
   /** The tasks claimed (from `claimIds` and `claimDue`), now running. */
