@@ -1,14 +1,42 @@
 /**
  * Sluice: a Deno-native task queue. Web Workers form the thread pool, a
  * bounded channel on a counting semaphore sits in front of it, and SQLite
- * holds the state.
+ * (or PostgreSQL) holds the state: idempotency keys, retries with backoff,
+ * and a dead-letter queue.
  *
- * @example Checking the version
+ * @example Running tasks on the built-in handlers, durably
  * ```ts
- * import { VERSION } from "@sluice/sluice";
+ * import { TaskQueue } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
- * assert.match(VERSION, /^\d+\.\d+\.\d+$/);
+ * const dir = await Deno.makeTempDir();
+ * {
+ *   await using queue = await TaskQueue.open({
+ *     db: `${dir}/tasks.db`, // SQLite; omit for an in-memory queue
+ *     workers: 2,
+ *     capacity: 1024, // bounded channel; overflow "block" (default) or "reject"
+ *     retry: { maxAttempts: 3, baseMs: 100, capMs: 2000 },
+ *   });
+ *
+ *   const handle = await queue.submit({
+ *     type: "compute",
+ *     payload: { operation: "factorial", value: 25 },
+ *     idempotencyKey: "factorial-25",
+ *   });
+ *   assert.deepEqual(await handle.result, { result: "15511210043330985984000000" });
+ *
+ *   // The same key again: answered by the first task, not run twice.
+ *   const again = await queue.submit({
+ *     type: "compute",
+ *     payload: { operation: "factorial", value: 25 },
+ *     idempotencyKey: "factorial-25",
+ *   });
+ *   assert.equal(again.deduplicated, true);
+ *   assert.equal(again.id, handle.id);
+ *
+ *   assert.equal(queue.metrics.snapshot().counters.succeeded, 1);
+ * }
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module

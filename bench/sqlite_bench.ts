@@ -4,7 +4,13 @@
  *
  * Run: deno bench --allow-read --allow-write --allow-env --allow-ffi bench/sqlite_bench.ts
  */
-import { type Database, type DriverName, openDatabase } from "../mod.ts";
+import {
+  type Database,
+  type DriverName,
+  openDatabase,
+  SqliteTaskStore,
+} from "../mod.ts";
+import { uuidv7 } from "../lib/_id.ts";
 
 const DRIVERS: readonly DriverName[] = ["builtin", "ffi"];
 const SEEDED = 10_000;
@@ -118,4 +124,46 @@ for (const [driver, db] of databases) {
       if (row === undefined) throw new Error("Cannot select: row is missing");
     },
   });
+}
+
+// The store's own hot path: one group commit of 100 claimed inserts and the
+// settles of the previous 100, as the queue issues them under load.
+const COMMIT_TASKS = 100;
+for (const driver of DRIVERS) {
+  const store = SqliteTaskStore.open(`${dir}/store-${driver}.db`, { driver });
+  let previous: { id: string; version: number }[] = [];
+  Deno.bench({
+    name: `${driver}: commit ${COMMIT_TASKS} inserts + ${COMMIT_TASKS} settles`,
+    group: "store commit",
+    baseline: driver === "builtin",
+    async fn(): Promise<void> {
+      const now = Date.now();
+      const inserts = Array.from({ length: COMMIT_TASKS }, () => ({
+        id: uuidv7(), // the queue's time-ordered ids
+        type: "noop",
+        idempotencyKey: null,
+        payload: { image_key: "img/000001.jpg", size: "200x200" },
+        maxAttempts: 3,
+        runAt: now,
+        claim: true,
+      }));
+      const { inserted } = await store.commit({
+        settles: previous.map(({ id, version }) => ({
+          id,
+          version,
+          outcome: { kind: "succeeded", result: null, outputKey: null },
+        })),
+        inserts,
+        claimIds: [],
+        claimDue: 0,
+        leaseMs: 30_000,
+        now,
+      });
+      previous = inserted.map(({ record }) => ({
+        id: record.id,
+        version: record.version,
+      }));
+    },
+  });
+  globalThis.addEventListener("unload", () => void store.close());
 }
