@@ -6,8 +6,13 @@
  * deno run -A cli.ts start --db tasks.db --workers 2
  * deno run -A cli.ts submit --db tasks.db --type noop --count 10
  * deno run -A cli.ts status --db tasks.db --json
+ * deno run -A cli.ts start --db postgres://user@host/db --pg-schema sluice
  * deno run -A cli.ts --benchmark
  * ```
+ *
+ * `--db` (or `SLUICE_DB`) is a SQLite file path, or a `postgres://` URL:
+ * then every command works on the queue in the `--pg-schema` schema of
+ * that database, so `start` processes on many hosts share one queue.
  *
  * Configuration: flags win over `SLUICE_*` environment variables (see
  * `.env.example`, loadable with `deno run --env-file`), which win over
@@ -21,6 +26,7 @@ import {
   type CliConfig,
   ConfigError,
   type ConfigKey,
+  ENV_NAMES,
   FLAG_NAMES,
   readEnv,
   resolveConfig,
@@ -35,12 +41,21 @@ import {
 import { Logger } from "./lib/log.ts";
 import { serveMetrics } from "./lib/metrics_server.ts";
 import { QueueFullError } from "./lib/channel.ts";
-import { type TaskInput, TaskQueue } from "./lib/queue.ts";
+import {
+  type CloseOptions,
+  type CloseReport,
+  type TaskInput,
+  TaskQueue,
+  type TaskQueueOptions,
+} from "./lib/queue.ts";
+import { isPostgresUrl } from "./lib/store/open_store.ts";
+import { PostgresTaskStore } from "./lib/store/postgres_store.ts";
 import { SqliteTaskStore } from "./lib/store/sqlite_store.ts";
 import type {
   StatusCounts,
   TaskRecord,
   TaskStatus,
+  TaskStore,
 } from "./lib/store/store.ts";
 import { VERSION } from "./mod.ts";
 
@@ -151,6 +166,67 @@ function logger(cfg: CliConfig): Logger {
   return new Logger({ level: cfg.logLevel, format: cfg.logFormat });
 }
 
+/** `cfg.db` for output: a URL's password is never printed. */
+function describeDb(cfg: CliConfig): string {
+  if (!isPostgresUrl(cfg.db)) return cfg.db;
+  return `${
+    cfg.db.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:…@")
+  } (schema ${cfg.pgSchema})`;
+}
+
+/** A queue opened for a command, and the PostgreSQL store it may run on. */
+interface CliQueue {
+  /** The queue. */
+  queue: TaskQueue;
+  /**
+   * Closes the queue (unless already closed), then the store the CLI
+   * opened for it: the queue does not own a store it was handed.
+   */
+  close(options?: CloseOptions): Promise<CloseReport | undefined>;
+}
+
+/**
+ * Opens a queue on `cfg.db`: TaskQueue opens a SQLite path itself; a
+ * PostgreSQL URL is opened here, so the queue lives in `cfg.pgSchema`.
+ */
+async function openQueue(
+  cfg: CliConfig,
+  options: Omit<TaskQueueOptions, "db" | "driver" | "synchronous">,
+): Promise<CliQueue> {
+  if (!isPostgresUrl(cfg.db)) {
+    const queue = await TaskQueue.open({
+      ...options,
+      db: cfg.db,
+      driver: cfg.sqliteDriver,
+      synchronous: cfg.synchronous,
+    });
+    return {
+      queue,
+      close: async (o) => queue.closed ? undefined : await queue.close(o),
+    };
+  }
+  const store = await PostgresTaskStore.open(cfg.db, {
+    schema: cfg.pgSchema,
+  });
+  let queue: TaskQueue;
+  try {
+    queue = await TaskQueue.open({ ...options, db: store });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return {
+    queue,
+    async close(o): Promise<CloseReport | undefined> {
+      try {
+        return queue.closed ? undefined : await queue.close(o);
+      } finally {
+        await store.close();
+      }
+    },
+  };
+}
+
 const QUEUE_KEYS: readonly ConfigKey[] = [
   "db",
   "workers",
@@ -164,10 +240,14 @@ const QUEUE_KEYS: readonly ConfigKey[] = [
   "objects",
   "sqliteDriver",
   "synchronous",
+  "pgSchema",
 ];
 
 const CONFIG_HELP = `Configuration (flag, environment variable, default):
-  --db PATH              SLUICE_DB               tasks.db
+  --db PATH|URL          SLUICE_DB               tasks.db (SQLite file, or a
+                                                 postgres:// URL for PostgreSQL)
+  --pg-schema NAME       SLUICE_PG_SCHEMA        sluice (PostgreSQL schema of
+                                                 the queue)
   --workers N            SLUICE_WORKERS          CPU cores
   --concurrency C        SLUICE_CONCURRENCY      1 (tasks at once per worker)
   --capacity N           SLUICE_CAPACITY         1024 (channel size)
@@ -205,7 +285,10 @@ Benchmark (baseline vs optimized queue, 30 ms simulated I/O):
   --workers W          Optimized queue workers (default 2)
   --concurrency C      Tasks at once per worker (default 64)
   --out DIR            Output directory (default results)
-  --db DIR             Directory for the SQLite files (default: system temp)
+  --db DIR|URL         Directory for the SQLite files (default: system temp),
+                       or a postgres:// URL: each optimized run then uses a
+                       fresh schema of that database, dropped afterwards
+                       (SLUICE_DB is used when it is a postgres:// URL)
                        (run with -A to record the CPU model: Deno reads /proc
                        only with --allow-all)
 
@@ -289,8 +372,7 @@ async function runCommand(args: string[]): Promise<number> {
   if (file === undefined) throw new UsageError("run needs --tasks FILE");
   const cfg = config(values, QUEUE_KEYS, { logLevel: "warn" });
   const tasks = await readTaskFile(file);
-  const queue = await TaskQueue.open({
-    db: cfg.db,
+  const opened = await openQueue(cfg, {
     workers: cfg.workers,
     concurrency: cfg.concurrency,
     capacity: cfg.capacity,
@@ -298,10 +380,9 @@ async function runCommand(args: string[]): Promise<number> {
     retry: { maxAttempts: cfg.maxAttempts },
     timeoutMs: cfg.taskTimeoutMs,
     objectsRoot: cfg.objects,
-    driver: cfg.sqliteDriver,
-    synchronous: cfg.synchronous,
     logger: logger(cfg),
   });
+  const queue = opened.queue;
   const progress = new Progress({ label: "run", total: tasks.length });
   let succeeded = 0;
   let dead = 0;
@@ -327,7 +408,7 @@ async function runCommand(args: string[]): Promise<number> {
     }));
   } finally {
     progress.clear();
-    await queue.close();
+    await opened.close();
   }
   const seconds = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
@@ -358,9 +439,9 @@ async function runCommand(args: string[]): Promise<number> {
 // -- submit -----------------------------------------------------------------
 
 const SUBMIT_USAGE = `Usage:
-  cli.ts submit --db PATH --file FILE [options]
-  cli.ts submit --db PATH --type T [--payload JSON] [--count N] [options]
-  cli.ts submit --db PATH --random --count N [--seed S] [options]
+  cli.ts submit --db PATH|URL --file FILE [options]
+  cli.ts submit --db PATH|URL --type T [--payload JSON] [--count N] [options]
+  cli.ts submit --db PATH|URL --random --count N [--seed S] [options]
 
 Enqueues tasks into a database that a "start" process works on; this process
 runs no tasks. Prints one task id per line, or with --json the counts and ids.
@@ -379,8 +460,9 @@ Options:
   --json                   Print {"submitted","deduplicated","ids"}
   -h, --help               Show this help
 
-Configuration: --db, --sqlite-driver, --synchronous, --log-level, --log-format
-(and their SLUICE_* variables), as in "cli.ts run --help".
+Configuration: --db (a SQLite path or a postgres:// URL), --pg-schema,
+--sqlite-driver, --synchronous, --log-level, --log-format (and their SLUICE_*
+variables), as in "cli.ts run --help".
 `;
 
 function randomTasks(count: number, seed: number): TaskInput[] {
@@ -416,6 +498,7 @@ async function submitCommand(args: string[]): Promise<number> {
     "logLevel",
     "logFormat",
     "maxAttempts",
+    "pgSchema",
   ];
   const { values } = parse(args, {
     file: { type: "string" },
@@ -483,13 +566,15 @@ async function submitCommand(args: string[]): Promise<number> {
   }
   for (const task of tasks) task.maxAttempts ??= maxAttempts;
 
-  const queue = await TaskQueue.open({
-    db: cfg.db,
+  const opened = await openQueue(cfg, {
     consume: false,
-    driver: cfg.sqliteDriver,
-    synchronous: cfg.synchronous,
+    // This process never reads the handles' results, and polling for them
+    // costs one read per unfinished task per tick: it would compete with
+    // the inserts. The longest interval a timer takes turns it off.
+    pollIntervalMs: 2 ** 31 - 1,
     logger: logger(cfg),
   });
+  const queue = opened.queue;
   const progress = new Progress({ label: "submit", total: tasks.length });
   const ids: string[] = [];
   let deduplicated = 0;
@@ -507,7 +592,7 @@ async function submitCommand(args: string[]): Promise<number> {
     }
   } finally {
     progress.clear();
-    await queue.close({ deadline: 0 });
+    await opened.close({ deadline: 0 });
   }
   if (values.json) {
     out(
@@ -525,21 +610,54 @@ async function submitCommand(args: string[]): Promise<number> {
 
 // -- start ------------------------------------------------------------------
 
-const START_USAGE = `Usage: cli.ts start --db PATH [options]
+const START_USAGE = `Usage: cli.ts start --db PATH|URL [options]
 
 Runs a worker process on a database until SIGINT or SIGTERM. The first signal
 stops taking work and lets running tasks finish within --deadline; a second
 signal exits at once (exit code 1). Tasks left unfinished stay in the
 database and run on the next start.
 
+With --db postgres://..., any number of start processes, on any hosts, share
+the queue in --pg-schema: claims never hand one task to two of them, new work
+wakes them through LISTEN/NOTIFY, and the tasks of a process that dies are
+handed out again once their lease (--lease-ms) runs out.
+
 Options:
   --metrics-port P       Serve Prometheus /metrics and /healthz on 127.0.0.1:P
                          (SLUICE_METRICS_PORT; 0 picks a free port)
   --deadline MS          Graceful shutdown deadline (default 30000)
-  --poll-interval-ms MS  How often to look for new work (default 100)
+  --poll-interval-ms MS  How often to look for new work, expired leases and
+                         a lost database connection (default 100)
+  --lease-ms MS          How long a claimed task is this process's before
+                         another may take it (default: task timeout + 6000,
+                         or 60000 without a timeout; must exceed the task
+                         timeout + 1000)
+  --prefetch N           Tasks claimed ahead of free slots (default: workers x
+                         concurrency x 2, at least 32)
+  --handlers URL         Handler module (a file path or URL) whose named
+                         exports handle task types (default: the built-ins)
   -h, --help             Show this help
 
 ${CONFIG_HELP}`;
+
+/** A `--handlers` value as a module URL: a URL as given, a path from the cwd. */
+function handlerUrl(text: string): URL {
+  if (text === "") throw new UsageError("--handlers must not be empty");
+  if (/^[a-z][a-z0-9+.-]*:/i.test(text) && !/^[a-z]:[\\/]/i.test(text)) {
+    try {
+      return new URL(text);
+    } catch {
+      throw new UsageError(
+        `--handlers must be a path or URL, got ${JSON.stringify(text)}`,
+      );
+    }
+  }
+  const cwd = Deno.cwd().replaceAll("\\", "/");
+  return new URL(
+    text.replaceAll("\\", "/"),
+    `file://${cwd.startsWith("/") ? "" : "/"}${cwd}/`,
+  );
+}
 
 function addSignals(handler: (signal: Deno.Signal) => void): () => void {
   const added: Array<[Deno.Signal, () => void]> = [];
@@ -564,6 +682,9 @@ async function startCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {
     deadline: { type: "string" },
     "poll-interval-ms": { type: "string" },
+    "lease-ms": { type: "string" },
+    prefetch: { type: "string" },
+    handlers: { type: "string" },
     ...configSpec(keys),
   });
   if (values.help) {
@@ -573,6 +694,17 @@ async function startCommand(args: string[]): Promise<number> {
   const cfg = config(values, keys);
   const deadline = integer(values, "deadline", 30_000, 0);
   const pollIntervalMs = integer(values, "poll-interval-ms", 100);
+  const leaseText = str(values, "lease-ms");
+  const prefetchText = str(values, "prefetch");
+  const handlersText = str(values, "handlers");
+  const extra: Partial<TaskQueueOptions> = {
+    ...(leaseText !== undefined &&
+      { leaseMs: integer(values, "lease-ms", 0) }),
+    ...(prefetchText !== undefined &&
+      { prefetch: integer(values, "prefetch", 0, 0) }),
+    ...(handlersText !== undefined &&
+      { handlers: handlerUrl(handlersText) }),
+  };
   const log = logger(cfg);
 
   let signals = 0;
@@ -588,8 +720,7 @@ async function startCommand(args: string[]): Promise<number> {
     Deno.exit(1);
   });
   try {
-    const queue = await TaskQueue.open({
-      db: cfg.db,
+    const opened = await openQueue(cfg, {
       workers: cfg.workers,
       concurrency: cfg.concurrency,
       capacity: cfg.capacity,
@@ -597,11 +728,11 @@ async function startCommand(args: string[]): Promise<number> {
       retry: { maxAttempts: cfg.maxAttempts },
       timeoutMs: cfg.taskTimeoutMs,
       objectsRoot: cfg.objects,
-      driver: cfg.sqliteDriver,
-      synchronous: cfg.synchronous,
       pollIntervalMs,
       logger: log,
+      ...extra,
     });
+    const queue = opened.queue;
     let server: ReturnType<typeof serveMetrics> | undefined;
     try {
       if (cfg.metricsPort !== null) {
@@ -613,7 +744,7 @@ async function startCommand(args: string[]): Promise<number> {
       }
       log.info("worker_started", {
         pid: Deno.pid,
-        db: cfg.db,
+        db: describeDb(cfg),
         store: queue.store.kind,
         workers: cfg.workers,
         concurrency: cfg.concurrency,
@@ -621,13 +752,13 @@ async function startCommand(args: string[]): Promise<number> {
       });
       const signal = await stopped;
       log.info("worker_stopping", { signal, deadline_ms: deadline });
-      const report = await queue.close({ deadline });
+      const report = await opened.close({ deadline });
       log.info("worker_stopped", {
-        drained: report.drained,
-        unfinished: report.unfinished,
+        drained: report?.drained ?? true,
+        unfinished: report?.unfinished ?? 0,
       });
     } finally {
-      if (!queue.closed) await queue.close({ deadline: 0 });
+      await opened.close({ deadline: 0 });
       await server?.shutdown();
     }
   } finally {
@@ -638,29 +769,34 @@ async function startCommand(args: string[]): Promise<number> {
 
 // -- status, monitor --------------------------------------------------------
 
-const STATUS_USAGE = `Usage: cli.ts status --db PATH [--json]
+const STATUS_USAGE = `Usage: cli.ts status --db PATH|URL [--json]
 
 Reads counts by status, depth (queued plus failed tasks due for a retry), the
 age of the oldest due task, the dead-letter count and recent throughput
-(tasks succeeded in the last 60 s ÷ 60). The database is opened read-only, so
-a running worker is not disturbed.
+(tasks succeeded in the last 60 s ÷ 60). A SQLite database is opened
+read-only, so a running worker is not disturbed; PostgreSQL is read on one
+connection.
 
 Options:
-  --db PATH              The database (SLUICE_DB, default tasks.db)
+  --db PATH|URL          SQLite file or postgres:// URL (SLUICE_DB, default
+                         tasks.db)
+  --pg-schema NAME       PostgreSQL schema (SLUICE_PG_SCHEMA, default sluice)
   --sqlite-driver NAME   ffi, builtin or auto (SLUICE_SQLITE_DRIVER)
   --json                 Print JSON
   -h, --help             Show this help
 `;
 
 const MONITOR_USAGE =
-  `Usage: cli.ts monitor --db PATH [--once] [--interval MS] [--export json|csv]
+  `Usage: cli.ts monitor --db PATH|URL [--once] [--interval MS] [--export json|csv]
 
 Shows status every --interval ms (default 1000), redrawn in place on a
 terminal, until interrupted. --once shows one frame. --export writes one
 JSON line or CSV row (after a header) per refresh instead, for scripts.
 
 Options:
-  --db PATH              The database (SLUICE_DB, default tasks.db)
+  --db PATH|URL          SQLite file or postgres:// URL (SLUICE_DB, default
+                         tasks.db)
+  --pg-schema NAME       PostgreSQL schema (SLUICE_PG_SCHEMA, default sluice)
   --sqlite-driver NAME   ffi, builtin or auto (SLUICE_SQLITE_DRIVER)
   --once                 One frame, then exit
   --interval MS          Refresh interval (default 1000)
@@ -689,6 +825,23 @@ interface StatusSnapshot {
   throughput_per_s: number;
 }
 
+/**
+ * Opens `cfg.db` to inspect it: a SQLite file read-only (it must exist), or
+ * the PostgreSQL schema on one connection with no LISTEN.
+ */
+async function openInspect(
+  cfg: CliConfig,
+): Promise<TaskStore & AsyncDisposable> {
+  if (isPostgresUrl(cfg.db)) {
+    return await PostgresTaskStore.open(cfg.db, {
+      schema: cfg.pgSchema,
+      max: 1,
+      notify: false,
+    });
+  }
+  return openReadOnly(cfg);
+}
+
 function openReadOnly(cfg: CliConfig): SqliteTaskStore {
   try {
     Deno.statSync(cfg.db);
@@ -705,7 +858,7 @@ function openReadOnly(cfg: CliConfig): SqliteTaskStore {
 }
 
 async function readStatus(
-  store: SqliteTaskStore,
+  store: TaskStore,
   db: string,
 ): Promise<StatusSnapshot> {
   const now = Date.now();
@@ -780,7 +933,7 @@ const CSV_COLUMNS: ReadonlyArray<
 ];
 
 async function statusCommand(args: string[]): Promise<number> {
-  const keys: ConfigKey[] = ["db", "sqliteDriver"];
+  const keys: ConfigKey[] = ["db", "sqliteDriver", "pgSchema"];
   const { values } = parse(args, {
     json: { type: "boolean" },
     ...configSpec(keys),
@@ -790,14 +943,14 @@ async function statusCommand(args: string[]): Promise<number> {
     return 0;
   }
   const cfg = config(values, keys);
-  await using store = openReadOnly(cfg);
-  const snapshot = await readStatus(store, cfg.db);
+  await using store = await openInspect(cfg);
+  const snapshot = await readStatus(store, describeDb(cfg));
   out(values.json ? JSON.stringify(snapshot) + "\n" : formatStatus(snapshot));
   return 0;
 }
 
 async function monitorCommand(args: string[]): Promise<number> {
-  const keys: ConfigKey[] = ["db", "sqliteDriver"];
+  const keys: ConfigKey[] = ["db", "sqliteDriver", "pgSchema"];
   const { values } = parse(args, {
     once: { type: "boolean" },
     interval: { type: "string" },
@@ -816,7 +969,7 @@ async function monitorCommand(args: string[]): Promise<number> {
   }
   const interval = integer(values, "interval", 1000, 10);
   const cfg = config(values, keys);
-  await using store = openReadOnly(cfg);
+  await using store = await openInspect(cfg);
   const tty = isTerminal(Deno.stdout);
   const abort = new AbortController();
   const removeSignals = values.once ? () => {} : addSignals(() => {
@@ -825,7 +978,7 @@ async function monitorCommand(args: string[]): Promise<number> {
   try {
     let first = true;
     while (!abort.signal.aborted) {
-      const snapshot = await readStatus(store, cfg.db);
+      const snapshot = await readStatus(store, describeDb(cfg));
       if (format === "json") {
         out(JSON.stringify(snapshot) + "\n");
       } else if (format === "csv") {
@@ -860,9 +1013,9 @@ async function monitorCommand(args: string[]): Promise<number> {
 // -- dlq --------------------------------------------------------------------
 
 const DLQ_USAGE = `Usage:
-  cli.ts dlq list [--limit N] [--db PATH] [--json]
-  cli.ts dlq show ID [--db PATH] [--json]
-  cli.ts dlq requeue (ID... | --all) [--db PATH] [--json]
+  cli.ts dlq list [--limit N] [--db PATH|URL] [--json]
+  cli.ts dlq show ID [--db PATH|URL] [--json]
+  cli.ts dlq requeue (ID... | --all) [--db PATH|URL] [--json]
 
 Dead-lettered tasks: failed permanently or out of attempts. "requeue" moves
 them back to queued with fresh attempts; a running "start" picks them up.
@@ -870,7 +1023,9 @@ them back to queued with fresh attempts; a running "start" picks them up.
 Options:
   --limit N              At most N tasks for list (default 100)
   --all                  Requeue every dead task
-  --db PATH              The database (SLUICE_DB, default tasks.db)
+  --db PATH|URL          SQLite file or postgres:// URL (SLUICE_DB, default
+                         tasks.db)
+  --pg-schema NAME       PostgreSQL schema (SLUICE_PG_SCHEMA, default sluice)
   --sqlite-driver NAME   ffi, builtin or auto (SLUICE_SQLITE_DRIVER)
   --json                 Print JSON
   -h, --help             Show this help
@@ -892,7 +1047,7 @@ function taskJson(task: TaskRecord): Record<string, unknown> {
 }
 
 async function dlqCommand(args: string[]): Promise<number> {
-  const keys: ConfigKey[] = ["db", "sqliteDriver"];
+  const keys: ConfigKey[] = ["db", "sqliteDriver", "pgSchema"];
   const { values, positionals } = parse(args, {
     limit: { type: "string" },
     all: { type: "boolean" },
@@ -911,7 +1066,7 @@ async function dlqCommand(args: string[]): Promise<number> {
   if (action === "list") {
     if (ids.length > 0) throw new UsageError("dlq list takes no ids");
     const limit = integer(values, "limit", 100);
-    await using store = openReadOnly(cfg);
+    await using store = await openInspect(cfg);
     const dead = await store.list({ status: "dead", limit });
     if (values.json) {
       out(JSON.stringify(dead.map(taskJson)) + "\n");
@@ -930,7 +1085,7 @@ async function dlqCommand(args: string[]): Promise<number> {
   }
   if (action === "show") {
     if (ids.length !== 1) throw new UsageError("dlq show needs one task id");
-    await using store = openReadOnly(cfg);
+    await using store = await openInspect(cfg);
     const task = await store.get(ids[0]!);
     if (task === undefined || task.status !== "dead") {
       err(`error: Cannot show task ${ids[0]}: no dead task with this id\n`);
@@ -954,10 +1109,14 @@ async function dlqCommand(args: string[]): Promise<number> {
     if ((ids.length > 0) === (values.all === true)) {
       throw new UsageError("dlq requeue needs task ids or --all (not both)");
     }
-    openReadOnly(cfg).close();
-    await using store = SqliteTaskStore.open(cfg.db, {
-      driver: cfg.sqliteDriver,
-    });
+    let store: TaskStore & AsyncDisposable;
+    if (isPostgresUrl(cfg.db)) {
+      store = await openInspect(cfg);
+    } else {
+      openReadOnly(cfg).close();
+      store = SqliteTaskStore.open(cfg.db, { driver: cfg.sqliteDriver });
+    }
+    await using _store = store;
     const count = await store.requeue(values.all ? "all" : ids, Date.now());
     out(
       values.json
@@ -975,7 +1134,7 @@ async function dlqCommand(args: string[]): Promise<number> {
 
 // -- export -----------------------------------------------------------------
 
-const EXPORT_USAGE = `Usage: cli.ts export --db PATH --format json|csv
+const EXPORT_USAGE = `Usage: cli.ts export --db PATH|URL --format json|csv
 
 Writes every task (id, type, status, attempts, error_class, last_error,
 created_at, updated_at) to stdout, oldest first: a JSON array, or CSV with a
@@ -983,7 +1142,9 @@ header. Times are ISO 8601.
 
 Options:
   --format FORMAT        json or csv (required)
-  --db PATH              The database (SLUICE_DB, default tasks.db)
+  --db PATH|URL          SQLite file or postgres:// URL (SLUICE_DB, default
+                         tasks.db)
+  --pg-schema NAME       PostgreSQL schema (SLUICE_PG_SCHEMA, default sluice)
   --sqlite-driver NAME   ffi, builtin or auto (SLUICE_SQLITE_DRIVER)
   -h, --help             Show this help
 `;
@@ -1005,7 +1166,7 @@ function csvField(value: unknown): string {
 }
 
 async function exportCommand(args: string[]): Promise<number> {
-  const keys: ConfigKey[] = ["db", "sqliteDriver"];
+  const keys: ConfigKey[] = ["db", "sqliteDriver", "pgSchema"];
   const { values } = parse(args, {
     format: { type: "string" },
     ...configSpec(keys),
@@ -1023,7 +1184,7 @@ async function exportCommand(args: string[]): Promise<number> {
     );
   }
   const cfg = config(values, keys);
-  await using store = openReadOnly(cfg);
+  await using store = await openInspect(cfg);
   if (format === "csv") out(EXPORT_COLUMNS.join(",") + "\n");
   else out("[");
   const page = 1000;
@@ -1068,7 +1229,13 @@ async function benchmarkCommand(values: Values): Promise<number> {
   const workers = integer(values, "workers", 2);
   const concurrency = integer(values, "concurrency", 64);
   const outDir = str(values, "out") ?? "results";
-  const dbDir = str(values, "db");
+  // SLUICE_DB names a database file, not a directory: only a PostgreSQL URL
+  // in it is taken for the benchmark.
+  const envDb = readEnv([ENV_NAMES.db])[ENV_NAMES.db];
+  const db = str(values, "db") ??
+    (envDb !== undefined && isPostgresUrl(envDb) ? envDb : undefined);
+  const dbDir = db !== undefined && !isPostgresUrl(db) ? db : undefined;
+  const postgresUrl = db !== undefined && isPostgresUrl(db) ? db : undefined;
   const progress = new Progress();
   let current = "";
   const report = await runBenchmark({
@@ -1077,6 +1244,7 @@ async function benchmarkCommand(values: Values): Promise<number> {
     workers,
     concurrency,
     ...(dbDir !== undefined && { dbDir }),
+    ...(postgresUrl !== undefined && { postgresUrl }),
     onProgress: (p: BenchmarkProgress) => {
       const label = `${p.impl} ${p.producers} producers`;
       if (label !== current) {

@@ -8,7 +8,7 @@
 
 /** The settings the CLI subcommands share. */
 export interface CliConfig {
-  /** SQLite file path. */
+  /** SQLite file path, or a `postgres://` / `postgresql://` URL. */
   db: string;
   /** Worker threads. */
   workers: number;
@@ -34,6 +34,8 @@ export interface CliConfig {
   sqliteDriver: "ffi" | "builtin" | "auto";
   /** SQLite `synchronous`. */
   synchronous: "NORMAL" | "FULL" | "OFF";
+  /** PostgreSQL schema holding the queue (used when `db` is a URL). */
+  pgSchema: string;
 }
 
 /** A configuration key. */
@@ -54,6 +56,7 @@ export const ENV_NAMES: { readonly [K in ConfigKey]: string } = {
   objects: "SLUICE_OBJECTS",
   sqliteDriver: "SLUICE_SQLITE_DRIVER",
   synchronous: "SLUICE_SYNCHRONOUS",
+  pgSchema: "SLUICE_PG_SCHEMA",
 };
 
 /** Command-line flag of each key. */
@@ -71,6 +74,7 @@ export const FLAG_NAMES: { readonly [K in ConfigKey]: string } = {
   objects: "--objects",
   sqliteDriver: "--sqlite-driver",
   synchronous: "--synchronous",
+  pgSchema: "--pg-schema",
 };
 
 /** A bad flag or environment value; the CLI reports it as a usage error. */
@@ -127,6 +131,7 @@ function defaults(): CliConfig {
     objects: "objects",
     sqliteDriver: "auto",
     synchronous: "NORMAL",
+    pgSchema: "sluice",
   };
 }
 
@@ -164,6 +169,18 @@ function oneOf<T extends string>(
   return value as T;
 }
 
+/** PostgreSQL schema names Sluice accepts: unquoted-safe identifiers. */
+function schemaName(source: string, text: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(text)) {
+    throw new ConfigError(
+      `${source} must be a lower-case identifier (a-z, 0-9, _; at most 63), got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return text;
+}
+
 function nonEmpty(source: string, text: string): string {
   if (text === "") {
     throw new ConfigError(`${source} must not be empty`);
@@ -189,6 +206,7 @@ const PARSERS: {
   sqliteDriver: (s, t) => oneOf(s, t, ["ffi", "builtin", "auto"] as const),
   synchronous: (s, t) =>
     oneOf(s, t, ["NORMAL", "FULL", "OFF"] as const, (x) => x.toUpperCase()),
+  pgSchema: schemaName,
 };
 
 /**

@@ -13,6 +13,8 @@ import { renderChart } from "./_chart.ts";
 import { type FaultConfig, SIMULATED_IO_30MS } from "./faults.ts";
 import { TaskQueue } from "./queue.ts";
 import { sqliteDriverInfo } from "./store/sqlite.ts";
+import { isPostgresUrl } from "./store/open_store.ts";
+import { PostgresTaskStore } from "./store/postgres_store.ts";
 
 /** Options for {@linkcode runBenchmark}. Every field is optional. */
 export interface BenchmarkOptions {
@@ -65,6 +67,14 @@ export interface BenchmarkOptions {
    * @default {the system temp directory}
    */
   dbDir?: string;
+  /**
+   * A PostgreSQL URL: each optimized run then works in a fresh schema of
+   * that database (`sluice_bench_…`), dropped after the run, instead of a
+   * SQLite file in `dbDir`.
+   *
+   * @default {undefined}
+   */
+  postgresUrl?: string;
   /**
    * Called as tasks finish, for progress displays.
    *
@@ -126,8 +136,11 @@ export interface BenchmarkConfig {
   seed: number;
   /** Baseline consumers (they serialize on one lock). */
   baseline_consumers: number;
-  /** Where the SQLite files were: the system temp directory, or a given one. */
-  db: "temp" | "given";
+  /**
+   * Where the optimized runs kept their tasks: SQLite files in the system
+   * temp directory or in a given one, or fresh PostgreSQL schemas.
+   */
+  db: "temp" | "given" | "postgres";
   /** File system type of that directory (e.g. `"ext4"`, `"tmpfs"`), or `null`. */
   db_filesystem: string | null;
   /** SQLite `synchronous` of the optimized queue. */
@@ -394,6 +407,7 @@ interface OptimizedSettings {
   capacity: number;
   faults: FaultConfig;
   dbDir: string;
+  postgresUrl: string | undefined;
   signal: AbortSignal | undefined;
   onProgress: BenchmarkOptions["onProgress"];
 }
@@ -404,9 +418,17 @@ async function optimizedRun(
   settings: OptimizedSettings,
 ): Promise<{ run: BenchmarkRun; storeKind: string }> {
   const dir = await Deno.makeTempDir({ dir: settings.dbDir, prefix: "run-" });
+  // A PostgreSQL run owns its schema: created here, dropped in the finally.
+  const schema = `sluice_bench_${
+    crypto.randomUUID().replaceAll("-", "").slice(0, 12)
+  }`;
+  let store: PostgresTaskStore | undefined;
   try {
+    if (settings.postgresUrl !== undefined) {
+      store = await PostgresTaskStore.open(settings.postgresUrl, { schema });
+    }
     const queue = await TaskQueue.open({
-      db: `${dir}/bench.db`,
+      db: store ?? `${dir}/bench.db`,
       faults: settings.faults,
       workers: settings.workers,
       concurrency: settings.concurrency,
@@ -495,6 +517,10 @@ async function optimizedRun(
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (store !== undefined) {
+      await store.close();
+      await PostgresTaskStore.drop(settings.postgresUrl!, { schema });
+    }
   }
 }
 
@@ -551,7 +577,14 @@ export async function runBenchmark(
       `Cannot run benchmark: processMs must be from 0 to 600000, got ${processMs}`,
     );
   }
-  const { signal, onProgress } = options;
+  const { signal, onProgress, postgresUrl } = options;
+  if (postgresUrl !== undefined && !isPostgresUrl(postgresUrl)) {
+    throw new RangeError(
+      `Cannot run benchmark: postgresUrl must start with postgres:// or postgresql://, got ${
+        JSON.stringify(postgresUrl.replace(/\/\/[^@/]*@/, "//…@"))
+      }`,
+    );
+  }
   signal?.throwIfAborted();
   const faults: FaultConfig = processMs === 30
     ? SIMULATED_IO_30MS
@@ -597,6 +630,7 @@ export async function runBenchmark(
         capacity,
         faults,
         dbDir,
+        postgresUrl,
         signal,
         onProgress,
       });
@@ -644,7 +678,11 @@ export async function runBenchmark(
       process_ms: processMs,
       seed,
       baseline_consumers: BASELINE_CONSUMERS,
-      db: options.dbDir === undefined ? "temp" : "given",
+      db: postgresUrl !== undefined
+        ? "postgres"
+        : options.dbDir === undefined
+        ? "temp"
+        : "given",
       db_filesystem: dbFilesystem,
       synchronous: "NORMAL",
     },
