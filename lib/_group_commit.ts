@@ -33,7 +33,26 @@ export type ClaimListener = (
   error?: unknown,
 ) => void;
 
-/** Batches inserts, claims and settles into one transaction per tick. */
+/** Reports a failed commit whose settles and renewals will be retried. */
+export type RetryListener = (
+  error: unknown,
+  failures: number,
+  delayMs: number,
+) => void;
+
+/** Consecutive failed commits after which pending settles are given up. */
+const MAX_FAILURES = 12;
+/** Backoff after the first failure, doubled each time up to the cap. */
+const BACKOFF_BASE_MS = 50;
+const BACKOFF_CAP_MS = 5000;
+
+/**
+ * Batches inserts, claims, renewals and settles into one transaction per
+ * tick. When a commit fails (the database is unreachable, a connection was
+ * dropped), its inserts are rejected (those tasks were not accepted), and
+ * its settles and renewals are kept and retried with exponential backoff
+ * and jitter, so a brief outage does not make finished tasks run again.
+ */
 export class GroupCommitter {
   #store: TaskStore;
   #leaseMs: number;
@@ -51,19 +70,25 @@ export class GroupCommitter {
   #scheduled = false;
   #running: Promise<void> | null = null;
   #commits = 0;
+  #failures = 0;
+  #backoff: ReturnType<typeof setTimeout> | undefined;
+  #onRetry: RetryListener | undefined;
 
   /**
    * @param store Where the batches go.
    * @param leaseMs Lease given to every claim.
    * @param onClaimed Called with the tasks each commit claimed.
+   * @param onRetry Called when a failed commit's settles will be retried.
    * @param now Epoch-ms clock.
    */
   constructor(
     store: TaskStore,
     leaseMs: number,
     onClaimed: ClaimListener,
+    onRetry?: RetryListener,
     now: () => number = Date.now,
   ) {
+    this.#onRetry = onRetry;
     this.#store = store;
     this.#leaseMs = leaseMs;
     this.#onClaimed = onClaimed;
@@ -73,11 +98,6 @@ export class GroupCommitter {
   /** Transactions committed so far. */
   get commits(): number {
     return this.#commits;
-  }
-
-  /** Whether anything is waiting to be committed or being committed. */
-  get busy(): boolean {
-    return this.#running !== null || this.#scheduled;
   }
 
   /** Inserts `task` in the next batch; resolves once it is committed. */
@@ -113,16 +133,46 @@ export class GroupCommitter {
     this.#schedule();
   }
 
-  /** Resolves once everything requested so far has been committed. */
-  async flushed(): Promise<void> {
-    while (this.#running !== null || this.#scheduled) {
+  /**
+   * Resolves once everything requested so far has been committed, or, when
+   * `signal` aborts first, rejects what is still pending with its reason.
+   */
+  async flushed(signal?: AbortSignal): Promise<void> {
+    while (
+      this.#running !== null || this.#scheduled || this.#backoff !== undefined
+    ) {
+      if (signal?.aborted) {
+        this.#abandon(signal.reason);
+        return;
+      }
       if (this.#running !== null) await this.#running;
-      else await new Promise<void>((resolve) => setImmediate(resolve));
+      else await new Promise<void>((resolve) => setTimeout(resolve, 5));
     }
   }
 
+  /** Rejects every pending request and stops retrying. */
+  #abandon(reason: unknown): void {
+    clearTimeout(this.#backoff);
+    this.#backoff = undefined;
+    for (const callback of this.#insertCallbacks.splice(0)) {
+      callback.reject(reason);
+    }
+    for (const callback of this.#settleCallbacks.splice(0)) {
+      callback.reject(reason);
+    }
+    for (const callback of this.#renewCallbacks.splice(0)) {
+      callback.reject(reason);
+    }
+    this.#inserts = [];
+    this.#settles = [];
+    this.#renewals = [];
+    this.#claimDue = 0;
+  }
+
   #schedule(): void {
-    if (this.#scheduled || this.#running !== null) return;
+    if (
+      this.#scheduled || this.#running !== null || this.#backoff !== undefined
+    ) return;
     this.#scheduled = true;
     // setImmediate, not setTimeout(0): chained zero timeouts are clamped to
     // milliseconds, which would cap the commit rate.
@@ -166,13 +216,36 @@ export class GroupCommitter {
       result = await this.#store.commit(batch);
       this.#commits++;
     } catch (error) {
-      // The transaction rolled back: nothing in the batch happened.
+      // The transaction rolled back: nothing in the batch happened. The
+      // tasks of failed inserts were not accepted; their callers are told.
       for (const callback of insertCallbacks) callback.reject(error);
-      for (const callback of settleCallbacks) callback.reject(error);
-      for (const callback of renewCallbacks) callback.reject(error);
       this.#onClaimed([], batch.claimDue, error);
+      this.#failures++;
+      if (this.#failures > MAX_FAILURES) {
+        for (const callback of settleCallbacks) callback.reject(error);
+        for (const callback of renewCallbacks) callback.reject(error);
+        this.#failures = 0;
+        return;
+      }
+      // Settles and renewals go back to the front of the queue and are
+      // retried after an exponential backoff with jitter.
+      this.#settles = [...batch.settles, ...this.#settles];
+      this.#settleCallbacks = [...settleCallbacks, ...this.#settleCallbacks];
+      this.#renewals = [...(batch.renewals ?? []), ...this.#renewals];
+      this.#renewCallbacks = [...renewCallbacks, ...this.#renewCallbacks];
+      const cap = Math.min(
+        BACKOFF_CAP_MS,
+        BACKOFF_BASE_MS * 2 ** (this.#failures - 1),
+      );
+      const delayMs = Math.round(cap / 2 + Math.random() * cap / 2);
+      this.#onRetry?.(error, this.#failures, delayMs);
+      this.#backoff = setTimeout(() => {
+        this.#backoff = undefined;
+        this.#schedule();
+      }, delayMs);
       return;
     }
+    this.#failures = 0;
     for (let i = 0; i < insertCallbacks.length; i++) {
       insertCallbacks[i]!.resolve(result.inserted[i]!);
     }

@@ -458,6 +458,8 @@ export class TaskQueue implements AsyncDisposable {
    * lost and dropped when it leaves the channel.
    */
   #held = new Map<string, TaskRecord>();
+  /** A sweep of `#pollWaiters` is under way. */
+  #sweeping = false;
   #lost = new Set<string>();
   /** Claims requested plus tasks in the pool: bounded by `#window`. */
   #active = 0;
@@ -512,6 +514,12 @@ export class TaskQueue implements AsyncDisposable {
       store,
       this.#leaseMs,
       (claimed, due, error) => this.#onClaimed(claimed, due, error),
+      (error, failures, delayMs) =>
+        this.logger.warn("store_unavailable", {
+          error: String(error),
+          failures,
+          retry_in_ms: delayMs,
+        }),
     );
   }
 
@@ -862,7 +870,11 @@ export class TaskQueue implements AsyncDisposable {
       await this.#pool.terminate();
     }
     this.#channel.close();
-    await this.#committer.flushed();
+    // Settles still pending (a store that is down) get a last chance; what
+    // cannot be written stays running in the store and is recovered later.
+    await this.#committer.flushed(
+      AbortSignal.timeout(Math.max(deadline, 1000)),
+    );
     const unfinishedIds: string[] = [];
     for (const [id, waiter] of this.#waiters) {
       if (!waiter.local) continue;
@@ -1431,7 +1443,7 @@ export class TaskQueue implements AsyncDisposable {
         );
       }
       this.#wantDue = true;
-      this.#pollWaiters();
+      void this.#pollWaiters();
       this.#pump();
     }, this.#pollIntervalMs);
   }
@@ -1461,22 +1473,30 @@ export class TaskQueue implements AsyncDisposable {
     }
   }
 
-  /** Answers handles of tasks another process runs, once they are final. */
-  #pollWaiters(): void {
-    for (const [id, waiter] of this.#waiters) {
-      if (!Number.isNaN(waiter.acceptedAt)) continue;
-      this.store.get(id).then((record) => {
+  /**
+   * Answers handles of tasks another process runs, once they are final.
+   * One sweep at a time, one read at a time: a producer holding thousands
+   * of handles must not flood the store with reads every tick.
+   */
+  async #pollWaiters(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      for (const [id, waiter] of [...this.#waiters]) {
+        if (!Number.isNaN(waiter.acceptedAt) || this.#closing) continue;
+        const record = await this.store.get(id).catch(() => undefined);
         if (
-          record === undefined ||
+          record === undefined || this.#waiters.get(id) !== waiter ||
           (record.status !== "succeeded" && record.status !== "dead")
         ) {
-          return;
+          continue;
         }
-        if (this.#waiters.get(id) !== waiter) return;
         if (record.status === "succeeded") waiter.resolve(record.result);
         else waiter.reject(failure(record));
         this.#finish(record, waiter);
-      }, () => {});
+      }
+    } finally {
+      this.#sweeping = false;
     }
   }
 

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { QueueFullError } from "../lib/channel.ts";
 import { PermanentError } from "../lib/errors.ts";
 import { QueueClosedError, TaskFailedError, TaskQueue } from "../lib/queue.ts";
-import { isPending, tempDir, withDeadline } from "./_helpers.ts";
+import { isPending, tempDir, waitFor, withDeadline } from "./_helpers.ts";
+import { FlakyStore } from "./fixtures/flaky_store.ts";
+import { Logger } from "../lib/log.ts";
+import { MemoryTaskStore } from "../lib/store/memory_store.ts";
 
 const handlers = new URL("./fixtures/queue_handlers.ts", import.meta.url);
 
@@ -341,4 +344,46 @@ console.log(JSON.stringify(await Promise.all(handles.map((h) => h.result))));
     { result: "2880067194370816120" },
     { result: "42" },
   ]);
+});
+
+Deno.test("TaskQueue retries a settle with backoff while the store is down", async () => {
+  const gate = new Gate();
+  const store = new FlakyStore(new MemoryTaskStore());
+  const lines: string[] = [];
+  try {
+    await using queue = await TaskQueue.open({
+      handlers,
+      workers: 1,
+      db: store,
+      logger: new Logger({ level: "warn", sink: (line) => lines.push(line) }),
+    });
+    const handle = await queue.submit({
+      type: "hold",
+      payload: { sab: gate.sab, value: 7 },
+    });
+    await gate.waitStarted(1);
+    store.down = true;
+    gate.release();
+    await waitFor(() => store.failedCommits >= 2, {
+      what: "two failed commits",
+    });
+    assert.equal(
+      await isPending(handle.result),
+      true,
+      "no result before it is stored",
+    );
+    store.down = false;
+    assert.equal(await withDeadline(handle.result, 10_000, "the result"), 7);
+    assert.equal(gate.started, 1, "the handler ran once");
+    assert.equal((await queue.getTask(handle.id))?.status, "succeeded");
+    const events = lines.map((line) => JSON.parse(line));
+    const outage = events.filter((e) => e.event === "store_unavailable");
+    assert.ok(outage.length >= 2);
+    assert.ok(
+      outage[1].retry_in_ms >= outage[0].retry_in_ms / 2,
+      "backoff grows",
+    );
+  } finally {
+    await store.close();
+  }
 });
