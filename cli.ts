@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { TASK_STATUSES } from "./lib/store/_shared.ts";
 import { parseArgs } from "node:util";
 import { mulberry32 } from "./lib/_rng.ts";
 import {
@@ -51,12 +52,7 @@ import {
 import { isPostgresUrl } from "./lib/store/open_store.ts";
 import { PostgresTaskStore } from "./lib/store/postgres_store.ts";
 import { SqliteTaskStore } from "./lib/store/sqlite_store.ts";
-import type {
-  StatusCounts,
-  TaskRecord,
-  TaskStatus,
-  TaskStore,
-} from "./lib/store/store.ts";
+import type { StatusCounts, TaskRecord, TaskStore } from "./lib/store/store.ts";
 import { VERSION } from "./mod.ts";
 
 /** A bad command line: printed as `error: ...` and exit code 2. */
@@ -804,14 +800,6 @@ Options:
   -h, --help             Show this help
 `;
 
-const STATUSES: readonly TaskStatus[] = [
-  "queued",
-  "running",
-  "succeeded",
-  "failed",
-  "dead",
-];
-
 interface StatusSnapshot {
   time: string;
   db: string;
@@ -871,7 +859,7 @@ async function readStatus(
       if (task.runAt <= now) failedDue++;
     }
   }
-  const total = STATUSES.reduce((sum, s) => sum + status.counts[s], 0);
+  const total = TASK_STATUSES.reduce((sum, s) => sum + status.counts[s], 0);
   const windowS = status.windowMs / 1000;
   return {
     time: new Date(now).toISOString(),
@@ -892,7 +880,7 @@ function formatStatus(s: StatusSnapshot): string {
   const lines = [
     `${c("1", "Sluice status")}  ${s.db}  ${s.time}`,
     "",
-    ...STATUSES.map((name) => {
+    ...TASK_STATUSES.map((name) => {
       const n = String(s.counts[name]).padStart(10);
       const colored = name === "dead" && s.counts[name] > 0
         ? c("31", n)
@@ -921,7 +909,7 @@ const CSV_COLUMNS: ReadonlyArray<
   readonly [string, (s: StatusSnapshot) => unknown]
 > = [
   ["time", (s) => s.time],
-  ...STATUSES.map((name) =>
+  ...TASK_STATUSES.map((name) =>
     [name, (s: StatusSnapshot) => s.counts[name]] as const
   ),
   ["total", (s) => s.total],

@@ -21,7 +21,7 @@ import {
   validateBatch,
   validateList,
   validateWindow,
-} from "./memory_store.ts";
+} from "./_shared.ts";
 import {
   NOTIFY_CHANNEL,
   POSTGRES_MIGRATIONS,

@@ -35,7 +35,7 @@ import {
   validateBatch,
   validateList,
   validateWindow,
-} from "./memory_store.ts";
+} from "./_shared.ts";
 
 /** Options for {@linkcode SqliteTaskStore.open}. */
 export interface SqliteTaskStoreOptions {
