@@ -5,48 +5,18 @@ import {
   PostgresTaskStore,
   type PostgresTaskStoreOptions,
 } from "../lib/store/postgres_store.ts";
-import type {
-  CommitBatch,
-  NewTask,
-  TaskRecord,
-  TaskStore,
-} from "../lib/store/store.ts";
+import type { TaskRecord, TaskStore } from "../lib/store/store.ts";
 import { waitFor, withDeadline } from "./_helpers.ts";
-import { storeConformance } from "./store_conformance.ts";
+import { batch, storeConformance, T0, task } from "./store_conformance.ts";
 
 // The suite runs against a real server named by SLUICE_TEST_PG (for
 // example postgres://postgres@127.0.0.1:5432/test); without it every case
 // is registered as ignored. Each case works in its own schema and drops it.
 const PG = Deno.env.get("SLUICE_TEST_PG");
 const ignore = PG === undefined;
-const T0 = 1_700_000_000_000;
 
 function freshSchema(): string {
   return `sluice_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-}
-
-function task(id: string, fields: Partial<NewTask> = {}): NewTask {
-  return {
-    id,
-    type: "compute",
-    idempotencyKey: null,
-    payload: { id },
-    maxAttempts: 3,
-    runAt: T0,
-    ...fields,
-  };
-}
-
-function batch(fields: Partial<CommitBatch>): CommitBatch {
-  return {
-    settles: [],
-    inserts: [],
-    claimIds: [],
-    claimDue: 0,
-    leaseMs: 30_000,
-    now: T0,
-    ...fields,
-  };
 }
 
 /** A raw connection for checks the store does not expose; closed on dispose. */

@@ -10,12 +10,10 @@ import {
 import { openDatabase } from "../lib/store/sqlite.ts";
 import { SqliteError } from "../lib/store/sqlite_error.ts";
 import { SqliteTaskStore } from "../lib/store/sqlite_store.ts";
-import type { CommitBatch, NewTask } from "../lib/store/store.ts";
 import { tempDir } from "./_helpers.ts";
-import { storeConformance } from "./store_conformance.ts";
+import { batch, storeConformance, T0, task } from "./store_conformance.ts";
 
 const DRIVERS: DriverName[] = ["ffi", "builtin"];
-const T0 = 1_700_000_000_000;
 
 // Conformance stores need a fresh file per case and cannot clean up after
 // themselves through the TaskStore interface, so they share one directory
@@ -34,30 +32,6 @@ for (const driver of DRIVERS) {
         driver,
       }),
   );
-}
-
-function task(id: string, fields: Partial<NewTask> = {}): NewTask {
-  return {
-    id,
-    type: "compute",
-    idempotencyKey: null,
-    payload: { id },
-    maxAttempts: 3,
-    runAt: T0,
-    ...fields,
-  };
-}
-
-function batch(fields: Partial<CommitBatch>): CommitBatch {
-  return {
-    settles: [],
-    inserts: [],
-    claimIds: [],
-    claimDue: 0,
-    leaseMs: 30_000,
-    now: T0,
-    ...fields,
-  };
 }
 
 for (const driver of DRIVERS) {

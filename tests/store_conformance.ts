@@ -15,10 +15,13 @@ import type {
 } from "../lib/store/store.ts";
 
 /** A fixed epoch-ms base, well past 2^32, so 32-bit truncation would show. */
-const T0 = 1_700_000_000_000;
-const LEASE = 30_000;
+/** The clock of the store tests: an epoch-ms time past 2^32. */
+export const T0 = 1_700_000_000_000;
+/** The lease the store tests claim with. */
+export const LEASE = 30_000;
 
-function task(id: string, fields: Partial<NewTask> = {}): NewTask {
+/** A new task with test defaults. */
+export function task(id: string, fields: Partial<NewTask> = {}): NewTask {
   return {
     id,
     type: "compute",
@@ -30,7 +33,8 @@ function task(id: string, fields: Partial<NewTask> = {}): NewTask {
   };
 }
 
-function batch(fields: Partial<CommitBatch>): CommitBatch {
+/** A commit batch with test defaults: nothing but `fields`. */
+export function batch(fields: Partial<CommitBatch>): CommitBatch {
   return {
     settles: [],
     inserts: [],
