@@ -630,6 +630,8 @@ Options:
                          timeout + 1000)
   --prefetch N           Tasks claimed ahead of free slots (default: workers x
                          concurrency x 2, at least 32)
+  --metrics-file PATH    Write the final metrics snapshot there on shutdown
+                         (CSV when PATH ends in .csv, JSON otherwise)
   --handlers URL         Handler module (a file path or URL) whose named
                          exports handle task types (default: the built-ins)
   -h, --help             Show this help
@@ -681,6 +683,7 @@ async function startCommand(args: string[]): Promise<number> {
     "lease-ms": { type: "string" },
     prefetch: { type: "string" },
     handlers: { type: "string" },
+    "metrics-file": { type: "string" },
     ...configSpec(keys),
   });
   if (values.help) {
@@ -693,7 +696,9 @@ async function startCommand(args: string[]): Promise<number> {
   const leaseText = str(values, "lease-ms");
   const prefetchText = str(values, "prefetch");
   const handlersText = str(values, "handlers");
+  const metricsFile = str(values, "metrics-file");
   const extra: Partial<TaskQueueOptions> = {
+    ...(metricsFile !== undefined && { metricsFile }),
     ...(leaseText !== undefined &&
       { leaseMs: integer(values, "lease-ms", 0) }),
     ...(prefetchText !== undefined &&
@@ -752,6 +757,8 @@ async function startCommand(args: string[]): Promise<number> {
       log.info("worker_stopped", {
         drained: report?.drained ?? true,
         unfinished: report?.unfinished ?? 0,
+        // The final metrics, also written to --metrics-file when given.
+        counters: queue.metrics.snapshot().counters,
       });
     } finally {
       await opened.close({ deadline: 0 });

@@ -341,7 +341,13 @@ Deno.test("cli.ts start runs tasks another process submits and exits 0 on SIGTER
   );
   assert.equal(submitted.submitted, 5);
   assert.equal(submitted.ids.length, 5);
-  await using worker = startWorker(db, ["--workers", "1"]);
+  const metricsFile = `${dir.path}/final.json`;
+  await using worker = startWorker(db, [
+    "--workers",
+    "1",
+    "--metrics-file",
+    metricsFile,
+  ]);
   await waitFor(async () => (await status(db)).counts.succeeded === 5, {
     timeoutMs: 20_000,
     what: "5 tasks succeeded",
@@ -355,6 +361,12 @@ Deno.test("cli.ts start runs tasks another process submits and exits 0 on SIGTER
   worker.child.kill("SIGTERM");
   const exit = await withDeadline(worker.child.status, 10_000, "start to exit");
   assert.equal(exit.code, 0);
+  const final = JSON.parse(await Deno.readTextFile(metricsFile));
+  assert.equal(
+    final.counters.succeeded,
+    12,
+    "final metrics written on shutdown",
+  );
 });
 
 Deno.test("cli.ts status --json from another process shows a run in progress", async () => {
