@@ -762,13 +762,16 @@ export class TaskQueue implements AsyncDisposable {
 
   /**
    * Submits several tasks. Every task is checked first; if one is
-   * malformed, none is submitted.
+   * malformed, none is submitted. Under `overflow: "reject"` the batch is
+   * accepted whole or refused whole with a `QueueFullError`; under
+   * `"block"` it waits for room task by task.
    *
    * @param tasks The tasks.
    * @param options A signal that cancels waits for room.
    * @returns One handle per task, in order.
    * @throws {QueueClosedError} When the queue is closing or closed.
    * @throws {TypeError} Naming the index of the first malformed task.
+   * @throws {QueueFullError} Under `"reject"`, when the batch does not fit.
    */
   async submitMany<T = unknown>(
     tasks: readonly TaskInput[],
@@ -781,8 +784,20 @@ export class TaskQueue implements AsyncDisposable {
       throw new TypeError("Cannot submit tasks: tasks must be an array");
     }
     const prepared = tasks.map((task, i) => this.#prepare(task, `tasks[${i}]`));
+    if (this.#channel.overflow === "reject") {
+      // All or nothing: a batch that does not fit is refused whole, so the
+      // caller never holds a half-accepted batch without its handles.
+      let held = 0;
+      while (held < prepared.length && this.#channel.trySlot()) held++;
+      if (held < prepared.length) {
+        for (let i = 0; i < held; i++) this.#channel.releaseSlot();
+        this.metrics.inc("rejected", prepared.length);
+        throw new QueueFullError(prepared, this.#channel.capacity);
+      }
+    }
+    const reserved = this.#channel.overflow === "reject";
     return await Promise.all(
-      prepared.map((p) => this.#accept(p, options.signal)),
+      prepared.map((p) => this.#accept(p, options.signal, reserved)),
     ) as TaskHandle<T>[];
   }
 
@@ -976,16 +991,33 @@ export class TaskQueue implements AsyncDisposable {
     };
   }
 
+  /**
+   * Accepts one prepared task. `reserved` means the caller already holds a
+   * channel slot for it (an all-or-nothing batch); it is given back when
+   * the task turns out to be a duplicate.
+   */
   async #accept(
     task: NewTask,
     signal: AbortSignal | undefined,
+    reserved = false,
   ): Promise<TaskHandle> {
     const submittedAt = performance.now();
     const key = task.idempotencyKey;
     if (key !== null) {
       const existing = await this.#findDuplicate(key);
-      if (existing !== undefined) return existing;
+      if (existing !== undefined) {
+        if (reserved) this.#channel.releaseSlot();
+        return existing;
+      }
     }
+    if (!reserved) await this.#reserveSlot(task, signal);
+    return await this.#insert(task, submittedAt);
+  }
+
+  async #reserveSlot(
+    task: NewTask,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     try {
       await this.#channel.acquireSlot(signal === undefined ? {} : { signal });
     } catch (error) {
@@ -997,6 +1029,11 @@ export class TaskQueue implements AsyncDisposable {
       }
       throw error;
     }
+  }
+
+  /** Inserts a task whose channel slot is held; the slot goes with the task. */
+  async #insert(task: NewTask, submittedAt: number): Promise<TaskHandle> {
+    const key = task.idempotencyKey;
     let outcome;
     this.#inserting++;
     try {

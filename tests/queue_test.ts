@@ -387,3 +387,36 @@ Deno.test("TaskQueue retries a settle with backoff while the store is down", asy
     await store.close();
   }
 });
+
+Deno.test("TaskQueue.submitMany() under reject accepts a batch whole or not at all", async () => {
+  const gate = new Gate();
+  await using queue = await TaskQueue.open({
+    handlers,
+    workers: 1,
+    capacity: 4,
+    prefetch: 0,
+    overflow: "reject",
+  });
+  const first = await queue.submit({
+    type: "hold",
+    payload: { sab: gate.sab, value: 0 },
+  });
+  await gate.waitStarted(1);
+  const batch = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      type: "hold",
+      payload: { sab: gate.sab, value: i + 1 },
+    }));
+  const error = await queue.submitMany(batch(5)).catch((e) => e);
+  assert.ok(error instanceof QueueFullError, String(error));
+  assert.equal(queue.depth, 0, "nothing of the refused batch was accepted");
+  assert.equal(queue.metrics.counter("enqueued"), 1);
+  assert.equal(queue.metrics.counter("rejected"), 5);
+  const handles = await queue.submitMany(batch(4));
+  assert.equal(queue.depth, 4);
+  gate.release();
+  assert.deepEqual(
+    await Promise.all([first, ...handles].map((h) => h.result)),
+    [0, 1, 2, 3, 4],
+  );
+});
