@@ -329,7 +329,10 @@ interface Waiter {
   resolve(value: unknown): void;
   reject(error: unknown): void;
   promise: Promise<unknown>;
-  /** `performance.now()` at acceptance; `NaN` when accepted elsewhere. */
+  /**
+   * `performance.now()` at acceptance; `NaN` when another process runs the
+   * task, in which case the handle is answered by polling the store.
+   */
   acceptedAt: number;
   /** Whether this process submitted it (counts toward `drain`). */
   local: boolean;
@@ -447,20 +450,14 @@ export class TaskQueue implements AsyncDisposable {
   #idleWaiters: Array<{ check: () => boolean; resolve: () => void }> = [];
 
   /**
-   * Local inserts not yet in the channel. Due work is only claimed while
-   * this is 0, so a claim of due tasks never picks up a task on its way
-   * into the channel (which would leave a stale copy occupying a slot).
-   */
-  #inserting = 0;
-  /**
    * Claimed records waiting in the channel, by id: their leases are kept
    * alive by the heartbeat. A record whose renewal was refused is marked
    * lost and dropped when it leaves the channel.
    */
   #held = new Map<string, TaskRecord>();
+  #lost = new Set<string>();
   /** A sweep of `#pollWaiters` is under way. */
   #sweeping = false;
-  #lost = new Set<string>();
   /** Claims requested plus tasks in the pool: bounded by `#window`. */
   #active = 0;
   #window: number;
@@ -1035,15 +1032,12 @@ export class TaskQueue implements AsyncDisposable {
   async #insert(task: NewTask, submittedAt: number): Promise<TaskHandle> {
     const key = task.idempotencyKey;
     let outcome;
-    this.#inserting++;
     try {
       outcome = await this.#committer.insert(task);
     } catch (error) {
-      this.#inserting--;
       this.#channel.releaseSlot();
       throw error;
     }
-    this.#inserting--;
     const record = outcome.record;
     if (!outcome.inserted) {
       this.#channel.releaseSlot();
@@ -1149,7 +1143,7 @@ export class TaskQueue implements AsyncDisposable {
       if (record === undefined) break;
       this.#held.delete(record.id);
       if (this.#lost.delete(record.id)) {
-        this.logger.warn("lease_lost_in_channel", this.#fields(record));
+        this.#whoeverRunsIt(record);
         continue;
       }
       // A claim that waited so long its lease cannot cover a full run gets
@@ -1163,7 +1157,7 @@ export class TaskQueue implements AsyncDisposable {
       this.#dispatch(record);
     }
     if (
-      this.#wantDue && this.#inserting === 0 && this.#channel.depth === 0 &&
+      this.#wantDue && this.#channel.depth === 0 &&
       this.#active < this.#window && (!this.#closing || this.#outstanding > 0)
     ) {
       const due = this.#window - this.#active;
@@ -1186,9 +1180,7 @@ export class TaskQueue implements AsyncDisposable {
         if (renewed && this.#window > 0) {
           this.#dispatch({ ...record, leaseUntil });
         } else {
-          if (!renewed) {
-            this.logger.warn("lease_lost_in_channel", this.#fields(record));
-          }
+          if (!renewed) this.#whoeverRunsIt(record);
           this.#wakeIdle();
           this.#schedulePump();
         }
@@ -1203,6 +1195,17 @@ export class TaskQueue implements AsyncDisposable {
         this.#schedulePump();
       },
     );
+  }
+
+  /**
+   * A task whose lease this process lost before running it belongs to
+   * whoever claimed it since; its handle is answered by polling the store.
+   */
+  #whoeverRunsIt(record: TaskRecord): void {
+    this.logger.warn("lease_lost_in_channel", this.#fields(record));
+    const waiter = this.#waiters.get(record.id);
+    if (waiter !== undefined) waiter.acceptedAt = NaN;
+    this.#wantDue = true;
   }
 
   /** Hands a claimed task to the pool; `#active` counts it until its result. */
@@ -1246,7 +1249,8 @@ export class TaskQueue implements AsyncDisposable {
     this.#schedulePump();
     const waiter = this.#waiters.get(record.id);
     const runMs = result.endedAt - result.startedAt;
-    const waitMs = waiter !== undefined && waiter.local && record.attempts === 1
+    const waitMs = waiter !== undefined && !Number.isNaN(waiter.acceptedAt) &&
+        record.attempts === 1
       ? Math.max(0, result.startedAt - waiter.acceptedAt)
       : Math.max(0, Date.now() - runMs - record.runAt);
     if (result.ok) {
