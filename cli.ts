@@ -565,8 +565,8 @@ async function submitCommand(args: string[]): Promise<number> {
   const opened = await openQueue(cfg, {
     consume: false,
     // This process never reads the handles' results, and polling for them
-    // costs one read per unfinished task per tick: it would compete with
-    // the inserts. The longest interval a timer takes turns it off.
+    // would read every unfinished task in turn, competing with the inserts.
+    // The longest interval a timer takes turns it off.
     pollIntervalMs: 2 ** 31 - 1,
     logger: logger(cfg),
   });
