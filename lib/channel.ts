@@ -7,9 +7,9 @@
 
 import { RingBuffer } from "./ring_buffer.ts";
 import { Semaphore } from "./semaphore.ts";
+import { WaitQueue } from "./_wait_queue.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const COMPACT_THRESHOLD = 32;
 const INITIAL_ITEM_SLOTS = 1024;
 
 /**
@@ -165,28 +165,6 @@ export class ChannelClosedError extends Error {
   }
 }
 
-/** One pending `receive`. `done` is set once, by whichever of delivery, abort or close comes first. */
-class Receiver<T> {
-  done = false;
-  resolve: (value: T) => void;
-  reject: (reason: unknown) => void;
-  signal: AbortSignal | undefined = undefined;
-  onAbort: (() => void) | undefined = undefined;
-
-  constructor(resolve: (value: T) => void, reject: (reason: unknown) => void) {
-    this.resolve = resolve;
-    this.reject = reject;
-  }
-
-  detach(): void {
-    if (this.onAbort !== undefined) {
-      this.signal?.removeEventListener("abort", this.onAbort);
-      this.onAbort = undefined;
-      this.signal = undefined;
-    }
-  }
-}
-
 function validateSendOptions(options: ChannelSendOptions): void {
   const timeoutMs = options.timeoutMs;
   if (timeoutMs === undefined) return;
@@ -246,8 +224,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
   readonly #items: RingBuffer<T>;
   // Receivers wait only while `#items` is empty; a send hands its value to
   // the oldest live receiver instead of buffering it.
-  readonly #receivers: RingBuffer<Receiver<T>> = new RingBuffer<Receiver<T>>();
-  #receiving = 0;
+  readonly #receivers: WaitQueue<T> = new WaitQueue<T>();
   // Slots granted by `acquireSlot`/`trySlot` and not yet used or returned.
   #reserved = 0;
   #closed = false;
@@ -425,7 +402,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    * ```
    */
   get waitingReceivers(): number {
-    return this.#receiving;
+    return this.#receivers.size;
   }
 
   /**
@@ -659,17 +636,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
         new ChannelClosedError("Cannot receive: channel is closed and drained"),
       );
     }
-    return new Promise<T>((resolve, reject) => {
-      const receiver = new Receiver<T>(resolve, reject);
-      if (signal !== undefined) {
-        const onAbort = (): void => this.#cancelReceiver(receiver);
-        receiver.signal = signal;
-        receiver.onAbort = onAbort;
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-      this.#receivers.push(receiver);
-      this.#receiving++;
-    });
+    return this.#receivers.wait(signal);
   }
 
   /**
@@ -718,13 +685,11 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
     this.#closeController.abort(new ChannelClosedError());
     // Receivers only wait while nothing is held, so none of them could
     // still drain anything.
-    while (this.#receiving > 0) {
-      const receiver = this.#nextReceiver();
-      receiver.reject(
+    while (this.#receivers.size > 0) {
+      this.#receivers.take().reject(
         new ChannelClosedError("Cannot receive: channel is closed and drained"),
       );
     }
-    this.#receivers.clear();
   }
 
   /**
@@ -880,10 +845,10 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
   // Places a value whose slot the caller holds.
   #put(value: T): void {
     this.#sent++;
-    if (this.#receiving > 0) {
+    if (this.#receivers.size > 0) {
       // The value never occupies the buffer, so its slot is free again at
       // once and may go straight to a sender waiting behind it.
-      const receiver = this.#nextReceiver();
+      const receiver = this.#receivers.take();
       this.#received++;
       this.#slots.release();
       receiver.resolve(value);
@@ -901,34 +866,5 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
     this.#received++;
     this.#slots.release();
     return value;
-  }
-
-  // Removes the oldest live receiver and marks it done; requires
-  // `#receiving > 0`. The caller then resolves or rejects it.
-  #nextReceiver(): Receiver<T> {
-    let receiver = this.#receivers.shift() as Receiver<T>;
-    while (receiver.done) receiver = this.#receivers.shift() as Receiver<T>;
-    receiver.done = true;
-    this.#receiving--;
-    receiver.detach();
-    if (this.#receiving === 0) this.#receivers.clear();
-    return receiver;
-  }
-
-  #cancelReceiver(receiver: Receiver<T>): void {
-    if (receiver.done) return;
-    receiver.done = true;
-    this.#receiving--;
-    const reason = receiver.signal?.reason;
-    receiver.detach();
-    const queued = this.#receivers.length;
-    if (this.#receiving === 0) {
-      this.#receivers.clear();
-    } else if (
-      queued > COMPACT_THRESHOLD && queued - this.#receiving > this.#receiving
-    ) {
-      this.#receivers.retain((r) => !r.done);
-    }
-    receiver.reject(reason);
   }
 }

@@ -5,36 +5,9 @@
  * @module
  */
 
-import { RingBuffer } from "./ring_buffer.ts";
+import { WaitQueue } from "./_wait_queue.ts";
 
 const RESOLVED: Promise<void> = Promise.resolve();
-
-// Cancelled waiters stay in the queue as tombstones until they reach the
-// head; the queue is compacted once they outnumber the live waiters, so
-// memory stays within twice the live count and removal is amortized O(1).
-const COMPACT_THRESHOLD = 32;
-
-/** One pending `acquire`. `done` is set once, by whichever of grant or abort comes first. */
-class Waiter {
-  done = false;
-  resolve: () => void;
-  reject: (reason: unknown) => void;
-  signal: AbortSignal | undefined = undefined;
-  onAbort: (() => void) | undefined = undefined;
-
-  constructor(resolve: () => void, reject: (reason: unknown) => void) {
-    this.resolve = resolve;
-    this.reject = reject;
-  }
-
-  detach(): void {
-    if (this.onAbort !== undefined) {
-      this.signal?.removeEventListener("abort", this.onAbort);
-      this.onAbort = undefined;
-      this.signal = undefined;
-    }
-  }
-}
 
 /**
  * A counting semaphore. `acquire` takes a permit or waits for one; waiters
@@ -68,9 +41,7 @@ class Waiter {
  */
 export class Semaphore {
   #available: number;
-  #waiters: RingBuffer<Waiter> = new RingBuffer<Waiter>();
-  // Live waiters; `#waiters.length - #waiting` are tombstones.
-  #waiting = 0;
+  #waiters: WaitQueue<void> = new WaitQueue<void>();
 
   /**
    * Creates a semaphore holding `permits` permits.
@@ -141,7 +112,7 @@ export class Semaphore {
    * ```
    */
   get waiting(): number {
-    return this.#waiting;
+    return this.#waiters.size;
   }
 
   /**
@@ -178,17 +149,7 @@ export class Semaphore {
       this.#available--;
       return RESOLVED;
     }
-    return new Promise<void>((resolve, reject) => {
-      const waiter = new Waiter(resolve, reject);
-      if (signal !== undefined) {
-        const onAbort = (): void => this.#cancel(waiter);
-        waiter.signal = signal;
-        waiter.onAbort = onAbort;
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-      this.#waiters.push(waiter);
-      this.#waiting++;
-    });
+    return this.#waiters.wait(signal);
   }
 
   /**
@@ -234,7 +195,7 @@ export class Semaphore {
    * ```
    */
   release(n = 1): void {
-    if (n === 1 && this.#waiting === 0) {
+    if (n === 1 && this.#waiters.size === 0) {
       this.#available++;
       return;
     }
@@ -243,34 +204,10 @@ export class Semaphore {
         `Cannot release permits: n must be an integer >= 0, received ${n}`,
       );
     }
-    while (n > 0 && this.#waiting > 0) {
-      const waiter = this.#waiters.shift() as Waiter;
-      if (waiter.done) continue;
-      waiter.done = true;
-      this.#waiting--;
-      waiter.detach();
-      waiter.resolve();
+    while (n > 0 && this.#waiters.size > 0) {
+      this.#waiters.take().resolve();
       n--;
     }
-    // Only tombstones can remain when nobody waits; drop them in one go.
-    if (this.#waiting === 0 && this.#waiters.length > 0) this.#waiters.clear();
     this.#available += n;
-  }
-
-  #cancel(waiter: Waiter): void {
-    if (waiter.done) return;
-    waiter.done = true;
-    this.#waiting--;
-    const reason = waiter.signal?.reason;
-    waiter.detach();
-    const queued = this.#waiters.length;
-    if (this.#waiting === 0) {
-      this.#waiters.clear();
-    } else if (
-      queued > COMPACT_THRESHOLD && queued - this.#waiting > this.#waiting
-    ) {
-      this.#waiters.retain((w) => !w.done);
-    }
-    waiter.reject(reason);
   }
 }
