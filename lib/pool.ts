@@ -249,6 +249,8 @@ export interface PoolWorkerStats {
   inFlight: number;
   /** Tasks it has finished. */
   tasks: number;
+  /** Run messages posted to it; each carries every task assigned in one turn. */
+  batches: number;
   /** Time with at least one task in flight, in milliseconds. */
   busyMs: number;
   /** When it was spawned (`performance.now()`). */
@@ -324,6 +326,8 @@ class Handle {
   /** Tasks sent whose handlers have not returned: occupied slots. */
   inFlight = 0;
   tasks = 0;
+  /** Run messages posted: one per turn of the event loop, however many tasks. */
+  batches = 0;
   busyMs = 0;
   busySince = 0;
   nextSeq = 0;
@@ -808,6 +812,7 @@ export class WorkerPool implements AsyncDisposable {
       alive: handle.ready && !handle.dead,
       inFlight: handle.inFlight,
       tasks: handle.tasks,
+      batches: handle.batches,
       busyMs: busyOf(handle, now),
       startedAt: handle.startedAt,
     }));
@@ -1176,6 +1181,7 @@ export class WorkerPool implements AsyncDisposable {
       handle.transfer = [];
       try {
         handle.worker.postMessage(batch, transfer);
+        handle.batches++;
       } catch {
         this.#postEach(handle, batch);
       }
@@ -1201,6 +1207,7 @@ export class WorkerPool implements AsyncDisposable {
           } satisfies RunMessage,
           transfer,
         );
+        handle.batches++;
       } catch {
         const entry = handle.running.get(seq);
         if (entry === undefined) continue;

@@ -443,3 +443,28 @@ console.log(JSON.stringify(results.map((r) => r.ok ? r.value : r.error.message))
   const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
   assert.deepEqual(JSON.parse(lines.at(-1)!), [11, 12, 13]);
 });
+
+Deno.test("WorkerPool.dispatch() sends one message per worker per turn, not one per task", async () => {
+  await using pool = await WorkerPool.start({
+    handlers: BASIC,
+    workers: 2,
+    concurrency: 100,
+  });
+  const results = Array.from(
+    { length: 200 },
+    (_, i) =>
+      pool.run({
+        id: `t${i}`,
+        type: "echo",
+        payload: i,
+        attempt: 1,
+        idempotencyKey: null,
+      }),
+  );
+  const settled = await Promise.all(results);
+  assert.ok(settled.every((r) => r.ok));
+  const stats = pool.stats();
+  assert.equal(stats.reduce((sum, w) => sum + w.tasks, 0), 200);
+  // 200 tasks dispatched in one turn over 2 workers: one message each.
+  assert.deepEqual(stats.map((w) => w.batches), [1, 1]);
+});
