@@ -3,7 +3,7 @@ import { Logger } from "../lib/log.ts";
 import { TaskFailedError, TaskQueue } from "../lib/queue.ts";
 import { SqliteError } from "../lib/store/sqlite_error.ts";
 import { SqliteTaskStore } from "../lib/store/sqlite_store.ts";
-import { tempDir, waitFor } from "./_helpers.ts";
+import { tempDir, waitFor, withDeadline } from "./_helpers.ts";
 
 const handlers = new URL("./fixtures/queue_handlers.ts", import.meta.url);
 const child = new URL("./fixtures/crash_child.ts", import.meta.url).pathname;
@@ -298,4 +298,49 @@ Deno.test("TaskQueue renews the lease of a task that waited long in the channel"
   assert.equal(counts.succeeded, 50);
   const events = lines.map((l) => JSON.parse(l).event);
   assert.ok(!events.includes("lease_lost_in_channel"), events.join(","));
+});
+
+Deno.test("TaskQueue runs a key once when two queues on one database submit it", async () => {
+  await using tmp = await tempDir();
+  const db = `${tmp.path}/t.db`;
+  const dir = await effectDir(tmp.path);
+  // Two connections to one file, as two processes would have: one runs
+  // tasks, the other only submits and learns results by polling.
+  await using runner = await TaskQueue.open({
+    db,
+    handlers,
+    workers: 1,
+    pollIntervalMs: 10,
+  });
+  await using producer = await TaskQueue.open({
+    db,
+    handlers,
+    consume: false,
+    pollIntervalMs: 10,
+  });
+  const payload = { dir, key: "shared", delayMs: 20 };
+  const handles = await Promise.all([
+    ...Array.from(
+      { length: 10 },
+      () =>
+        runner.submit({ type: "effect", payload, idempotencyKey: "shared" }),
+    ),
+    ...Array.from(
+      { length: 10 },
+      () =>
+        producer.submit({ type: "effect", payload, idempotencyKey: "shared" }),
+    ),
+  ]);
+  assert.equal(
+    new Set(handles.map((h) => h.id)).size,
+    1,
+    "one task for the key",
+  );
+  const results = await withDeadline(
+    Promise.all(handles.map((h) => h.result)),
+    10_000,
+    "every handle's result",
+  );
+  assert.ok(results.every((r) => r === "shared"));
+  assert.deepEqual(await executions(dir), ["shared"]);
 });
