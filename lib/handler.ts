@@ -26,7 +26,7 @@ export interface TaskLogger {
 
 /** What a handler receives besides its payload. */
 export interface TaskContext {
-  /** Aborts when the task times out or the pool shuts down. */
+  /** Aborts when the task reaches its timeout (a `TaskTimeoutError` as the reason). */
   readonly signal: AbortSignal;
   /** 1 for the first run, 2 for the first retry, and so on. */
   readonly attempt: number;
