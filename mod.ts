@@ -63,6 +63,7 @@ export {
   PermanentError,
   type SerializedError,
   serializeError,
+  TaskCancelledError,
   TaskTimeoutError,
   TransientError,
   WorkerCrashedError,

@@ -85,8 +85,13 @@ export interface AbortMessage {
   kind: "abort";
   /** Tasks to abort. */
   seqs: number[];
-  /** The message of the `TaskTimeoutError` each signal is aborted with. */
+  /** The message of the error each signal is aborted with. */
   messages: string[];
+  /**
+   * Why: a timeout aborts with a `TaskTimeoutError`, a shutdown with a
+   * `TaskCancelledError`.
+   */
+  reason?: "timeout" | "shutdown";
 }
 
 /** Messages the pool sends. */

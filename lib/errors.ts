@@ -123,6 +123,33 @@ export class TaskTimeoutError extends TransientError {
 }
 
 /**
+ * A task was cancelled because its queue shut down before it finished:
+ * the handler's `ctx.signal` aborts with this reason. Transient: the task
+ * keeps its lease and runs again after the next start.
+ *
+ * @example Recognising a cancellation
+ * ```ts
+ * import { TaskCancelledError } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new TaskCancelledError("Cannot finish task: the queue is shutting down");
+ * assert.equal(error.errorClass, "transient");
+ * ```
+ */
+export class TaskCancelledError extends TransientError {
+  /**
+   * Creates a cancellation error.
+   *
+   * @param message What could not be finished.
+   * @param options Standard error options; `cause` is kept.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TaskCancelledError";
+  }
+}
+
+/**
  * An error as it crosses a thread or process boundary and is stored:
  * plain data, structured-cloneable and JSON-serializable.
  */
@@ -226,6 +253,9 @@ export function deserializeError(data: SerializedError): Error {
       break;
     case "TaskTimeoutError":
       error = new TaskTimeoutError(data.message);
+      break;
+    case "TaskCancelledError":
+      error = new TaskCancelledError(data.message);
       break;
     default:
       error = data.errorClass === "permanent"

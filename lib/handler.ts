@@ -26,7 +26,12 @@ export interface TaskLogger {
 
 /** What a handler receives besides its payload. */
 export interface TaskContext {
-  /** Aborts when the task reaches its timeout (a `TaskTimeoutError` as the reason). */
+  /**
+   * Aborts when the task reaches its timeout (reason: `TaskTimeoutError`)
+   * or when its queue closes past the deadline (reason:
+   * `TaskCancelledError`). The handler then has the queue's grace period
+   * to stop before its worker is terminated.
+   */
   readonly signal: AbortSignal;
   /** 1 for the first run, 2 for the first retry, and so on. */
   readonly attempt: number;

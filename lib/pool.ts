@@ -7,6 +7,7 @@ import {
   deserializeError,
   type SerializedError,
   serializeError,
+  TaskCancelledError,
   TaskTimeoutError,
   WorkerCrashedError,
 } from "./errors.ts";
@@ -896,6 +897,57 @@ export class WorkerPool implements AsyncDisposable {
       this.#checkIdle();
     });
     return this.#closing;
+  }
+
+  /**
+   * Cancels everything, for a shutdown past its deadline: tasks not yet
+   * sent to a worker settle at once as {@linkcode TaskCancelledError}s;
+   * running tasks have their `ctx.signal` aborted with one and settle when
+   * their handlers return (a handler that finishes anyway succeeds).
+   *
+   * @param message The cancellation's message.
+   *
+   * @example Cancelling a running task
+   * ```ts
+   * import { WorkerPool } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using pool = await WorkerPool.start({
+   *   handlers: "data:text/javascript,export const wait = (_, ctx) => " +
+   *     "new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));",
+   *   workers: 1,
+   * });
+   * const run = pool.run({ id: "a", type: "wait", payload: null, attempt: 1, idempotencyKey: null });
+   * pool.cancel("Cannot finish task: shutting down");
+   * const result = await run;
+   * assert.equal(!result.ok && result.error.name, "TaskCancelledError");
+   * ```
+   */
+  cancel(message: string): void {
+    const error = new TaskCancelledError(message);
+    while (this.#pending.length > 0) {
+      this.#settleFailure(this.#pending.shift()!, error, -1);
+    }
+    // Post what was assigned this turn first, so the aborts below find it.
+    this.#flush();
+    for (const handle of this.#handles) {
+      if (handle.dead) continue;
+      const seqs: number[] = [];
+      const messages: string[] = [];
+      for (const entry of handle.running.values()) {
+        if (entry.settled) continue;
+        seqs.push(entry.seq);
+        messages.push(message);
+      }
+      if (seqs.length > 0) {
+        handle.worker.postMessage({
+          kind: "abort",
+          seqs,
+          messages,
+          reason: "shutdown",
+        });
+      }
+    }
   }
 
   /**

@@ -437,6 +437,8 @@ export class TaskQueue implements AsyncDisposable {
   #leaseMs: number;
   /** Lease a claim must still hold to be dispatched: timeout + grace. */
   #runBudgetMs: number;
+  /** How long a cancelled handler may take to stop. */
+  #graceMs: number;
   #pollIntervalMs: number;
   #ownsStore: boolean;
 
@@ -472,6 +474,8 @@ export class TaskQueue implements AsyncDisposable {
   #pumpScheduled = false;
 
   #closing = false;
+  /** Close passed its deadline and is cancelling what is left. */
+  #cancelling = false;
   #closed = false;
   #draining = false;
   #server: MetricsServer | undefined;
@@ -487,6 +491,7 @@ export class TaskQueue implements AsyncDisposable {
       prefetch: number;
       leaseMs: number;
       runBudgetMs: number;
+      graceMs: number;
       pollIntervalMs: number;
       retry: RetryPolicy;
       logger: Logger;
@@ -501,6 +506,7 @@ export class TaskQueue implements AsyncDisposable {
     this.metrics = options.metrics;
     this.#leaseMs = options.leaseMs;
     this.#runBudgetMs = options.runBudgetMs;
+    this.#graceMs = options.graceMs;
     this.#pollIntervalMs = options.pollIntervalMs;
     this.#channel = new Channel<TaskRecord>({
       capacity: options.capacity,
@@ -632,6 +638,7 @@ export class TaskQueue implements AsyncDisposable {
       prefetch: options.prefetch ?? Math.max(32, (pool?.capacity ?? 0) * 2),
       leaseMs,
       runBudgetMs: timeoutMs > 0 ? timeoutMs + graceMs : 0,
+      graceMs,
       pollIntervalMs,
       retry,
       logger,
@@ -842,8 +849,11 @@ export class TaskQueue implements AsyncDisposable {
   /**
    * Graceful shutdown: refuses new submissions, lets queued and running
    * tasks finish within `deadline`, then stops the workers and closes the
-   * store. Tasks left unfinished stay in a durable store and run on the
-   * next start; their handles reject with {@linkcode QueueClosedError}.
+   * store. Past the deadline, every running handler's `ctx.signal` aborts
+   * with a `TaskCancelledError` and has `graceMs` to stop before its worker
+   * is terminated. Tasks left unfinished are not charged an attempt: they
+   * stay in a durable store and run on the next start; their handles
+   * reject with {@linkcode QueueClosedError}.
    *
    * @param options The deadline.
    * @returns What finished and what did not.
@@ -876,9 +886,17 @@ export class TaskQueue implements AsyncDisposable {
     }
     this.#stopPolling();
     if (this.#pool !== null) {
-      // Stop feeding the pool, then stop the workers: what is still running
-      // keeps its lease in the store and is recovered on the next start.
+      // Stop feeding the pool. Past the deadline, cancel what is left: every
+      // handler's signal aborts and it has graceMs to clean up before the
+      // workers stop. Cancelled work is not settled: it keeps its lease in
+      // the store and runs again after recovery, on the next start.
       this.#window = 0;
+      if (!drained) {
+        this.#cancelling = true;
+        this.#pool.cancel("Cannot finish task: the queue is shutting down");
+        await this.#pool.close({ signal: AbortSignal.timeout(this.#graceMs) })
+          .catch(() => {});
+      }
       await this.#pool.terminate();
     }
     this.#channel.close();
@@ -1247,6 +1265,15 @@ export class TaskQueue implements AsyncDisposable {
     this.#wakeIdle();
     this.metrics.setInFlight(this.#active);
     this.#schedulePump();
+    if (
+      this.#cancelling && !result.ok &&
+      (result.error.name === "TaskCancelledError" ||
+        result.error.name === "WorkerCrashedError")
+    ) {
+      // Stopped by the shutdown, not failed: no attempt is charged here.
+      this.logger.info("task_cancelled", this.#fields(record));
+      return;
+    }
     const waiter = this.#waiters.get(record.id);
     const runMs = result.endedAt - result.startedAt;
     const waitMs = waiter !== undefined && !Number.isNaN(waiter.acceptedAt) &&

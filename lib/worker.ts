@@ -8,7 +8,12 @@
  *
  * @module
  */
-import { PermanentError, serializeError, TaskTimeoutError } from "./errors.ts";
+import {
+  PermanentError,
+  serializeError,
+  TaskCancelledError,
+  TaskTimeoutError,
+} from "./errors.ts";
 import { withFaults } from "./faults.ts";
 import type { Handler, LogFields, TaskContext, TaskLogger } from "./handler.ts";
 import { ObjectStore, type ObjectStoreOptions } from "./objects.ts";
@@ -65,8 +70,11 @@ scope.onmessage = (event: MessageEvent<ToWorker>): void => {
       break;
     case "abort":
       for (let i = 0; i < message.seqs.length; i++) {
+        const text = message.messages[i] ?? "Cannot finish task";
         running.get(message.seqs[i]!)?.abort(
-          new TaskTimeoutError(message.messages[i] ?? "Cannot finish task"),
+          message.reason === "shutdown"
+            ? new TaskCancelledError(text)
+            : new TaskTimeoutError(text),
         );
       }
       break;

@@ -11,7 +11,7 @@ const handlers = new URL("./fixtures/queue_handlers.ts", import.meta.url);
 
 /** A gate shared with `hold` handlers: started count and release flag. */
 class Gate {
-  readonly sab = new SharedArrayBuffer(8);
+  readonly sab = new SharedArrayBuffer(12);
   readonly cells = new Int32Array(this.sab);
   get started(): number {
     return Atomics.load(this.cells, 0);
@@ -419,4 +419,38 @@ Deno.test("TaskQueue.submitMany() under reject accepts a batch whole or not at a
     await Promise.all([first, ...handles].map((h) => h.result)),
     [0, 1, 2, 3, 4],
   );
+});
+
+Deno.test("TaskQueue.close() past its deadline cancels running handlers through their signal", async () => {
+  const gate = new Gate();
+  const store = new MemoryTaskStore();
+  try {
+    const queue = await TaskQueue.open({
+      handlers,
+      workers: 1,
+      db: store,
+      graceMs: 5_000,
+    });
+    const handle = await queue.submit({
+      type: "awaitAbort",
+      payload: { sab: gate.sab },
+    });
+    await gate.waitStarted(1);
+    const report = await queue.close({ deadline: 20 });
+    assert.equal(report.drained, false);
+    assert.deepEqual(report.unfinishedIds, [handle.id]);
+    await assert.rejects(handle.result, QueueClosedError);
+    assert.equal(
+      Atomics.load(gate.cells, 2),
+      1,
+      "the handler saw a TaskCancelledError",
+    );
+    // Cancelled, not failed: no attempt charged, the lease left for recovery.
+    assert.equal(queue.metrics.counter("failed_transient"), 0);
+    const record = await store.get(handle.id);
+    assert.equal(record?.status, "running");
+    assert.equal(record?.attempts, 1);
+  } finally {
+    await store.close();
+  }
 });
