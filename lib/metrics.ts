@@ -310,6 +310,41 @@ function latencySummary(histogram: Histogram): LatencySummary {
   };
 }
 
+/** The per-worker series of the Prometheus export: name, type, help, value. */
+const PER_WORKER_FAMILIES: ReadonlyArray<
+  readonly [
+    string,
+    "gauge" | "counter",
+    string,
+    (w: WorkerUtilization) => number,
+  ]
+> = [
+  [
+    "sluice_worker_utilization",
+    "gauge",
+    "Busy time over wall time per worker, as a ratio.",
+    (w) => w.utilization,
+  ],
+  [
+    "sluice_worker_busy_seconds_total",
+    "counter",
+    "Seconds each worker spent busy.",
+    (w) => w.busy_ms / 1000,
+  ],
+  [
+    "sluice_worker_tasks_total",
+    "counter",
+    "Tasks each worker settled.",
+    (w) => w.tasks,
+  ],
+  [
+    "sluice_worker_alive",
+    "gauge",
+    "Whether each worker is running (1) or gone (0).",
+    (w) => (w.alive ? 1 : 0),
+  ],
+];
+
 /** Formats a sample value per the Prometheus text format. */
 function promValue(value: number): string {
   if (Number.isNaN(value)) return "NaN";
@@ -424,41 +459,9 @@ function prometheus(snapshot: MetricsSnapshot): string {
   );
   const workers = utilization.workers;
   const label = (id: number): string => `worker="${promLabel(String(id))}"`;
-  out.family(
-    "sluice_worker_utilization",
-    "gauge",
-    "Busy time over wall time per worker, as a ratio.",
-  );
-  for (const w of workers) {
-    out.sample("sluice_worker_utilization", w.utilization, label(w.id));
-  }
-  out.family(
-    "sluice_worker_busy_seconds_total",
-    "counter",
-    "Seconds each worker spent busy.",
-  );
-  for (const w of workers) {
-    out.sample(
-      "sluice_worker_busy_seconds_total",
-      w.busy_ms / 1000,
-      label(w.id),
-    );
-  }
-  out.family(
-    "sluice_worker_tasks_total",
-    "counter",
-    "Tasks each worker settled.",
-  );
-  for (const w of workers) {
-    out.sample("sluice_worker_tasks_total", w.tasks, label(w.id));
-  }
-  out.family(
-    "sluice_worker_alive",
-    "gauge",
-    "Whether each worker is running (1) or gone (0).",
-  );
-  for (const w of workers) {
-    out.sample("sluice_worker_alive", w.alive ? 1 : 0, label(w.id));
+  for (const [name, type, help, value] of PER_WORKER_FAMILIES) {
+    out.family(name, type, help);
+    for (const w of workers) out.sample(name, value(w), label(w.id));
   }
   return out.toString();
 }
