@@ -79,3 +79,33 @@ export async function tempDir(prefix = "sluice-test-"): Promise<TempDir> {
     },
   };
 }
+
+/**
+ * Runs `source` as a script in `dir`, a child process allowed to read and
+ * write `dir` only, with `dir` as its argument; fails on a non-zero exit
+ * and returns the JSON the script printed on stdout.
+ */
+export async function runProbe(dir: string, source: string): Promise<unknown> {
+  const script = `${dir}/probe.ts`;
+  await Deno.writeTextFile(script, source);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      script,
+      dir,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (output.code !== 0) {
+    throw new Error(
+      `Cannot run probe: exit code ${output.code}\n${
+        new TextDecoder().decode(output.stderr)
+      }`,
+    );
+  }
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}

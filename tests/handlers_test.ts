@@ -13,7 +13,7 @@ import { noop } from "../lib/handlers/noop.ts";
 import { sleep } from "../lib/handlers/sleep.ts";
 import { ObjectStore } from "../lib/objects.ts";
 import { decodePng, encodePng } from "../lib/png.ts";
-import { isPending, tempDir, withDeadline } from "./_helpers.ts";
+import { isPending, runProbe, tempDir, withDeadline } from "./_helpers.ts";
 
 const MiB = 1024 * 1024;
 
@@ -222,9 +222,8 @@ Deno.test("imageVariant() transforms a 50 MiB PNG with peak RSS growth far below
   );
   assert.ok(written.size > 1 * MiB, `source is ${written.size} bytes`);
   const url = (path: string): string => new URL(path, import.meta.url).href;
-  const script = `${dir.path}/probe.ts`;
-  await Deno.writeTextFile(
-    script,
+  const report = await runProbe(
+    dir.path,
     `import { ObjectStore } from ${JSON.stringify(url("../lib/objects.ts"))};
 import { imageVariant } from ${
       JSON.stringify(url("../lib/handlers/image_variant.ts"))
@@ -248,21 +247,11 @@ sample();
 clearInterval(timer);
 console.log(JSON.stringify({ baseline, peak, result }));
 `,
-  );
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      `--allow-read=${dir.path}`,
-      `--allow-write=${dir.path}`,
-      script,
-      dir.path,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-  const report = JSON.parse(new TextDecoder().decode(output.stdout));
+  ) as {
+    baseline: number;
+    peak: number;
+    result: { width: number; height: number; output_key: string };
+  };
   assert.deepEqual([report.result.width, report.result.height], [400, 330]);
   const growth = report.peak - report.baseline;
   assert.ok(

@@ -4,7 +4,7 @@ import {
   ObjectNotFoundError,
   ObjectStore,
 } from "../lib/objects.ts";
-import { tempDir, withDeadline } from "./_helpers.ts";
+import { runProbe, tempDir, withDeadline } from "./_helpers.ts";
 
 const MiB = 1024 * 1024;
 
@@ -304,9 +304,8 @@ Deno.test("ObjectStore.get() and put() copy 50 MiB with peak RSS growth far belo
     }
   }
   const objectsUrl = new URL("../lib/objects.ts", import.meta.url).href;
-  const script = `${dir.path}/probe.ts`;
-  await Deno.writeTextFile(
-    script,
+  const report = await runProbe(
+    dir.path,
     `import { ObjectStore } from ${JSON.stringify(objectsUrl)};
 const store = new ObjectStore(Deno.args[0]);
 let peak = 0;
@@ -322,25 +321,7 @@ sample();
 clearInterval(timer);
 console.log(JSON.stringify({ baseline, peak, size: result.size }));
 `,
-  );
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      `--allow-read=${dir.path}`,
-      `--allow-write=${dir.path}`,
-      script,
-      dir.path,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(
-    output.code,
-    0,
-    new TextDecoder().decode(output.stderr),
-  );
-  const report = JSON.parse(new TextDecoder().decode(output.stdout));
+  ) as { baseline: number; peak: number; size: number };
   assert.equal(report.size, size);
   const growth = report.peak - report.baseline;
   assert.ok(
