@@ -183,7 +183,8 @@ export interface SerializedError {
  * ```
  */
 export function errorClassOf(error: unknown): ErrorClass {
-  if (typeof error === "object" && error !== null) {
+  if (typeof error !== "object" || error === null) return "transient";
+  try {
     const declared = (error as { errorClass?: unknown }).errorClass;
     if (declared === "transient" || declared === "permanent") return declared;
     if (
@@ -192,12 +193,72 @@ export function errorClassOf(error: unknown): ErrorClass {
     ) {
       return "permanent";
     }
+  } catch {
+    // A getter that throws, or a revoked proxy: nothing declared.
   }
   return "transient";
 }
 
+/** Longest message or stack kept; handlers can throw anything. */
+const MAX_TEXT = 8192;
+
+function clip(text: string): string {
+  return text.length <= MAX_TEXT
+    ? text
+    : `${text.slice(0, MAX_TEXT)}… (${text.length - MAX_TEXT} more characters)`;
+}
+
+/** Reads `value[key]` as a string, or `undefined` when it is not one or reading throws. */
+function stringField(value: object, key: string): string | undefined {
+  try {
+    const field = (value as Record<string, unknown>)[key];
+    return typeof field === "string" ? field : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Describes a thrown value that is not an `Error`, without ever throwing. */
+function describeThrown(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return value;
+    case "undefined":
+      return "handler threw undefined";
+    case "function":
+      return "handler threw a function";
+    case "symbol":
+    case "number":
+    case "boolean":
+    case "bigint":
+      return `handler threw ${String(value)}`;
+  }
+  if (value === null) return "handler threw null";
+  try {
+    const text = JSON.stringify(value);
+    if (typeof text === "string") return `handler threw ${text}`;
+  } catch {
+    // A cycle, a BigInt or a throwing toJSON: try the next description.
+  }
+  try {
+    const text = String(value);
+    if (text !== "[object Object]") return `handler threw ${text}`;
+  } catch {
+    // No toString (Object.create(null)) or one that throws.
+  }
+  try {
+    return `handler threw ${Object.prototype.toString.call(value)}`;
+  } catch {
+    return "handler threw an object that cannot be described";
+  }
+}
+
 /**
- * Turns any thrown value into a {@linkcode SerializedError}.
+ * Turns any thrown value into a {@linkcode SerializedError}, and never
+ * throws doing it: a string becomes the message; `undefined`, `null`, a
+ * circular object, `Object.create(null)` or an object whose `toString`
+ * throws get a description instead. Messages and stacks longer than 8 KiB
+ * are cut.
  *
  * @param error Whatever was thrown.
  * @returns Plain data describing it.
@@ -216,16 +277,23 @@ export function errorClassOf(error: unknown): ErrorClass {
  */
 export function serializeError(error: unknown): SerializedError {
   const errorClass = errorClassOf(error);
-  if (error instanceof Error) {
+  let isError = false;
+  try {
+    isError = error instanceof Error;
+  } catch {
+    // A proxy whose prototype trap throws.
+  }
+  if (isError) {
     const out: SerializedError = {
-      name: error.name,
-      message: error.message,
+      name: stringField(error as Error, "name") ?? "Error",
+      message: clip(stringField(error as Error, "message") ?? ""),
       errorClass,
     };
-    if (error.stack !== undefined) out.stack = error.stack;
+    const stack = stringField(error as Error, "stack");
+    if (stack !== undefined) out.stack = clip(stack);
     return out;
   }
-  return { name: "Error", message: String(error), errorClass };
+  return { name: "Error", message: clip(describeThrown(error)), errorClass };
 }
 
 /**
