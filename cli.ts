@@ -42,13 +42,13 @@ import {
 import { Logger } from "./lib/log.ts";
 import { serveMetrics } from "./lib/metrics_server.ts";
 import { QueueFullError } from "./lib/channel.ts";
-import {
-  type CloseOptions,
-  type CloseReport,
-  type TaskInput,
-  TaskQueue,
-  type TaskQueueOptions,
-} from "./lib/queue.ts";
+import { TaskQueue } from "./lib/queue/task_queue.ts";
+import type {
+  CloseOptions,
+  CloseReport,
+  TaskInput,
+  TaskQueueOptions,
+} from "./lib/queue/types.ts";
 import { isPostgresUrl } from "./lib/store/open_store.ts";
 import { PostgresTaskStore } from "./lib/store/postgres_store.ts";
 import { SqliteTaskStore } from "./lib/store/sqlite_store.ts";
@@ -575,16 +575,26 @@ async function submitCommand(args: string[]): Promise<number> {
   const ids: string[] = [];
   let deduplicated = 0;
   try {
-    // Submitted in slices so each group commit holds many inserts while the
-    // memory held by pending submissions stays bounded.
-    const slice = 512;
-    for (let i = 0; i < tasks.length; i += slice) {
-      const handles = await queue.submitMany(tasks.slice(i, i + slice));
-      for (const handle of handles) {
+    if (file !== undefined) {
+      // A task file is checked whole, then committed in one transaction:
+      // a bad task at any index leaves nothing behind, and is named by its
+      // index in the file.
+      for (const handle of await queue.submitMany(tasks, { atomic: true })) {
         ids.push(handle.id);
         if (handle.deduplicated) deduplicated++;
       }
-      progress.update(ids.length);
+    } else {
+      // Generated tasks go in slices, so each group commit holds many
+      // inserts while the memory held by pending submissions stays bounded.
+      const slice = 512;
+      for (let i = 0; i < tasks.length; i += slice) {
+        const handles = await queue.submitMany(tasks.slice(i, i + slice));
+        for (const handle of handles) {
+          ids.push(handle.id);
+          if (handle.deduplicated) deduplicated++;
+        }
+        progress.update(ids.length);
+      }
     }
   } finally {
     progress.clear();
@@ -624,12 +634,11 @@ Options:
   --deadline MS          Graceful shutdown deadline (default 30000)
   --poll-interval-ms MS  How often to look for new work, expired leases and
                          a lost database connection (default 100)
-  --lease-ms MS          How long a claimed task is this process's before
-                         another may take it (default: task timeout + 6000,
-                         or 60000 without a timeout; must exceed the task
-                         timeout + 1000)
+  --lease-ms MS          How long a claimed task stays this process's without
+                         a heartbeat; a heartbeat renews every held task each
+                         lease-ms / 4, however long tasks run (default 30000)
   --prefetch N           Tasks claimed ahead of free slots (default: workers x
-                         concurrency x 2, at least 32)
+                         concurrency)
   --metrics-file PATH    Write the final metrics snapshot there on shutdown
                          (CSV when PATH ends in .csv, JSON otherwise)
   --handlers URL         Handler module (a file path or URL) whose named
@@ -824,6 +833,11 @@ interface StatusSnapshot {
  * Opens `cfg.db` to inspect it: a SQLite file read-only (it must exist), or
  * the PostgreSQL schema on one connection with no LISTEN.
  */
+/**
+ * Opens the store for reading only: a missing database or schema is an
+ * error that says there is no Sluice queue there; nothing is created or
+ * migrated.
+ */
 async function openInspect(
   cfg: CliConfig,
 ): Promise<TaskStore & AsyncDisposable> {
@@ -832,20 +846,13 @@ async function openInspect(
       schema: cfg.pgSchema,
       max: 1,
       notify: false,
+      readonly: true,
     });
   }
   return openReadOnly(cfg);
 }
 
 function openReadOnly(cfg: CliConfig): SqliteTaskStore {
-  try {
-    Deno.statSync(cfg.db);
-  } catch (error) {
-    throw new Error(
-      `Cannot open database ${cfg.db}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
   return SqliteTaskStore.open(cfg.db, {
     readonly: true,
     driver: cfg.sqliteDriver,
@@ -1106,7 +1113,12 @@ async function dlqCommand(args: string[]): Promise<number> {
     }
     let store: TaskStore & AsyncDisposable;
     if (isPostgresUrl(cfg.db)) {
-      store = await openInspect(cfg);
+      // Checked read-only first, so a missing schema is not created.
+      await (await openInspect(cfg)).close();
+      store = await PostgresTaskStore.open(cfg.db, {
+        schema: cfg.pgSchema,
+        max: 1,
+      });
     } else {
       openReadOnly(cfg).close();
       store = SqliteTaskStore.open(cfg.db, { driver: cfg.sqliteDriver });

@@ -82,6 +82,7 @@ export {
   ChannelClosedError,
   type ChannelOptions,
   type ChannelSendOptions,
+  ChannelSlot,
   type ChannelStats,
   type OverflowPolicy,
   QueueFullError,
@@ -93,6 +94,7 @@ export {
   type PoolCloseOptions,
   type PoolEvent,
   type PoolFailure,
+  type PoolListener,
   type PoolResult,
   type PoolSuccess,
   type PoolTask,
@@ -101,7 +103,7 @@ export {
   type WorkerPoolOptions,
   type WorkerPoolStartOptions,
   type WorkerReplacedReason,
-} from "./lib/pool.ts";
+} from "./lib/pool/worker_pool.ts";
 
 // -- store --
 export {
@@ -125,9 +127,11 @@ export type {
   InsertOutcome,
   ListOptions,
   NewTask,
+  Release,
   Renewal,
   Settlement,
   SettleOutcome,
+  Start,
   StatusCounts,
   StoreStatus,
   TaskRecord,
@@ -260,13 +264,23 @@ export {
   type CloseOptions,
   type CloseReport,
   QueueClosedError,
+  type SubmitManyOptions,
   type SubmitOptions,
   TaskFailedError,
   type TaskHandle,
   type TaskInput,
-  TaskQueue,
   type TaskQueueOptions,
-} from "./lib/queue.ts";
+  type TaskState,
+} from "./lib/queue/types.ts";
+export { type QueueChannelStats, TaskQueue } from "./lib/queue/task_queue.ts";
+export type {
+  AttemptEvent,
+  FailureEvent,
+  TaskEventBase,
+  TaskEventListener,
+  TaskEventMap,
+  TaskEventName,
+} from "./lib/queue/events.ts";
 
 // -- cli, benchmark --
 export {

@@ -22,7 +22,8 @@
 import { runBaseline } from "../input/baseline.ts";
 import { generateTasks } from "../input/generate_tasks.ts";
 import { SIMULATED_IO_30MS } from "../lib/faults.ts";
-import { TaskQueue, type TaskQueueOptions } from "../lib/queue.ts";
+import { TaskQueue } from "../lib/queue/task_queue.ts";
+import type { TaskQueueOptions } from "../lib/queue/types.ts";
 
 const PRODUCERS = 100;
 const E2E_TASKS = 100;

@@ -11,7 +11,7 @@ import { type BaselineTask, runBaseline } from "../input/baseline.ts";
 import { generateTasks } from "../input/generate_tasks.ts";
 import { renderChart } from "./_chart.ts";
 import { type FaultConfig, SIMULATED_IO_30MS } from "./faults.ts";
-import { TaskQueue } from "./queue.ts";
+import { TaskQueue } from "./queue/task_queue.ts";
 import { sqliteDriverInfo } from "./store/sqlite.ts";
 import { isPostgresUrl } from "./store/open_store.ts";
 import { PostgresTaskStore } from "./store/postgres_store.ts";

@@ -28,14 +28,14 @@ export interface ChannelOptions {
    */
   capacity?: number | undefined;
   /**
-   * What `send` and `acquireSlot` do when the channel is full.
+   * What `send` and `reserve` do when the channel is full.
    *
    * @default {"block"}
    */
   overflow?: OverflowPolicy | undefined;
 }
 
-/** Options for {@linkcode Channel.prototype.send} and {@linkcode Channel.prototype.acquireSlot}. */
+/** Options for {@linkcode Channel.prototype.send} and {@linkcode Channel.prototype.reserve}. */
 export interface ChannelSendOptions {
   /**
    * Cancels the wait for a free slot.
@@ -181,6 +181,75 @@ function validateSendOptions(options: ChannelSendOptions): void {
 }
 
 /**
+ * A slot held in a {@linkcode Channel}, from `reserve` or `tryReserve`:
+ * either `send` a value into it, or dispose of it to give the slot back.
+ * Whichever comes first uses the reservation up; later calls do nothing
+ * (dispose) or throw (send).
+ *
+ * @example Giving a slot back on an error path
+ * ```ts
+ * import { Channel } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * using channel = new Channel<number>({ capacity: 1 });
+ * try {
+ *   using _slot = await channel.reserve();
+ *   throw new Error("the write failed");
+ * } catch {
+ *   // the slot was given back by `using`
+ * }
+ * assert.equal(channel.trySend(1), true);
+ * ```
+ */
+export class ChannelSlot<T> implements Disposable {
+  #send: ((value: T) => void) | null;
+  #release: (() => void) | null;
+
+  /**
+   * Made by the channel; not constructed directly.
+   *
+   * @param send Places a value into the held slot.
+   * @param release Gives the held slot back.
+   */
+  constructor(send: (value: T) => void, release: () => void) {
+    this.#send = send;
+    this.#release = release;
+  }
+
+  /** `true` once the slot was sent into or given back. */
+  get used(): boolean {
+    return this.#send === null;
+  }
+
+  /**
+   * Sends `value` into the held slot; never waits.
+   *
+   * @param value The value.
+   * @throws {ChannelClosedError} If the channel closed after the slot was
+   * reserved; the slot is given back and the value is not queued.
+   * @throws {Error} If the reservation was already used.
+   */
+  send(value: T): void {
+    const send = this.#send;
+    if (send === null) {
+      throw new Error("Cannot send into slot: the reservation was used");
+    }
+    this.#send = null;
+    this.#release = null;
+    send(value);
+  }
+
+  /** Gives the slot back unless it was used. */
+  [Symbol.dispose](): void {
+    const release = this.#release;
+    if (release === null) return;
+    this.#send = null;
+    this.#release = null;
+    release();
+  }
+}
+
+/**
  * A bounded first-in, first-out channel for any number of senders and
  * receivers.
  *
@@ -193,8 +262,8 @@ function validateSendOptions(options: ChannelSendOptions): void {
  * receives fail with {@linkcode ChannelClosedError} and iteration ends.
  *
  * A producer that must do work between admission and hand-off (a durable
- * insert, say) can reserve a slot with `acquireSlot` or `trySlot`, then
- * either `sendReserved` the value, which never waits, or `releaseSlot`.
+ * insert, say) can reserve a slot with `reserve` or `tryReserve`, then
+ * either send the value into it, which never waits, or dispose of it.
  *
  * @typeParam T The type of the values carried.
  *
@@ -225,7 +294,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
   // Receivers wait only while `#items` is empty; a send hands its value to
   // the oldest live receiver instead of buffering it.
   readonly #receivers: WaitQueue<T> = new WaitQueue<T>();
-  // Slots granted by `acquireSlot`/`trySlot` and not yet used or returned.
+  // Slots granted by `reserve`/`tryReserve` and not yet used or returned.
   #reserved = 0;
   #closed = false;
   // Aborted by `close()`; joined into every blocked sender's wait so that
@@ -477,12 +546,13 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
   }
 
   /**
-   * Reserves a slot for a value to be sent later with `sendReserved`, or
-   * given back with `releaseSlot`. Waits, rejects and counts exactly as
-   * `send` does on a full channel.
+   * Reserves a slot for a value to be sent later through the returned
+   * {@linkcode ChannelSlot}. Waits, rejects and counts exactly as `send`
+   * does on a full channel. The reservation is `Disposable`: `using` it
+   * gives the slot back on every exit path that did not send.
    *
    * @param options A signal and a timeout for the wait.
-   * @returns A promise that resolves once the caller holds a slot.
+   * @returns The reservation, once the caller holds a slot.
    * @throws {ChannelClosedError} If the channel is closed, or closes while
    * the request waits.
    * @throws {QueueFullError} If the channel is full and `overflow` is
@@ -497,13 +567,15 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<string>({ capacity: 4 });
-   * await channel.acquireSlot({ timeoutMs: 1000 });
-   * const id = await Promise.resolve("task-1"); // e.g. an INSERT
-   * channel.sendReserved(id);
+   * {
+   *   using slot = await channel.reserve({ timeoutMs: 1000 });
+   *   const id = await Promise.resolve("task-1"); // e.g. an INSERT
+   *   slot.send(id);
+   * }
    * assert.equal(await channel.receive(), "task-1");
    * ```
    */
-  acquireSlot(options?: ChannelSendOptions): Promise<void> {
+  reserve(options?: ChannelSendOptions): Promise<ChannelSlot<T>> {
     try {
       this.#checkSend(options);
     } catch (error) {
@@ -511,20 +583,22 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
     }
     if (this.#slots.tryAcquire()) {
       this.#reserved++;
-      return RESOLVED;
+      return Promise.resolve(
+        new ChannelSlot(this.#sendReserved, this.#unreserve),
+      );
     }
     if (this.#overflow === "reject") {
       this.#rejections++;
       return Promise.reject(new QueueFullError(undefined, this.#capacity));
     }
-    return this.#acquireSlotSlow(options);
+    return this.#reserveSlow(options);
   }
 
   /**
-   * Reserves a slot only if that needs no wait. A `false` return is not
-   * counted as a rejection.
+   * Reserves a slot only if that needs no wait. `undefined` (a full
+   * channel) is not counted as a rejection.
    *
-   * @returns `true` if the caller now holds a slot, `false` if the channel is full.
+   * @returns The reservation, or `undefined` when the channel is full.
    * @throws {ChannelClosedError} If the channel is closed.
    *
    * @example Trying for a slot
@@ -533,68 +607,32 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>({ capacity: 1 });
-   * assert.equal(channel.trySlot(), true);
-   * assert.equal(channel.trySlot(), false);
-   * channel.releaseSlot();
-   * assert.equal(channel.trySlot(), true);
+   * const slot = channel.tryReserve();
+   * assert.ok(slot !== undefined);
+   * assert.equal(channel.tryReserve(), undefined);
+   * slot[Symbol.dispose]();
+   * assert.ok(channel.tryReserve() !== undefined);
    * ```
    */
-  trySlot(): boolean {
+  tryReserve(): ChannelSlot<T> | undefined {
     if (this.#closed) throw new ChannelClosedError();
-    if (!this.#slots.tryAcquire()) return false;
+    if (!this.#slots.tryAcquire()) return undefined;
     this.#reserved++;
-    return true;
+    return new ChannelSlot(this.#sendReserved, this.#unreserve);
   }
 
-  /**
-   * Gives back a slot reserved with `acquireSlot` or `trySlot` without
-   * sending. The slot goes to the longest waiting sender, if any.
-   *
-   * @throws {Error} If no slot is reserved.
-   *
-   * @example Giving a slot back after a failed write
-   * ```ts
-   * import { Channel } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * using channel = new Channel<number>({ capacity: 1 });
-   * await channel.acquireSlot();
-   * channel.releaseSlot();
-   * assert.equal(channel.trySend(1), true);
-   * ```
-   */
-  releaseSlot(): void {
-    if (this.#reserved === 0) {
-      throw new Error("Cannot release slot: no slot is reserved");
-    }
+  /** Slots reserved and neither sent into nor given back. */
+  get reserved(): number {
+    return this.#reserved;
+  }
+
+  // Both are called by a ChannelSlot exactly once, whichever comes first.
+  #unreserve = (): void => {
     this.#reserved--;
     this.#slots.release();
-  }
+  };
 
-  /**
-   * Sends a value into a slot reserved with `acquireSlot` or `trySlot`.
-   * Never waits. The reservation is used up whether or not this throws.
-   *
-   * @param value The value to send.
-   * @throws {ChannelClosedError} If the channel closed after the slot was
-   * reserved; the slot is returned and the value is not queued.
-   * @throws {Error} If no slot is reserved.
-   *
-   * @example Sending into a reserved slot
-   * ```ts
-   * import { Channel } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * using channel = new Channel<number>({ capacity: 1 });
-   * assert.equal(channel.trySlot(), true);
-   * channel.sendReserved(42);
-   * assert.equal(channel.tryReceive(), 42);
-   * ```
-   */
-  sendReserved(value: T): void {
-    if (this.#reserved === 0) {
-      throw new Error("Cannot send reserved value: no slot is reserved");
-    }
+  #sendReserved = (value: T): void => {
     this.#reserved--;
     if (this.#closed) {
       this.#slots.release();
@@ -603,7 +641,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
       );
     }
     this.#put(value);
-  }
+  };
 
   /**
    * Receives the oldest value, waiting in line if the channel is empty.
@@ -798,9 +836,10 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
     this.#put(value);
   }
 
-  async #acquireSlotSlow(options?: ChannelSendOptions): Promise<void> {
+  async #reserveSlow(options?: ChannelSendOptions): Promise<ChannelSlot<T>> {
     await this.#waitForSlot(options);
     this.#reserved++;
+    return new ChannelSlot(this.#sendReserved, this.#unreserve);
   }
 
   // Waits for a slot on behalf of a send or slot request. On return the

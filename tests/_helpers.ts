@@ -11,7 +11,7 @@
  */
 export async function waitFor(
   predicate: () => boolean | Promise<boolean>,
-  { timeoutMs = 10_000, what = "condition" }: {
+  { timeoutMs = 30_000, what = "condition" }: {
     timeoutMs?: number;
     what?: string;
   } = {},

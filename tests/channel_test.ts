@@ -78,13 +78,13 @@ Deno.test("Channel.send() throws QueueFullError carrying the value when full und
   );
 });
 
-Deno.test("Channel.acquireSlot() throws QueueFullError and counts it when full under reject", async () => {
+Deno.test("Channel.reserve() throws QueueFullError and counts it when full under reject", async () => {
   using channel = await fullChannel(2, "reject");
-  const error = await channel.acquireSlot().catch((e: unknown) => e);
+  const error = await channel.reserve().catch((e: unknown) => e);
   assert.ok(error instanceof QueueFullError);
   assert.equal(error.value, undefined);
   assert.equal(channel.stats().rejections, 1);
-  assert.equal(channel.trySlot(), false);
+  assert.equal(channel.tryReserve(), undefined);
 });
 
 Deno.test("Channel.send() leaves depth and waiting senders exact when its signal aborts", async () => {
@@ -233,40 +233,62 @@ Deno.test("Channel.receive() takes no value when its signal aborts first", async
   assert.equal(channel.tryReceive(), 2);
 });
 
-Deno.test("Channel.sendReserved() queues without waiting when a slot was reserved", async () => {
+Deno.test("ChannelSlot.send() queues without waiting when a slot was reserved", async () => {
   using channel = new Channel<string>({ capacity: 1 });
-  await channel.acquireSlot();
+  const slot = await channel.reserve();
+  assert.equal(channel.reserved, 1);
   assert.equal(channel.trySend("other"), false, "the reserved slot is held");
-  const blocked = channel.acquireSlot();
+  const blocked = channel.reserve();
   assert.equal(await isPending(blocked), true);
-  channel.sendReserved("x");
+  slot.send("x");
+  assert.equal(slot.used, true);
   assert.equal(channel.depth, 1);
   assert.equal(channel.tryReceive(), "x");
-  await withDeadline(blocked, 1000, "second reservation");
-  channel.releaseSlot();
+  const second = await withDeadline(blocked, 1000, "second reservation");
+  second[Symbol.dispose]();
+  second[Symbol.dispose]();
+  assert.equal(channel.reserved, 0);
   assert.equal(channel.trySend("y"), true);
   assert.throws(
-    () => channel.releaseSlot(),
-    /^Error: Cannot release slot: no slot is reserved/,
+    () => slot.send("z"),
+    /^Error: Cannot send into slot: the reservation was used/,
   );
-  assert.throws(() => channel.sendReserved("z"), /no slot is reserved/);
   assert.equal(channel.stats().blockedSends, 1);
 });
 
-Deno.test("Channel.sendReserved() throws ChannelClosedError when the channel closed after the reservation", async () => {
-  const channel = new Channel<string>({ capacity: 1 });
-  assert.equal(channel.trySlot(), true);
-  channel.close();
-  assert.throws(() => channel.sendReserved("late"), ChannelClosedError);
-  assert.throws(() => channel.releaseSlot(), /no slot is reserved/);
-  assert.equal(channel.depth, 0);
-  await assert.rejects(channel.acquireSlot(), ChannelClosedError);
-  assert.throws(() => channel.trySlot(), ChannelClosedError);
+Deno.test("ChannelSlot gives its slot back on every exit path when held with using", async () => {
+  using channel = new Channel<string>({ capacity: 1 });
+  const fail = async (): Promise<void> => {
+    using _slot = await channel.reserve();
+    throw new Error("the insert failed");
+  };
+  await assert.rejects(fail(), /the insert failed/);
+  assert.equal(channel.reserved, 0);
+  {
+    using slot = await channel.reserve();
+    slot.send("kept");
+  }
+  assert.equal(channel.reserved, 0);
+  assert.equal(channel.tryReceive(), "kept");
 });
 
-Deno.test("Channel.acquireSlot() rejects with ChannelClosedError when the channel closes while it waits", async () => {
+Deno.test("ChannelSlot.send() throws ChannelClosedError when the channel closed after the reservation", async () => {
+  const channel = new Channel<string>({ capacity: 1 });
+  const slot = channel.tryReserve();
+  assert.ok(slot !== undefined);
+  channel.close();
+  assert.throws(() => slot.send("late"), ChannelClosedError);
+  assert.equal(channel.reserved, 0);
+  slot[Symbol.dispose]();
+  assert.equal(channel.reserved, 0);
+  assert.equal(channel.depth, 0);
+  await assert.rejects(channel.reserve(), ChannelClosedError);
+  assert.throws(() => channel.tryReserve(), ChannelClosedError);
+});
+
+Deno.test("Channel.reserve() rejects with ChannelClosedError when the channel closes while it waits", async () => {
   const channel = await fullChannel(1);
-  const waiting = channel.acquireSlot({ timeoutMs: 5000 });
+  const waiting = channel.reserve({ timeoutMs: 5000 });
   channel.close();
   await assert.rejects(waiting, ChannelClosedError);
   assert.equal(channel.waitingSenders, 0);

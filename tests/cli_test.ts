@@ -168,7 +168,10 @@ Deno.test("cli.ts treats SLUICE_* as unset without --allow-env", async () => {
     { cwd: dir.path, env },
   );
   assert.equal(denied.code, 1);
-  assert.match(denied.stderr, /error: Cannot open database tasks\.db/);
+  assert.match(
+    denied.stderr,
+    /error: Cannot open task store tasks\.db read-only: there is no Sluice queue there/,
+  );
 });
 
 // -- usage ------------------------------------------------------------------
@@ -252,7 +255,10 @@ Deno.test("cli.ts exits 1 on runtime failures", async (t) => {
       `${dir.path}/missing.db`,
     ]);
     assert.equal(code, 1);
-    assert.match(stderr, /error: Cannot open database/);
+    assert.match(
+      stderr,
+      /error: Cannot open task store .* there is no Sluice queue there/,
+    );
   });
   await t.step("run with a database in a missing directory", async () => {
     const file = `${dir.path}/tasks.json`;
@@ -524,4 +530,29 @@ Deno.test("cli.ts export writes every task as JSON or CSV", async () => {
   );
   assert.equal(csv.length, 3);
   assert.match(csv[1]!, /^[0-9a-f-]{36},noop,queued,0,,,/);
+});
+
+Deno.test("cli.ts submit --file commits nothing and names the task's index in the file when one task is bad", async () => {
+  await using dir = await tempDir();
+  const db = `${dir.path}/tasks.db`;
+  const file = `${dir.path}/tasks.json`;
+  const tasks: unknown[] = Array.from(
+    { length: 1000 },
+    (_, i) => ({ type: "noop", payload: { i } }),
+  );
+  tasks[700] = { type: "noop", maxAttempts: 0 };
+  await Deno.writeTextFile(file, JSON.stringify(tasks));
+  // The database exists, so that status can read it afterwards.
+  await ok(["submit", "--db", db, "--type", "noop"]);
+  const bad = await run(["submit", "--db", db, "--file", file]);
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.stdout, "", "no ids are printed");
+  assert.match(bad.stderr, /tasks\[700\]: maxAttempts must be an integer >= 1/);
+  assert.equal((await status(db)).total, 1, "none of the file was committed");
+
+  tasks[700] = { type: "noop" };
+  await Deno.writeTextFile(file, JSON.stringify(tasks));
+  const good = await ok(["submit", "--db", db, "--file", file]);
+  assert.equal(good.trim().split("\n").length, 1000);
+  assert.equal((await status(db)).total, 1001);
 });

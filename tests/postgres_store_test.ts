@@ -5,7 +5,12 @@ import {
   PostgresTaskStore,
   type PostgresTaskStoreOptions,
 } from "../lib/store/postgres_store.ts";
-import type { TaskRecord, TaskStore } from "../lib/store/store.ts";
+import { mulberry32 } from "../lib/_rng.ts";
+import type {
+  InsertOutcome,
+  TaskRecord,
+  TaskStore,
+} from "../lib/store/store.ts";
 import { waitFor, withDeadline } from "./_helpers.ts";
 import { batch, storeConformance, T0, task } from "./store_conformance.ts";
 
@@ -155,7 +160,7 @@ Deno.test({
         if (claimed.length === 0) return mine;
         for (const record of claimed) {
           assert.equal(record.status, "running");
-          assert.equal(record.attempts, 1);
+          assert.equal(record.attempts, 0);
           mine.push(record.id);
         }
       }
@@ -237,7 +242,7 @@ Deno.test({
     await using fx = fixture();
     const store = await fx.open({ max: 1 });
     const [claim] = (await store.commit(
-      batch({ inserts: [task("a")], claimIds: ["a"] }),
+      batch({ inserts: [task("a")], claimDue: 1 }),
     )).claimed;
     await using sql = admin();
     // Hold the task's row so the settle below waits inside its transaction,
@@ -393,5 +398,254 @@ Deno.test({
     assert.equal(inserted.length, 2);
     assert.equal((await store.get("a"))?.payload, "\\u0000 and 🙂");
     assert.equal((await store.get("n"))?.payload, null);
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.commit() inserts each key once without an error when four stores commit overlapping keys at once",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    // Separate pools: the four stores stand for four processes.
+    const stores = await Promise.all(
+      Array.from({ length: 4 }, () => fx.open({ max: 2, notify: false })),
+    );
+    const KEYS = 1_000;
+    const BATCH = 50;
+    for (let round = 0; round < 4; round++) {
+      const keys = Array.from({ length: KEYS }, (_, i) => `r${round}-k${i}`);
+      // Each store inserts every key once, in its own shuffled order, in
+      // batches of 50 committed one after another, all stores at once.
+      const runs = stores.map(async (store, s) => {
+        const random = mulberry32(round * 10 + s);
+        const order = [...keys];
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = Math.floor(random() * (i + 1));
+          [order[i], order[j]] = [order[j]!, order[i]!];
+        }
+        const outcomes: InsertOutcome[] = [];
+        for (let i = 0; i < order.length; i += BATCH) {
+          const { inserted } = await store.commit(batch({
+            inserts: order.slice(i, i + BATCH).map((key) =>
+              task(`${key}-s${s}`, { idempotencyKey: key })
+            ),
+          }));
+          outcomes.push(...inserted);
+        }
+        return outcomes;
+      });
+      const outcomes = (await withDeadline(
+        Promise.all(runs),
+        60_000,
+        `round ${round}`,
+      )).flat();
+      assert.equal(outcomes.length, 4 * KEYS);
+      const winners = new Map<string, string>();
+      for (const outcome of outcomes) {
+        if (!outcome.inserted) continue;
+        const key = outcome.record.idempotencyKey!;
+        assert.ok(!winners.has(key), `${key} was inserted twice`);
+        winners.set(key, outcome.record.id);
+      }
+      assert.equal(winners.size, KEYS, "every key was inserted once");
+      for (const outcome of outcomes) {
+        const key = outcome.record.idempotencyKey!;
+        assert.equal(outcome.record.id, winners.get(key), key);
+      }
+    }
+    const status = await stores[0]!.status(T0);
+    assert.equal(status.counts.queued, 4 * KEYS);
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.commit() keeps the first of two inserts with one key when a batch holds both in reverse key order",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const store = await fx.open();
+    const { inserted } = await store.commit(batch({
+      inserts: [
+        task("z2", { idempotencyKey: "z" }),
+        task("a1", { idempotencyKey: "a" }),
+        task("z1", { idempotencyKey: "z" }),
+        task("n", { idempotencyKey: null }),
+        task("a2", { idempotencyKey: "a" }),
+      ],
+    }));
+    assert.deepEqual(
+      inserted.map((o) => [o.inserted, o.record.id]),
+      [[true, "z2"], [true, "a1"], [false, "z2"], [true, "n"], [
+        false,
+        "a1",
+      ]],
+    );
+    // Claims still follow submission order, not key order.
+    const { claimed } = await store.commit(batch({ claimDue: 10 }));
+    assert.deepEqual(claimed.map((r) => r.id), ["z2", "a1", "n"]);
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.open() creates nothing and says there is no queue when opened read-only on a missing or empty schema",
+  ignore,
+  async fn(): Promise<void> {
+    const schema = freshSchema();
+    await using sql = admin();
+    const schemas = async (): Promise<number> =>
+      (await sql.unsafe(
+        "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1",
+        [schema],
+      ))[0]!["n"];
+    try {
+      const expected = {
+        message:
+          `Cannot open task store: schema "${schema}" holds no Sluice queue`,
+      };
+      await assert.rejects(
+        PostgresTaskStore.open(PG!, { schema, readonly: true }),
+        expected,
+      );
+      await assert.rejects(
+        openStore(PG!, { readonly: true, postgres: { schema } }),
+        expected,
+      );
+      assert.equal(await schemas(), 0, "no schema was created");
+      await sql.unsafe(`CREATE SCHEMA "${schema}"`);
+      await sql.unsafe(`CREATE TABLE "${schema}".other (x int)`);
+      await assert.rejects(
+        PostgresTaskStore.open(PG!, { schema, readonly: true }),
+        expected,
+      );
+      const tables = await sql.unsafe(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+        [schema],
+      );
+      assert.deepEqual(tables.map((row) => row["table_name"]), ["other"]);
+      await assert.rejects(
+        PostgresTaskStore.open(PG!, {
+          schema,
+          readonly: "yes" as unknown as boolean,
+        }),
+        TypeError,
+      );
+    } finally {
+      await PostgresTaskStore.drop(PG!, { schema });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore reads but refuses every write when opened read-only on an existing queue",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const writer = await fx.open();
+    const { inserted } = await writer.commit(batch({
+      inserts: [task("a", { idempotencyKey: "k" }), task("b")],
+    }));
+    assert.equal(inserted.length, 2);
+    const reader = await fx.open({ readonly: true });
+    assert.equal(reader.readonly, true);
+    assert.equal(reader.migrationsApplied, 0);
+    assert.equal((await reader.get("a"))?.status, "queued");
+    assert.equal((await reader.getByKey("k"))?.id, "a");
+    assert.equal((await reader.list()).length, 2);
+    assert.equal((await reader.status(T0)).counts.queued, 2);
+    assert.equal(await reader.staleSettles(), 0);
+    await assert.rejects(
+      reader.commit(batch({ inserts: [task("c")] })),
+      { message: "Cannot commit: task store is read-only" },
+    );
+    await assert.rejects(
+      reader.commit(batch({ claimDue: 1 })),
+      /Cannot commit: task store is read-only/,
+    );
+    await assert.rejects(
+      reader.recoverExpired(T0),
+      { message: "Cannot recover expired leases: task store is read-only" },
+    );
+    await assert.rejects(
+      reader.requeue("all", T0),
+      { message: "Cannot requeue tasks: task store is read-only" },
+    );
+    // openStore passes readonly on to PostgreSQL.
+    const viaOpenStore = await openStore(PG!, {
+      readonly: true,
+      postgres: { schema: fx.schema, max: 1 },
+    });
+    try {
+      assert.ok(
+        viaOpenStore instanceof PostgresTaskStore && viaOpenStore.readonly,
+      );
+    } finally {
+      await viaOpenStore.close();
+    }
+    assert.equal(await writer.get("c"), undefined);
+    assert.equal((await writer.status(T0)).counts.queued, 2);
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.commit() re-sends the commit when the server aborts it as a deadlock",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const store = await fx.open({ max: 1 });
+    await using sql = admin();
+    // Another writer holds key k2 and, once the store's commit holds k1
+    // and waits for k2, asks for k1: a deadlock. That writer's long
+    // deadlock_timeout makes the store's transaction the one aborted.
+    const blocker = postgres(PG!, { max: 1, onnotice: () => {} });
+    const insertRow = `INSERT INTO "${fx.schema}".tasks (id, type,
+        idempotency_key, payload, status, attempts, max_attempts, run_at,
+        created_at, updated_at, version)
+      VALUES ($1, 't', $2, 'null', 'queued', 0, 1, 0, 0, 0, 0)`;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const other = blocker.begin(async (tx) => {
+      await tx.unsafe("SET LOCAL deadlock_timeout = '60s'");
+      await tx.unsafe(insertRow, ["x2", "k2"]);
+      held();
+      await released;
+      await tx.unsafe(insertRow, ["x1", "k1"]);
+    });
+    try {
+      await withDeadline(holding, 10_000, "the other writer's k2");
+      const commit = store.commit(batch({
+        inserts: [
+          task("s2", { idempotencyKey: "k2" }),
+          task("s1", { idempotencyKey: "k1" }),
+        ],
+      }));
+      const outcome = commit.then(() => null, (error: Error) => error);
+      await waitFor(async () => {
+        const rows = await sql.unsafe(
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 " +
+            "AND wait_event_type = 'Lock'",
+          [`sluice/${fx.schema}`],
+        );
+        return rows.length > 0;
+      }, { what: "the commit to wait for k2" });
+      release();
+      await withDeadline(other, 20_000, "the other writer");
+      assert.equal(await withDeadline(outcome, 20_000, "the commit"), null);
+      const { inserted } = await commit;
+      assert.deepEqual(
+        inserted.map((o) => [o.inserted, o.record.id]),
+        [[false, "x2"], [false, "x1"]],
+      );
+    } finally {
+      release();
+      await other.catch(() => {});
+      await blocker.end({ timeout: 5 });
+    }
   },
 });

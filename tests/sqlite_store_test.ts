@@ -10,6 +10,7 @@ import {
 import { openDatabase } from "../lib/store/sqlite.ts";
 import { SqliteError } from "../lib/store/sqlite_error.ts";
 import { SqliteTaskStore } from "../lib/store/sqlite_store.ts";
+import { openStore } from "../lib/store/open_store.ts";
 import { tempDir } from "./_helpers.ts";
 import { batch, storeConformance, T0, task } from "./store_conformance.ts";
 
@@ -44,7 +45,7 @@ for (const driver of DRIVERS) {
       assert.equal(store.durable, true);
       const { claimed } = await store.commit(batch({
         inserts: [task("a", { idempotencyKey: "k" }), task("b")],
-        claimIds: ["a"],
+        claimDue: 1,
       }));
       await store.commit(batch({
         settles: [{
@@ -155,7 +156,11 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
   migrate(db, ":memory:");
   const queries: [string, string][] = [
     ["claimDue", QUERIES.claimDue],
-    ["claimId", QUERIES.claimId],
+    ["start", QUERIES.start],
+    ["release", QUERIES.release],
+    ["renew", QUERIES.renew],
+    ["settleRetry", QUERIES.settleRetry],
+    ["settleDead", QUERIES.settleDead],
     ["byKey", QUERIES.byKey],
     ["byId", QUERIES.byId],
     ["expireToDead", QUERIES.expireToDead],
@@ -169,6 +174,9 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
   const expected: Record<string, RegExp> = {
     claimDue: /USING INDEX tasks_due/,
     byKey: /USING INDEX sqlite_autoindex_tasks_2/,
+    start: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
+    release: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
+    settleSucceeded: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
     expireToQueued: /USING INDEX tasks_lease/,
     expireToDead: /USING INDEX tasks_lease/,
     oldestDue: /USING (COVERING )?INDEX tasks_due/,
@@ -285,18 +293,26 @@ Deno.test("SqliteTaskStore.open() accepts every synchronous mode when it is vali
   }
 });
 
-Deno.test("SqliteTaskStore.commit() rejects with TypeError and applies nothing when a payload is not JSON", async () => {
+Deno.test("SqliteTaskStore.commit() rejects with TypeError and applies nothing when a payload is not plain JSON", async () => {
   await using store = SqliteTaskStore.open(":memory:");
   const cycle: Record<string, unknown> = {};
   cycle["self"] = cycle;
-  for (const payload of [{ n: 1n }, cycle, undefined, () => 1]) {
+  const cases: [unknown, string][] = [
+    [{ n: 1n }, "BigInt at payload.n"],
+    [cycle, "cycle at payload.self"],
+    [undefined, "undefined at payload"],
+    [() => 1, "function at payload"],
+    [{ list: [1, NaN] }, "NaN at payload.list[1]"],
+    [{ at: new Date(0) }, "Date at payload.at"],
+  ];
+  for (const [payload, where] of cases) {
     await assert.rejects(
       store.commit(batch({ inserts: [task("ok"), task("bad", { payload })] })),
-      (error: unknown) =>
-        error instanceof TypeError &&
-        error.message.startsWith(
-          "Cannot store task bad: payload is not JSON-serializable (",
-        ),
+      {
+        name: "TypeError",
+        message:
+          `Cannot store task bad: payload is not plain JSON data (${where})`,
+      },
     );
   }
   assert.equal(await store.get("ok"), undefined);
@@ -321,7 +337,7 @@ Deno.test("SqliteTaskStore.commit() stores an undefined result as null and refus
         outcome: { kind: "succeeded", result: 1n, outputKey: null },
       }],
     })),
-    /Cannot settle task b: result is not JSON-serializable/,
+    /Cannot settle task b: result is not plain JSON data \(BigInt at result\)/,
   );
   assert.equal((await store.get("b"))?.status, "running");
   const { settled } = await store.commit(batch({
@@ -381,9 +397,171 @@ Deno.test("SqliteTaskStore.open() refuses a readonly store when the file has no 
   }
   assert.throws(
     () => SqliteTaskStore.open(path, { readonly: true }),
-    /cannot be migrated read-only/,
+    /read-only: the file holds no Sluice queue \(schema version 0\)/,
+  );
+  using db = openDatabase(path, { readonly: true });
+  assert.equal(readUserVersion(db), 0, "nothing was migrated");
+});
+
+Deno.test("SqliteTaskStore.open() refuses a readonly store when the schema is older than known", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = openDatabase(path);
+    db.exec(MIGRATIONS[0]!.sql);
+    db.exec("PRAGMA user_version = 1");
+  }
+  assert.throws(
+    () => SqliteTaskStore.open(path, { readonly: true }),
+    /schema version 1 is older than \d+ and cannot be migrated read-only/,
   );
 });
+
+for (const driver of DRIVERS) {
+  Deno.test(`SqliteTaskStore.open() says there is no Sluice queue and creates nothing when the ${driver} store opens a missing file read-only`, async () => {
+    await using dir = await tempDir();
+    const path = `${dir.path}/tasks.db`;
+    assert.throws(
+      () => SqliteTaskStore.open(path, { driver, readonly: true }),
+      (error: unknown) =>
+        error instanceof Error && !(error instanceof SqliteError) &&
+        error.message ===
+          `Cannot open task store ${path} read-only: there is no Sluice queue there (the file does not exist)` &&
+        error.cause instanceof SqliteError && error.cause.primaryCode === 14,
+    );
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir.path)), []);
+    // The same through openStore.
+    await assert.rejects(
+      openStore(path, { readonly: true, sqlite: { driver } }),
+      /there is no Sluice queue there/,
+    );
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir.path)), []);
+  });
+}
+
+Deno.test("openStore() opens SQLite read-only when readonly is set", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  const writer = await openStore(path);
+  try {
+    await writer.commit(batch({ inserts: [task("a")] }));
+  } finally {
+    await writer.close();
+  }
+  const reader = await openStore(path, {
+    readonly: true,
+    sqlite: { readonly: false },
+  });
+  try {
+    assert.ok(reader instanceof SqliteTaskStore && reader.readonly);
+    assert.equal((await reader.get("a"))?.status, "queued");
+    await assert.rejects(
+      reader.commit(batch({ inserts: [task("b")] })),
+      /Cannot commit: task store is read-only/,
+    );
+  } finally {
+    await reader.close();
+  }
+  await assert.rejects(
+    openStore(path, { readonly: "yes" as unknown as boolean }),
+    TypeError,
+  );
+});
+
+/**
+ * A child process that opens the store at `path` once the parent says go
+ * (a byte on stdin), so that all children open the fresh file at the same
+ * moment, commits one insert, and exits 0.
+ */
+const OPENER = `
+import { SqliteTaskStore } from ${
+  JSON.stringify(new URL("../lib/store/sqlite_store.ts", import.meta.url).href)
+};
+const [path, driver, id] = Deno.args;
+const go = Deno.stdin.readable.getReader();
+await Deno.stdout.write(new TextEncoder().encode("ready\\n"));
+await go.read();
+const store = SqliteTaskStore.open(path, { driver });
+const { inserted } = await store.commit({
+  settles: [],
+  inserts: [{ id, type: "t", idempotencyKey: id, payload: null, maxAttempts: 1, runAt: 0 }],
+  claimDue: 0,
+  leaseMs: 0,
+  now: 0,
+});
+await store.close();
+if (!inserted[0]?.inserted) throw new Error("Cannot insert: " + id);
+`;
+
+for (const driver of DRIVERS) {
+  Deno.test(`SqliteTaskStore.open() succeeds in every process when six processes open one fresh file at once with the ${driver} driver`, async () => {
+    await using dir = await tempDir();
+    const script = `${dir.path}/opener.ts`;
+    await Deno.writeTextFile(script, OPENER);
+    const permissions = [
+      `--allow-read=${dir.path}`,
+      `--allow-write=${dir.path}`,
+      ...(driver === "ffi" ? ["--allow-ffi"] : []),
+    ];
+    for (let round = 0; round < 3; round++) {
+      const path = `${dir.path}/round-${round}.db`;
+      const children = Array.from(
+        { length: 6 },
+        (_, i) =>
+          new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "--quiet",
+              "--no-config",
+              ...permissions,
+              script,
+              path,
+              driver,
+              `p${i}`,
+            ],
+            stdin: "piped",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn(),
+      );
+      // Wait for every child to be ready, then release them together.
+      await Promise.all(children.map(async (child) => {
+        const reader = child.stdout.getReader();
+        await reader.read();
+        reader.releaseLock();
+      }));
+      await Promise.all(children.map(async (child) => {
+        const writer = child.stdin.getWriter();
+        await writer.write(new Uint8Array([1]));
+        await writer.close();
+      }));
+      const results = await Promise.all(
+        children.map((child) => child.output()),
+      );
+      results.forEach((output, i) => {
+        assert.equal(
+          output.code,
+          0,
+          `round ${round}, process ${i}: ${
+            new TextDecoder().decode(output.stderr)
+          }`,
+        );
+      });
+      await using store = SqliteTaskStore.open(path, { driver });
+      const tasks = await store.list();
+      assert.deepEqual(
+        tasks.map((record) => record.id).sort(),
+        ["p0", "p1", "p2", "p3", "p4", "p5"],
+      );
+      using db = openDatabase(path);
+      assert.equal(readUserVersion(db), SCHEMA_VERSION);
+      assert.equal(
+        db.prepare("PRAGMA journal_mode").get()?.["journal_mode"],
+        "wal",
+      );
+    }
+  });
+}
 
 Deno.test("SqliteTaskStore.commit() hands each task to one store when two connections claim at once", async () => {
   await using dir = await tempDir();

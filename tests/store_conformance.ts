@@ -1,7 +1,7 @@
 /**
  * The conformance suite every {@linkcode TaskStore} must pass. It uses only
- * the interface, so each implementation (SQLite over either driver, memory,
- * and later PostgreSQL) runs the same cases.
+ * the interface, so each implementation (SQLite over either driver,
+ * PostgreSQL, memory) runs the same cases.
  *
  * @module
  */
@@ -10,12 +10,12 @@ import type {
   CommitBatch,
   NewTask,
   Settlement,
+  Start,
   TaskRecord,
   TaskStore,
 } from "../lib/store/store.ts";
 
-/** A fixed epoch-ms base, well past 2^32, so 32-bit truncation would show. */
-/** The clock of the store tests: an epoch-ms time past 2^32. */
+/** The clock of the store tests: an epoch-ms time past 2^32, so 32-bit truncation would show. */
 export const T0 = 1_700_000_000_000;
 /** The lease the store tests claim with. */
 export const LEASE = 30_000;
@@ -38,7 +38,6 @@ export function batch(fields: Partial<CommitBatch>): CommitBatch {
   return {
     settles: [],
     inserts: [],
-    claimIds: [],
     claimDue: 0,
     leaseMs: LEASE,
     now: T0,
@@ -58,6 +57,24 @@ function succeed(record: TaskRecord, result: unknown = null): Settlement {
   };
 }
 
+function retry(record: TaskRecord, runAt: number): Settlement {
+  return {
+    id: record.id,
+    version: record.version,
+    outcome: {
+      kind: "retry",
+      runAt,
+      error: "Cannot fetch: 503",
+      errorClass: "transient",
+    },
+  };
+}
+
+/** The claim's fencing pair, as a start, release or renewal presents it. */
+function fence(record: TaskRecord): Start {
+  return { id: record.id, version: record.version };
+}
+
 function kill(record: TaskRecord): Settlement {
   return {
     id: record.id,
@@ -70,18 +87,50 @@ function kill(record: TaskRecord): Settlement {
   };
 }
 
-/** Inserts the tasks and claims exactly them at `now`. */
+/**
+ * Inserts the tasks already claimed at `now` (no attempt charged) and
+ * returns their records.
+ */
 async function claimAll(
   store: TaskStore,
   tasks: NewTask[],
   now = T0,
   leaseMs = LEASE,
 ): Promise<TaskRecord[]> {
-  const { claimed } = await store.commit(
-    batch({ inserts: tasks, claimIds: tasks.map((t) => t.id), now, leaseMs }),
+  const { inserted } = await store.commit(batch({
+    inserts: tasks.map((t) => ({ ...t, claim: true })),
+    now,
+    leaseMs,
+  }));
+  assert.ok(inserted.every((o) => o.inserted));
+  return inserted.map((o) => o.record);
+}
+
+/** Claims the tasks as {@linkcode claimAll} does, then starts each handler. */
+async function startAll(
+  store: TaskStore,
+  tasks: NewTask[],
+  now = T0,
+  leaseMs = LEASE,
+): Promise<TaskRecord[]> {
+  const claims = await claimAll(store, tasks, now, leaseMs);
+  const { started } = await store.commit(
+    batch({ starts: claims.map(fence), now, leaseMs }),
   );
-  assert.deepEqual(ids(claimed), tasks.map((t) => t.id));
-  return claimed;
+  assert.ok(started.every((ok) => ok));
+  return claims;
+}
+
+/** What the suite expects of payloads and results. */
+export interface ConformanceOptions {
+  /**
+   * `"json"`: a durable store, which refuses whatever JSON would change.
+   * `"clone"`: a store that keeps values as given (memory), which refuses
+   * only what cannot be structured-cloned.
+   *
+   * @default {"json"}
+   */
+  values?: "json" | "clone";
 }
 
 /**
@@ -90,11 +139,14 @@ async function claimAll(
  *
  * @param name Shown in every test name, e.g. `"sqlite-ffi"`.
  * @param open Returns a new, empty store.
+ * @param options What the store does with values.
  */
 export function storeConformance(
   name: string,
   open: () => Promise<TaskStore> | TaskStore,
+  options: ConformanceOptions = {},
 ): void {
+  const { values = "json" } = options;
   function test(
     title: string,
     body: (store: TaskStore) => Promise<void>,
@@ -177,7 +229,7 @@ export function storeConformance(
     assert.equal((await store.list()).length, 4);
   });
 
-  test("TaskStore.commit() claims due tasks in runAt order up to claimDue when they are queued", async (store) => {
+  test("TaskStore.commit() claims due tasks by runAt, then submission order, up to claimDue, charging no attempt", async (store) => {
     await store.commit(batch({
       inserts: [
         task("late", { runAt: T0 + 300 }),
@@ -192,7 +244,7 @@ export function storeConformance(
     assert.deepEqual(ids(first.claimed), ["early", "early-too", "middle"]);
     for (const record of first.claimed) {
       assert.equal(record.status, "running");
-      assert.equal(record.attempts, 1);
+      assert.equal(record.attempts, 0, "a claim charges no attempt");
       assert.equal(record.version, 1);
       assert.equal(record.leaseUntil, now + LEASE);
       assert.equal(record.updatedAt, now);
@@ -214,7 +266,7 @@ export function storeConformance(
     assert.deepEqual(ids(claimed), ["a", "b"]);
   });
 
-  test("TaskStore.commit() claims only claimable tasks when claimIds names them", async (store) => {
+  test("TaskStore.commit() claims only queued tasks and due retries when claimDue asks for more", async (store) => {
     const [done, running, retrying, waiting] = await claimAll(store, [
       task("done"),
       task("running"),
@@ -223,47 +275,20 @@ export function storeConformance(
     ]);
     await store.commit(batch({
       now: T0 + 1,
+      starts: [done!, running!, retrying!, waiting!].map(fence),
       settles: [
         succeed(done!),
-        {
-          id: retrying!.id,
-          version: retrying!.version,
-          outcome: {
-            kind: "retry",
-            runAt: T0 + 10,
-            error: "Cannot fetch: 503",
-            errorClass: "transient",
-          },
-        },
-        {
-          id: waiting!.id,
-          version: waiting!.version,
-          outcome: {
-            kind: "retry",
-            runAt: T0 + 1_000,
-            error: "Cannot fetch: 503",
-            errorClass: "transient",
-          },
-        },
+        retry(retrying!, T0 + 10),
+        retry(waiting!, T0 + 1_000),
       ],
       inserts: [task("queued"), task("delayed", { runAt: T0 + 1_000 })],
     }));
-    const { claimed } = await store.commit(batch({
-      now: T0 + 10,
-      claimIds: [
-        "done",
-        "running",
-        "retrying",
-        "waiting",
-        "queued",
-        "delayed",
-        "unknown",
-        "queued",
-      ],
-    }));
-    assert.deepEqual(ids(claimed), ["retrying", "queued"]);
-    assert.equal(claimed[0]!.attempts, 2);
-    assert.equal(claimed[1]!.attempts, 1);
+    const { claimed } = await store.commit(
+      batch({ now: T0 + 10, claimDue: 100 }),
+    );
+    assert.deepEqual(ids(claimed), ["queued", "retrying"]);
+    assert.equal(claimed[1]!.attempts, 1, "the earlier start, no new charge");
+    assert.equal(claimed[0]!.attempts, 0);
     assert.equal((await store.get("running"))?.version, running!.version);
   });
 
@@ -271,20 +296,14 @@ export function storeConformance(
     await store.commit(batch({
       inserts: Array.from({ length: 20 }, (_, i) => task(`t${i}`)),
     }));
-    const wanted = ["t0", "t1", "t2", "t3"];
     const [a, b] = await Promise.all([
-      store.commit(batch({ claimIds: wanted, claimDue: 8 })),
-      store.commit(batch({ claimIds: wanted, claimDue: 8 })),
+      store.commit(batch({ claimDue: 12 })),
+      store.commit(batch({ claimDue: 12 })),
     ]);
     const all = [...ids(a!.claimed), ...ids(b!.claimed)];
     assert.equal(new Set(all).size, all.length);
     assert.equal(all.length, 20);
-    for (const id of wanted) {
-      assert.equal(all.filter((x) => x === id).length, 1);
-    }
-    const { claimed } = await store.commit(
-      batch({ claimIds: wanted, claimDue: 8 }),
-    );
+    const { claimed } = await store.commit(batch({ claimDue: 8 }));
     assert.deepEqual(claimed, []);
   });
 
@@ -297,7 +316,7 @@ export function storeConformance(
     }));
     const record = inserted[0]!.record;
     assert.equal(record.status, "running");
-    assert.equal(record.attempts, 1);
+    assert.equal(record.attempts, 0, "a claimed insert charges no attempt");
     assert.equal(record.version, 1);
     assert.equal(record.leaseUntil, T0 + LEASE);
     // A claimed insert is not due work: only "b" is claimed by claimDue.
@@ -326,39 +345,37 @@ export function storeConformance(
     assert.equal((await store.get("b"))?.status, "queued");
   });
 
-  test("TaskStore.commit() extends a lease only when the renewal presents the claim's version", async (store) => {
-    const { inserted } = await store.commit(batch({
-      inserts: [{ ...task("a"), claim: true }, { ...task("b"), claim: true }],
-      now: T0,
-      leaseMs: LEASE,
-    }));
-    const [a, b] = inserted.map((o) => o.record);
+  test("TaskStore.commit() extends a lease to now + leaseMs only when the renewal presents the claim's version", async (store) => {
+    const [a, b] = await claimAll(store, [task("a"), task("b")]);
+    const now = T0 + LEASE / 2;
     const { renewed } = await store.commit(batch({
+      now,
+      leaseMs: 3 * LEASE,
       renewals: [
-        { id: "a", version: a!.version, leaseUntil: T0 + 3 * LEASE },
-        { id: "b", version: b!.version + 1, leaseUntil: T0 + 3 * LEASE },
-        { id: "missing", version: 1, leaseUntil: T0 + 3 * LEASE },
+        { id: "a", version: a!.version },
+        { id: "b", version: b!.version + 1 },
+        { id: "missing", version: 1 },
       ],
     }));
     assert.deepEqual(renewed, [true, false, false]);
-    assert.equal((await store.get("a"))?.leaseUntil, T0 + 3 * LEASE);
+    assert.deepEqual(await store.get("a"), {
+      ...a!,
+      leaseUntil: now + 3 * LEASE,
+    }, "a renewal moves the lease only: same version, attempts, updatedAt");
     assert.equal((await store.get("b"))?.leaseUntil, T0 + LEASE);
-    assert.equal(
-      (await store.get("a"))?.version,
-      a!.version,
-      "a renewal keeps the token",
-    );
     // Past b's lease only b is recovered; a renewal after that is refused.
     assert.equal(await store.recoverExpired(T0 + LEASE + 1), 1);
     const late = await store.commit(batch({
-      renewals: [{ id: "b", version: b!.version, leaseUntil: T0 + 4 * LEASE }],
+      now: T0 + LEASE + 2,
+      renewals: [{ id: "b", version: b!.version }],
     }));
     assert.deepEqual(late.renewed, [false]);
     assert.equal((await store.get("b"))?.status, "queued");
+    assert.equal((await store.get("b"))?.leaseUntil, null);
   });
 
   test("TaskStore.commit() records success when the settle presents the claim's version", async (store) => {
-    const [claim] = await claimAll(store, [task("a")]);
+    const [claim] = await startAll(store, [task("a")]);
     const { settled } = await store.commit(batch({
       now: T0 + 7,
       settles: [{
@@ -383,7 +400,7 @@ export function storeConformance(
   });
 
   test("TaskStore.commit() schedules a retry when the settle outcome is retry", async (store) => {
-    const [claim] = await claimAll(store, [task("a")]);
+    const [claim] = await startAll(store, [task("a")]);
     const { settled } = await store.commit(batch({
       now: T0 + 1,
       settles: [{
@@ -409,7 +426,7 @@ export function storeConformance(
     assert.deepEqual(early.claimed, []);
     const due = await store.commit(batch({ claimDue: 5, now: T0 + 500 }));
     assert.deepEqual(ids(due.claimed), ["a"]);
-    assert.equal(due.claimed[0]!.attempts, 2);
+    assert.equal(due.claimed[0]!.attempts, 1, "charged at the next start");
     assert.equal(due.claimed[0]!.version, 3);
   });
 
@@ -426,19 +443,19 @@ export function storeConformance(
     assert.equal(record?.errorClass, "permanent");
     assert.equal(record?.leaseUntil, null);
     const { claimed } = await store.commit(
-      batch({ claimIds: ["a"], claimDue: 5, now: T0 + 10_000 }),
+      batch({ claimDue: 5, now: T0 + 10_000 }),
     );
     assert.deepEqual(claimed, []);
   });
 
   test("TaskStore.commit() refuses a stale settle when the task was recovered and reclaimed", async (store) => {
-    const [old] = await claimAll(store, [task("a")], T0, 100);
+    const [old] = await startAll(store, [task("a")], T0, 100);
     assert.equal(await store.recoverExpired(T0 + 101), 1);
     const { claimed } = await store.commit(
-      batch({ claimIds: ["a"], now: T0 + 102 }),
+      batch({ claimDue: 1, now: T0 + 102 }),
     );
     const current = claimed[0]!;
-    assert.equal(current.attempts, 2);
+    assert.equal(current.attempts, 1);
     assert.ok(current.version > old!.version);
     const stale = await store.commit(batch({
       now: T0 + 103,
@@ -450,6 +467,18 @@ export function storeConformance(
       settles: [{ ...succeed(current), id: "nope" }],
     }));
     assert.deepEqual(unknown.settled, [false]);
+    // A stale start, release or renewal is refused the same way.
+    const others = await store.commit(batch({
+      now: T0 + 103,
+      starts: [fence(old!)],
+      releases: [{ id: "a", version: old!.version, refund: true }],
+      renewals: [{ id: "a", version: old!.version }],
+    }));
+    assert.deepEqual(
+      [others.started, others.released, others.renewed],
+      [[false], [false], [false]],
+    );
+    assert.deepEqual(await store.get("a"), current);
     const fresh = await store.commit(batch({
       now: T0 + 104,
       settles: [succeed(current, "fresh"), succeed(current, "twice")],
@@ -459,7 +488,7 @@ export function storeConformance(
   });
 
   test("TaskStore.recoverExpired() requeues expired leases and dead-letters exhausted tasks when now passes them", async (store) => {
-    await claimAll(
+    await startAll(
       store,
       [
         task("last", { maxAttempts: 1 }),
@@ -516,15 +545,16 @@ export function storeConformance(
       batch({ claimDue: 10, now: T0 + 70 }),
     );
     assert.deepEqual(ids(claimed), ["d1", "d2", "d3"]);
-    assert.equal(claimed[0]!.attempts, 1);
+    assert.equal(claimed[0]!.attempts, 0);
   });
 
   test("TaskStore.list() filters by status and pages when given limit and offset", async (store) => {
     await store.commit(batch({
-      inserts: ["a", "b", "c", "d", "e"].map((id) => task(id)),
+      inserts: ["a", "b", "c", "d", "e"].map((id) =>
+        task(id, { claim: id === "b" || id === "d" })
+      ),
     }));
     await store.commit(batch({ now: T0 - 10, inserts: [task("older")] }));
-    await store.commit(batch({ claimIds: ["b", "d"] }));
     assert.deepEqual(ids(await store.list()), [
       "older",
       "a",
@@ -597,9 +627,10 @@ export function storeConformance(
     const wide = await store.status(T0 + 6_000, 5_000);
     assert.equal(wide.recentSucceeded, 2);
     assert.equal(wide.windowMs, 5_000);
-    await store.commit(
-      batch({ claimIds: ["q-old", "q-new"], now: T0 + 6_000 }),
+    const { claimed } = await store.commit(
+      batch({ claimDue: 10, now: T0 + 6_000 }),
     );
+    assert.deepEqual(ids(claimed), ["q-old", "q-new"]);
     assert.equal((await store.status(T0 + 6_000)).oldestQueuedAgeMs, null);
     assert.equal((await store.status(T0 + 9_500)).oldestQueuedAgeMs, 500);
   });
@@ -620,7 +651,7 @@ export function storeConformance(
     assert.deepEqual(record?.payload, { sql: nasty, emoji: "🙂" });
     assert.equal(await store.getByKey("x"), undefined);
     assert.equal(await store.getByKey("%"), undefined);
-    const { claimed } = await store.commit(batch({ claimIds: [nasty] }));
+    const { claimed } = await store.commit(batch({ claimDue: 1 }));
     assert.equal(claimed[0]?.id, nasty);
     assert.equal((await store.list()).length, 1);
   });
@@ -676,6 +707,389 @@ export function storeConformance(
     );
     assert.equal(await store.get("a"), undefined);
   });
+
+  test("TaskStore.commit() charges an attempt for a start only when it presents the claim's version and keeps the version", async (store) => {
+    const [a, b] = await claimAll(store, [task("a"), task("b")]);
+    await store.commit(batch({ inserts: [task("queued")] }));
+    const { started } = await store.commit(batch({
+      now: T0 + 5,
+      starts: [
+        fence(a!),
+        { id: "b", version: b!.version + 1 },
+        { id: "b", version: b!.version - 1 },
+        { id: "queued", version: 0 },
+        { id: "missing", version: 1 },
+      ],
+    }));
+    assert.deepEqual(started, [true, false, false, false, false]);
+    assert.deepEqual(
+      await store.get("a"),
+      { ...a!, attempts: 1 },
+      "a start charges one attempt and changes nothing else",
+    );
+    assert.deepEqual(await store.get("b"), b);
+    assert.equal((await store.get("queued"))?.attempts, 0);
+    // The version is unchanged, so the claim still settles.
+    const { settled } = await store.commit(
+      batch({ now: T0 + 6, settles: [succeed(a!)] }),
+    );
+    assert.deepEqual(settled, [true]);
+    assert.equal((await store.get("a"))?.attempts, 1);
+    // Once settled, a late start is refused.
+    const late = await store.commit(batch({ starts: [fence(a!)] }));
+    assert.deepEqual(late.started, [false]);
+    assert.equal((await store.get("a"))?.attempts, 1);
+  });
+
+  test("TaskStore.commit() charges the attempt with the settle when charge is set", async (store) => {
+    const [a, b, c, d] = await claimAll(store, [
+      task("a"),
+      task("b"),
+      task("c"),
+      task("d"),
+    ]);
+    const { settled } = await store.commit(batch({
+      now: T0 + 1,
+      settles: [
+        { ...succeed(a!, "ok"), charge: true },
+        { ...retry(b!, T0 + 100), charge: true },
+        { ...kill(c!), charge: true },
+        { ...succeed(d!), charge: false },
+        { ...succeed(a!), version: a!.version + 5, charge: true },
+      ],
+    }));
+    assert.deepEqual(settled, [true, true, true, true, false]);
+    const after = await Promise.all(
+      ["a", "b", "c", "d"].map((id) => store.get(id)),
+    );
+    assert.deepEqual(
+      after.map((r) => [r?.status, r?.attempts, r?.version]),
+      [
+        ["succeeded", 1, 2],
+        ["failed", 1, 2],
+        ["dead", 1, 2],
+        ["succeeded", 0, 2],
+      ],
+    );
+    assert.equal(after[0]?.result, "ok");
+    // A retried task charged this way keeps the charge across its next claim.
+    const { claimed } = await store.commit(
+      batch({ now: T0 + 100, claimDue: 1 }),
+    );
+    assert.deepEqual(
+      claimed.map((r) => [r.id, r.attempts, r.version]),
+      [["b", 1, 3]],
+    );
+  });
+
+  test("TaskStore.commit() releases a claimed task to queued, due at once, and refunds its start only when asked", async (store) => {
+    const [a, b] = await startAll(store, [task("a"), task("b")]);
+    const [c] = await claimAll(store, [task("c")]);
+    const { released } = await store.commit(batch({
+      now: T0 + 5,
+      releases: [
+        { id: "a", version: a!.version },
+        { id: "b", version: b!.version, refund: true },
+        { id: "c", version: c!.version, refund: true },
+        { id: "a", version: a!.version },
+        { id: "missing", version: 1 },
+      ],
+    }));
+    assert.deepEqual(released, [true, true, true, false, false]);
+    const expected = (record: TaskRecord, attempts: number): TaskRecord => ({
+      ...record,
+      status: "queued",
+      attempts,
+      leaseUntil: null,
+      updatedAt: T0 + 5,
+      version: record.version + 1,
+    });
+    assert.deepEqual(await store.get("a"), expected(a!, 1));
+    assert.deepEqual(await store.get("b"), expected(b!, 0));
+    assert.deepEqual(
+      await store.get("c"),
+      expected(c!, 0),
+      "a refund never takes attempts below 0",
+    );
+    // A stale release (the token of the claim before the release) is refused.
+    const stale = await store.commit(batch({
+      now: T0 + 6,
+      releases: [{ id: "a", version: a!.version, refund: true }],
+    }));
+    assert.deepEqual(stale.released, [false]);
+    assert.equal((await store.get("a"))?.attempts, 1);
+    // runAt is unchanged, so the tasks are due at once, in submission order.
+    const { claimed } = await store.commit(
+      batch({ now: T0 + 6, claimDue: 10 }),
+    );
+    assert.deepEqual(
+      claimed.map((r) => [r.id, r.attempts, r.version, r.runAt]),
+      [["a", 1, 3, T0], ["b", 0, 3, T0], ["c", 0, 3, T0]],
+    );
+  });
+
+  test("TaskStore.commit() recovers expired leases after the batch's renewals and before its claims when recover is set", async (store) => {
+    const [kept, lost] = await claimAll(
+      store,
+      [task("kept"), task("lost")],
+      T0,
+      100,
+    );
+    const [last] = await startAll(
+      store,
+      [task("last", { maxAttempts: 1 })],
+      T0,
+      100,
+    );
+    // Without recover, an expired lease stays as it is.
+    const quiet = await store.commit(batch({ now: T0 + 200, claimDue: 10 }));
+    assert.equal(quiet.recovered, 0);
+    assert.deepEqual(quiet.claimed, []);
+    const result = await store.commit(batch({
+      now: T0 + 200,
+      leaseMs: 100,
+      renewals: [fence(kept!)],
+      recover: true,
+      claimDue: 10,
+    }));
+    assert.deepEqual(result.renewed, [true]);
+    assert.equal(result.recovered, 2);
+    // Recovery comes before the claims, so "lost" is claimed again at once.
+    assert.deepEqual(
+      result.claimed.map((r) => [r.id, r.attempts, r.version]),
+      [["lost", 0, lost!.version + 2]],
+    );
+    assert.deepEqual(await store.get("kept"), {
+      ...kept!,
+      leaseUntil: T0 + 300,
+    });
+    const dead = await store.get("last");
+    assert.equal(dead?.status, "dead");
+    assert.equal(dead?.version, last!.version + 1);
+    assert.equal(
+      dead?.lastError,
+      "Cannot finish task: lease expired after final attempt",
+    );
+    const again = await store.commit(
+      batch({ now: T0 + 250, recover: true }),
+    );
+    assert.equal(again.recovered, 0);
+  });
+
+  test("TaskStore.recoverExpired() requeues a claimed task that never started when maxAttempts is 1", async (store) => {
+    await store.commit(batch({
+      inserts: [
+        task("claimed", { maxAttempts: 1 }),
+        task("inserted", { maxAttempts: 1, claim: true }),
+      ],
+      claimDue: 1,
+      leaseMs: 100,
+    }));
+    assert.equal(await store.recoverExpired(T0 + 101), 2);
+    for (const id of ["claimed", "inserted"]) {
+      const record = await store.get(id);
+      assert.equal(record?.status, "queued", id);
+      assert.equal(record?.attempts, 0, id);
+      assert.equal(record?.lastError, null, id);
+    }
+    // Once an attempt is charged, the same expiry dead-letters it.
+    const { claimed } = await store.commit(
+      batch({ now: T0 + 102, claimDue: 1, leaseMs: 100 }),
+    );
+    await store.commit(
+      batch({ now: T0 + 103, starts: claimed.map(fence) }),
+    );
+    assert.equal(await store.recoverExpired(T0 + 203), 1);
+    assert.equal((await store.get(claimed[0]!.id))?.status, "dead");
+  });
+
+  test("TaskStore.commit() applies renewals, starts, settles, releases, recovery, inserts and claims in that order when one batch holds them", async (store) => {
+    const [x, y, z] = await claimAll(store, [task("x"), task("y"), task("z")]);
+    const result = await store.commit(batch({
+      now: T0 + 1,
+      // The start comes before the settle (else the settled task would
+      // refuse it); the settle comes before z's release (which is then
+      // stale); y's release comes before the claim, which takes it back.
+      starts: [fence(x!)],
+      settles: [succeed(x!), succeed(z!)],
+      releases: [fence(y!), fence(z!)],
+      inserts: [task("new", { runAt: T0 + 1 })],
+      claimDue: 2,
+    }));
+    assert.deepEqual(result.started, [true]);
+    assert.deepEqual(result.settled, [true, true]);
+    assert.deepEqual(result.released, [true, false]);
+    assert.deepEqual(ids(result.claimed), ["y", "new"]);
+    const settled = await store.get("x");
+    assert.deepEqual(
+      [settled?.status, settled?.attempts],
+      ["succeeded", 1],
+    );
+    assert.equal((await store.get("z"))?.status, "succeeded");
+    assert.equal((await store.get("y"))?.version, y!.version + 2);
+  });
+
+  test("TaskStore.commit() claims by runAt, then submission order, when releases and retries make tasks due again", async (store) => {
+    await store.commit(batch({
+      inserts: ["a", "b", "c", "d"].map((id) => task(id)),
+    }));
+    const { claimed } = await store.commit(batch({ claimDue: 4 }));
+    assert.deepEqual(ids(claimed), ["a", "b", "c", "d"]);
+    const [a, b, c] = claimed;
+    await store.commit(batch({
+      now: T0 + 1,
+      releases: [fence(c!), fence(a!)],
+      settles: [retry(b!, T0)],
+      inserts: [
+        task("earlier", { runAt: T0 - 5 }),
+        task("later", { runAt: T0 + 1 }),
+      ],
+    }));
+    const again = await store.commit(batch({ now: T0 + 1, claimDue: 10 }));
+    assert.deepEqual(ids(again.claimed), ["earlier", "a", "b", "c", "later"]);
+  });
+
+  test("TaskStore.commit() refuses an id, type or key holding U+0000 or a lone surrogate before applying anything", async (store) => {
+    const [held] = await claimAll(store, [task("held")]);
+    const bad = ["nul\0A", "\ud800", "a\udc00b", "\0"];
+    for (const field of ["id", "type", "idempotencyKey"] as const) {
+      for (const value of bad) {
+        await assert.rejects(
+          store.commit(batch({
+            settles: [succeed(held!)],
+            inserts: [task("ok"), task("bad", { [field]: value })],
+          })),
+          (error: unknown) =>
+            error instanceof TypeError &&
+            error.message.startsWith(
+              `Cannot commit: inserts[1].${field} contains U+0000 or a lone surrogate`,
+            ),
+          `${field} ${JSON.stringify(value)}`,
+        );
+      }
+    }
+    for (const name of ["renewals", "starts", "settles", "releases"] as const) {
+      const fenced = { id: "held\0", version: held!.version };
+      await assert.rejects(
+        store.commit(batch({
+          [name]: name === "settles" ? [{ ...succeed(held!), ...fenced }] : [
+            fenced,
+          ],
+        })),
+        (error: unknown) =>
+          error instanceof TypeError &&
+          error.message.startsWith(`Cannot commit: ${name}[0].id contains`),
+        name,
+      );
+    }
+    assert.equal(await store.get("ok"), undefined);
+    assert.deepEqual(await store.get("held"), held);
+    // Keys that differ only after a NUL can therefore never collapse; a
+    // key that is a prefix of them is an ordinary key.
+    const { inserted } = await store.commit(batch({
+      inserts: [
+        task("n1", { idempotencyKey: "nul" }),
+        task("n2", { idempotencyKey: "nul\u00e9\ud83d\ude42" }),
+      ],
+    }));
+    assert.deepEqual(inserted.map((o) => o.inserted), [true, true]);
+    assert.equal((await store.getByKey("nul\u00e9\ud83d\ude42"))?.id, "n2");
+  });
+
+  if (values === "json") {
+    test("TaskStore.checkValue() refuses what JSON would change and names the path when the store keeps JSON", async (store) => {
+      class Point {
+        x = 1;
+      }
+      const sparse: unknown[] = [1];
+      sparse[2] = 3;
+      const cycle: Record<string, unknown> = { a: [] };
+      (cycle["a"] as unknown[]).push(cycle);
+      const refused: [unknown, string][] = [
+        [{ n: NaN }, "NaN at payload.n"],
+        [[1, Infinity], "Infinity at payload[1]"],
+        [{ deep: { x: -Infinity } }, "-Infinity at payload.deep.x"],
+        [{ big: 1n }, "BigInt at payload.big"],
+        [{ items: new Map() }, "Map at payload.items"],
+        [[new Set([1])], "Set at payload[0]"],
+        [{ when: new Date(0) }, "Date at payload.when"],
+        [{ re: /x/ }, "RegExp at payload.re"],
+        [{ bytes: new Uint8Array(2) }, "Uint8Array at payload.bytes"],
+        [{ buf: new ArrayBuffer(2) }, "ArrayBuffer at payload.buf"],
+        [{ p: new Point() }, "instance of Point at payload.p"],
+        [{ "a b": { f(): void {} } }, 'function at payload["a b"].f'],
+        [{ s: Symbol("s") }, "symbol at payload.s"],
+        [[1, undefined], "undefined at payload[1]"],
+        [sparse, "array hole at payload[1]"],
+        [cycle, "cycle at payload.a[0]"],
+        [undefined, "undefined at payload"],
+        [() => 1, "function at payload"],
+        [new Map(), "Map at payload"],
+      ];
+      for (const [value, where] of refused) {
+        assert.throws(
+          () => store.checkValue(value, "payload"),
+          {
+            name: "TypeError",
+            message:
+              `Cannot store task: payload is not plain JSON data (${where})`,
+          },
+        );
+      }
+      assert.throws(() => store.checkValue({ items: new Map() }, "result"), {
+        name: "TypeError",
+        message:
+          "Cannot store task: result is not plain JSON data (Map at result.items)",
+      });
+      // Plain data, a null prototype and undefined properties are kept.
+      store.checkValue(undefined, "result");
+      store.checkValue({ a: undefined, b: [null, 1.5, "x", true] }, "payload");
+      store.checkValue(Object.assign(Object.create(null), { a: 1 }), "payload");
+      // A commit refuses the same values, naming the task, and applies nothing.
+      await assert.rejects(
+        store.commit(batch({
+          inserts: [task("ok"), task("bad", { payload: { at: new Date(0) } })],
+        })),
+        {
+          name: "TypeError",
+          message:
+            "Cannot store task bad: payload is not plain JSON data (Date at payload.at)",
+        },
+      );
+      assert.equal(await store.get("ok"), undefined);
+      const [claim] = await claimAll(store, [task("a", {
+        payload: { keep: [1, { x: null }], gone: undefined },
+      })]);
+      await assert.rejects(
+        store.commit(batch({ settles: [succeed(claim!, [NaN])] })),
+        /Cannot settle task a: result is not plain JSON data \(NaN at result\[0\]\)/,
+      );
+      assert.equal((await store.get("a"))?.status, "running");
+      const { settled } = await store.commit(
+        batch({ settles: [succeed(claim!, undefined)] }),
+      );
+      assert.deepEqual(settled, [true]);
+      const record = await store.get("a");
+      assert.equal(record?.result, null);
+      assert.deepEqual(record?.payload, { keep: [1, { x: null }] });
+    });
+  } else {
+    test("TaskStore.checkValue() keeps what structured clone keeps when the store keeps values as given", async (store) => {
+      store.checkValue(
+        { items: new Map([[1, 2n]]), at: new Date(0) },
+        "payload",
+      );
+      store.checkValue([1, undefined, NaN], "result");
+      assert.throws(
+        () => store.checkValue({ f(): void {} }, "payload"),
+        TypeError,
+      );
+      assert.throws(() => store.checkValue(Symbol("s"), "result"), TypeError);
+      const payload = { items: new Map([[1, 2n]]) };
+      await store.commit(batch({ inserts: [task("a", { payload })] }));
+      assert.deepEqual((await store.get("a"))?.payload, payload);
+    });
+  }
 
   test("TaskStore.close() is idempotent and later calls reject when the store is closed", async (store) => {
     await store.close();

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { SerializedError } from "./errors.ts";
-import type { FaultPolicy } from "./faults.ts";
+import type { SerializedError } from "../errors.ts";
+import type { FaultPolicy } from "../faults.ts";
 
 /** Log levels, lowest first; `"silent"` turns logging off. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -39,6 +39,13 @@ export interface InitMessage {
   logLevel: LogLevel;
   /** Fault injection wrapped around every handler, when configured. */
   faults?: FaultPolicy;
+  /**
+   * One `Int32Array` cell per slot of this worker: before calling a
+   * handler, the worker stores its task's `seq + 1` in the task's slot
+   * cell. The pool reads the cells to learn which handlers started,
+   * without a message per batch.
+   */
+  startFlags: SharedArrayBuffer;
 }
 
 /** One task as the worker sees it. */
@@ -53,6 +60,8 @@ export interface WireTask {
   payload: unknown;
   /** 1 for the first run. */
   attempt: number;
+  /** Its slot on the worker: the start-flag cell to set. */
+  slot: number;
   /** The idempotency key, or null. */
   idempotencyKey: string | null;
 }
@@ -67,6 +76,8 @@ export interface RunMessage {
   kind: "run";
   /** Per-worker task numbers. */
   seqs: number[];
+  /** The slot (start-flag cell) each task occupies on the worker. */
+  slots: number[];
   /** Task ids. */
   ids: string[];
   /** Task types. */
@@ -79,7 +90,7 @@ export interface RunMessage {
   keys: (string | null)[];
 }
 
-/** Pool → worker: abort the signals of these tasks (they timed out). */
+/** Pool → worker: abort the signals of these tasks. */
 export interface AbortMessage {
   /** Message tag. */
   kind: "abort";
@@ -88,10 +99,10 @@ export interface AbortMessage {
   /** The message of the error each signal is aborted with. */
   messages: string[];
   /**
-   * Why: a timeout aborts with a `TaskTimeoutError`, a shutdown with a
-   * `TaskCancelledError`.
+   * Why: a timeout aborts with a `TaskTimeoutError`; a shutdown or a
+   * cancellation with a `TaskCancelledError`.
    */
-  reason?: "timeout" | "shutdown";
+  reason: "timeout" | "cancel";
 }
 
 /** Messages the pool sends. */
@@ -127,6 +138,11 @@ export interface ResultsMessage {
   values: unknown[];
   /** Ascending positions in `seqs` of the tasks that failed. */
   failures: number[];
+  /**
+   * Run time of each handler in milliseconds, measured in the worker from
+   * the call to its settling (0 for a task whose handler never ran).
+   */
+  runMs: number[];
 }
 
 /** Worker → pool: the worker is closing itself (`self.close()`); it will not answer again. */

@@ -13,10 +13,15 @@ import {
   serializeError,
   TaskCancelledError,
   TaskTimeoutError,
-} from "./errors.ts";
-import { withFaults } from "./faults.ts";
-import type { Handler, LogFields, TaskContext, TaskLogger } from "./handler.ts";
-import { ObjectStore, type ObjectStoreOptions } from "./objects.ts";
+} from "../errors.ts";
+import { withFaults } from "../faults.ts";
+import type {
+  Handler,
+  LogFields,
+  TaskContext,
+  TaskLogger,
+} from "../handler.ts";
+import { ObjectStore, type ObjectStoreOptions } from "../objects.ts";
 import {
   collectTransfers,
   type FromWorker,
@@ -45,19 +50,29 @@ const encoder = new TextEncoder();
 let handlers: Map<string, AnyHandler> | null = null;
 let objects: ObjectStore | null = null;
 let logThreshold = LOG_LEVEL_RANK.warn;
-/** Signals of the tasks whose handlers have not returned yet, by seq. */
-const running = new Map<number, AbortController>();
+/** Start flags shared with the pool: `seq + 1` per slot, set before a call. */
+let startFlags: Int32Array | null = null;
+/** The tasks whose handlers have not returned yet, by seq. */
+const running = new Map<number, Running>();
 // Results settled this turn, by column, posted together by `flush`.
 let outSeqs: number[] = [];
 let outValues: unknown[] = [];
 let outFailures: number[] = [];
+let outRunMs: number[] = [];
 let flushScheduled = false;
 
+/** A running handler: its signal's controller and when it was called. */
+interface Running {
+  controller: AbortController;
+  startedAt: number;
+}
+
 // A handler calling `self.close()` ends the worker without an error event on
-// the pool's side, so the pool is told first; its open tasks are then
-// settled as crashed there.
+// the pool's side, so the pool is told first (with the results already
+// settled); its open tasks are then settled as crashed there.
 const closeWorker = scope.close.bind(scope);
 scope.close = (): void => {
+  flush();
   scope.postMessage({ kind: "exit" });
   closeWorker();
 };
@@ -71,8 +86,8 @@ scope.onmessage = (event: MessageEvent<ToWorker>): void => {
     case "abort":
       for (let i = 0; i < message.seqs.length; i++) {
         const text = message.messages[i] ?? "Cannot finish task";
-        running.get(message.seqs[i]!)?.abort(
-          message.reason === "shutdown"
+        running.get(message.seqs[i]!)?.controller.abort(
+          message.reason === "cancel"
             ? new TaskCancelledError(text)
             : new TaskTimeoutError(text),
         );
@@ -88,6 +103,7 @@ scope.onmessage = (event: MessageEvent<ToWorker>): void => {
 
 async function init(message: InitMessage): Promise<void> {
   logThreshold = LOG_LEVEL_RANK[message.logLevel] ?? LOG_LEVEL_RANK.warn;
+  startFlags = new Int32Array(message.startFlags);
   const storeOptions: ObjectStoreOptions = {};
   if (message.chunkSize !== undefined) {
     storeOptions.chunkSize = message.chunkSize;
@@ -110,10 +126,11 @@ async function init(message: InitMessage): Promise<void> {
 }
 
 function runBatch(message: RunMessage): void {
-  const { seqs, ids, types, payloads, attempts, keys } = message;
+  const { seqs, slots, ids, types, payloads, attempts, keys } = message;
   for (let i = 0; i < seqs.length; i++) {
     runTask({
       seq: seqs[i]!,
+      slot: slots[i]!,
       id: ids[i]!,
       type: types[i]!,
       payload: payloads[i],
@@ -137,8 +154,11 @@ function runTask(task: WireTask): void {
     );
     return;
   }
+  // The pool learns of the start from this cell, even if the handler then
+  // takes the worker (or the whole process) down with it.
+  Atomics.store(startFlags!, task.slot, task.seq + 1);
   const controller = new AbortController();
-  running.set(task.seq, controller);
+  running.set(task.seq, { controller, startedAt: performance.now() });
   const ctx = new Context(task, controller.signal, objects!);
   let value: unknown;
   try {
@@ -160,17 +180,26 @@ function runTask(task: WireTask): void {
   }
 }
 
-function succeed(seq: number, value: unknown): void {
+/** How long the handler of `seq` ran, and forgets it. */
+function finish(seq: number): number {
+  const entry = running.get(seq);
+  if (entry === undefined) return 0;
   running.delete(seq);
+  return performance.now() - entry.startedAt;
+}
+
+function succeed(seq: number, value: unknown): void {
+  outRunMs.push(finish(seq));
   outSeqs.push(seq);
   outValues.push(value);
   scheduleFlush();
 }
 
 function fail(seq: number, error: unknown): void {
-  running.delete(seq);
+  outRunMs.push(finish(seq));
   outFailures.push(outSeqs.length);
   outSeqs.push(seq);
+  // serializeError never throws, whatever the handler threw.
   outValues.push(serializeError(error));
   scheduleFlush();
 }
@@ -190,12 +219,15 @@ function scheduleFlush(): void {
 
 function flush(): void {
   flushScheduled = false;
+  if (outSeqs.length === 0) return;
   const seqs = outSeqs;
   const values = outValues;
   const failures = outFailures;
+  const runMs = outRunMs;
   outSeqs = [];
   outValues = [];
   outFailures = [];
+  outRunMs = [];
   const transfer: Transferable[] = [];
   let f = 0;
   for (let i = 0; i < seqs.length; i++) {
@@ -203,7 +235,10 @@ function flush(): void {
     else collectTransfers(values[i], transfer);
   }
   try {
-    scope.postMessage({ kind: "results", seqs, values, failures }, transfer);
+    scope.postMessage(
+      { kind: "results", seqs, values, failures, runMs },
+      transfer,
+    );
     return;
   } catch {
     // One result is not cloneable: send them one by one so only that one
@@ -219,6 +254,7 @@ function flush(): void {
         seqs: [seq],
         values: [values[i]],
         failures: [0],
+        runMs: [runMs[i]!],
       });
       continue;
     }
@@ -230,6 +266,7 @@ function flush(): void {
         seqs: [seq],
         values: [values[i]],
         failures: [],
+        runMs: [runMs[i]!],
       }, single);
     } catch {
       scope.postMessage({
@@ -243,6 +280,7 @@ function flush(): void {
           ),
         ],
         failures: [0],
+        runMs: [runMs[i]!],
       });
     }
   }

@@ -7,13 +7,11 @@ import {
   deserializeError,
   type SerializedError,
   serializeError,
-  TaskCancelledError,
   TaskTimeoutError,
   WorkerCrashedError,
-} from "./errors.ts";
-import { isCloneable } from "./_clone.ts";
-import { type FaultPolicy, validateFaultPolicy } from "./faults.ts";
-import { RingBuffer } from "./ring_buffer.ts";
+} from "../errors.ts";
+import { isCloneable } from "../_clone.ts";
+import { type FaultPolicy, validateFaultPolicy } from "../faults.ts";
 import {
   collectTransfers,
   type FromWorker,
@@ -50,28 +48,55 @@ export interface PoolSuccess {
   value: unknown;
   /** The worker that ran the task. */
   workerId: number;
+  /** Always `true`: the handler ran. */
+  started: boolean;
   /** When the task was handed to its worker. */
-  startedAt: number;
+  dispatchedAt: number;
+  /** How long the handler ran, measured in the worker. */
+  runMs: number;
   /** When the result arrived. */
   endedAt: number;
 }
 
-/** A task that failed: it threw, timed out, or its worker died. */
+/** A task that failed: it threw, timed out, was cancelled, or its worker died. */
 export interface PoolFailure {
   /** Always `false`. */
   ok: false;
   /** What went wrong; `errorClass` says whether a retry may help. */
   error: SerializedError;
-  /** The worker that ran the task. */
+  /** The worker that ran the task, or -1 when no worker took it. */
   workerId: number;
+  /**
+   * Whether the worker reported calling the handler. `false` means the
+   * handler never ran (its worker died first, or the type is unknown).
+   */
+  started: boolean;
   /** When the task was handed to its worker. */
-  startedAt: number;
+  dispatchedAt: number;
+  /** How long the handler ran before the failure was known (0 if it never started). */
+  runMs: number;
   /** When the failure was known. */
   endedAt: number;
 }
 
 /** How one task ended. */
 export type PoolResult = PoolSuccess | PoolFailure;
+
+/**
+ * Hears of one task's progress through the pool. One object may serve
+ * every task: each call names its task.
+ */
+export interface PoolListener {
+  /**
+   * The task's handler started and is still running `startReportMs` after
+   * the task was sent. Not called for a task that settles sooner (its
+   * result says it started), whose worker died before it started, or whose
+   * type is unknown.
+   */
+  started?(task: PoolTask, workerId: number): void;
+  /** Called exactly once with the task's result, never synchronously from `dispatch`. */
+  settled(task: PoolTask, result: PoolResult): void;
+}
 
 /** Why a worker was replaced. */
 export type WorkerReplacedReason = "crashed" | "exited" | "timed-out";
@@ -122,12 +147,17 @@ export type PoolEvent =
     timeoutMs: number;
   }
   | {
-    /** A replacement worker could not load the handler module. */
+    /**
+     * A replacement worker could not load the handler module; another is
+     * tried in its place after `retryInMs`.
+     */
     type: "worker-init-failed";
     /** The worker that failed. */
     workerId: number;
     /** The import error. */
     error: SerializedError;
+    /** When the position is tried again, ms. */
+    retryInMs: number;
   };
 
 /**
@@ -184,6 +214,15 @@ export interface WorkerPoolOptions {
    * @default {1000}
    */
   graceMs?: number;
+  /**
+   * How long after a task is sent the pool looks whether its handler has
+   * started, and reports it through {@linkcode PoolListener.started}, in
+   * milliseconds. A handler that finishes sooner is reported by its result
+   * (`result.started`) instead, so short tasks cost no report at all.
+   *
+   * @default {5}
+   */
+  startReportMs?: number;
   /**
    * Root directory of the object store handlers get as `ctx.objects`.
    *
@@ -290,29 +329,53 @@ export class PoolClosedError extends Error {
   }
 }
 
-/** A task from dispatch until it settles. Owned by the pool. */
+/** A task from dispatch until its slot is free. Owned by the pool. */
 class Entry {
   readonly task: PoolTask;
-  readonly onSettle: (result: PoolResult) => void;
+  readonly listener: PoolListener;
   readonly timeoutMs: number;
-  /** The worker running it; null while it waits in the FIFO. */
-  handle: Handle | null = null;
-  seq = 0;
-  startedAt = 0;
+  readonly handle: Handle;
+  readonly seq: number;
+  /** Its slot on the worker: the start-flag cell the worker sets. */
+  readonly slot: number;
+  readonly dispatchedAt: number;
   deadline = Infinity;
-  /** Set when the caller has its result; the slot may still be busy. */
+  /** Set when the worker reported calling the handler. */
+  started = false;
+  /** When the pool heard of the start. */
+  startedAt = 0;
+  /** Set when the listener has its result; the slot may still be busy. */
   settled = false;
   /** For a timed-out task still running: when its worker is killed. */
   graceDeadline = Infinity;
 
   constructor(
     task: PoolTask,
-    onSettle: (result: PoolResult) => void,
+    listener: PoolListener,
     timeoutMs: number,
+    handle: Handle,
+    seq: number,
+    slot: number,
+    dispatchedAt: number,
   ) {
     this.task = task;
-    this.onSettle = onSettle;
+    this.listener = listener;
     this.timeoutMs = timeoutMs;
+    this.handle = handle;
+    this.seq = seq;
+    this.slot = slot;
+    this.dispatchedAt = dispatchedAt;
+  }
+
+  /** Whether the worker has marked the handler started (its flag is set). */
+  hasStarted(): boolean {
+    if (
+      !this.started &&
+      Atomics.load(this.handle.flags, this.slot) === this.seq + 1
+    ) {
+      this.started = true;
+    }
+    return this.started;
   }
 }
 
@@ -337,12 +400,24 @@ class Handle {
   /** Tasks assigned this turn, sent by the next flush. */
   outbox: RunMessage = emptyBatch();
   transfer: Transferable[] = [];
+  /** Start flags shared with the worker, one cell per slot. */
+  readonly flags: Int32Array;
+  /** Slots not occupied by a task. */
+  readonly freeSlots: number[];
 
-  constructor(id: number, index: number, worker: Worker, startedAt: number) {
+  constructor(
+    id: number,
+    index: number,
+    worker: Worker,
+    startedAt: number,
+    concurrency: number,
+  ) {
     this.id = id;
     this.index = index;
     this.worker = worker;
     this.startedAt = startedAt;
+    this.flags = new Int32Array(new SharedArrayBuffer(4 * concurrency));
+    this.freeSlots = Array.from({ length: concurrency }, (_, i) => i);
   }
 }
 
@@ -356,10 +431,13 @@ type PoolState = "starting" | "running" | "closing" | "closed";
 /**
  * W module workers, each running up to C tasks at once.
  *
- * Tasks go to the least-loaded worker with a free slot, or wait in a FIFO
- * inside the pool when all W×C slots are busy. Tasks for one worker are
- * sent in one message per turn of the event loop, and results come back the
- * same way. A worker that dies is replaced and its tasks settle as
+ * The pool takes a task only into a free slot: {@linkcode WorkerPool.dispatch}
+ * throws when none is free, and the caller keeps whatever waits (a queue's
+ * dispatcher, or {@linkcode WorkerPool.run}, which waits for a slot first).
+ * A task goes to the least-loaded ready worker. Tasks for one worker are sent
+ * in one message per turn of the event loop; the worker reports which
+ * handlers it is about to call, then their results, batched the same way. A
+ * worker that dies is replaced and its tasks settle as
  * {@linkcode WorkerCrashedError}; a task past its deadline settles as
  * {@linkcode TaskTimeoutError}, and its worker is replaced if the handler
  * ignores the abort for longer than `graceMs`.
@@ -386,6 +464,7 @@ export class WorkerPool implements AsyncDisposable {
   #concurrency: number;
   #timeoutMs: number;
   #graceMs: number;
+  #startReportMs: number;
   #objectsRoot: string | undefined;
   #chunkSize: number | undefined;
   #faults: FaultPolicy | undefined;
@@ -397,8 +476,6 @@ export class WorkerPool implements AsyncDisposable {
   #nextWorkerId = 0;
   /** Current worker in each of the W positions. */
   #handles: Handle[] = [];
-  /** Tasks waiting for a slot. Non-empty only while no ready worker has a free slot. */
-  #pending: RingBuffer<Entry> = new RingBuffer<Entry>();
   #inFlight = 0;
   /** Busy time of workers already replaced, so utilization keeps it. */
   #retiredBusyMs = 0;
@@ -411,9 +488,14 @@ export class WorkerPool implements AsyncDisposable {
   // task is in flight, so an idle pool holds no timer.
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  /** Looks for handlers that started; armed while a sent task has not. */
+  #startTimer: ReturnType<typeof setTimeout> | undefined;
 
   #slotWaiters: Set<SlotWaiter> = new Set();
   #idleWaiters: (() => void)[] = [];
+  /** Consecutive failed loads, and the pending respawn, per worker position. */
+  #initFailures: number[] = [];
+  #respawnTimers: (ReturnType<typeof setTimeout> | undefined)[] = [];
   #closing: Promise<void> | null = null;
   #startFailed: ((error: unknown) => void) | null = null;
   #startReady: (() => void) | null = null;
@@ -425,6 +507,7 @@ export class WorkerPool implements AsyncDisposable {
       concurrency = 1,
       timeoutMs = 30_000,
       graceMs = 1_000,
+      startReportMs = 5,
       objectsRoot,
       chunkSize,
       faults,
@@ -445,6 +528,7 @@ export class WorkerPool implements AsyncDisposable {
     }
     checkMs("timeoutMs", timeoutMs);
     checkMs("graceMs", graceMs);
+    checkMs("startReportMs", startReportMs);
     if (objectsRoot !== undefined && typeof objectsRoot !== "string") {
       throw new TypeError(
         `Cannot create worker pool: objectsRoot must be a string, received ${
@@ -475,6 +559,7 @@ export class WorkerPool implements AsyncDisposable {
     this.#concurrency = concurrency;
     this.#timeoutMs = timeoutMs;
     this.#graceMs = graceMs;
+    this.#startReportMs = startReportMs;
     this.#objectsRoot = objectsRoot;
     this.#chunkSize = chunkSize;
     this.#faults = faults;
@@ -526,6 +611,8 @@ export class WorkerPool implements AsyncDisposable {
     try {
       for (let i = 0; i < pool.#workerCount; i++) {
         pool.#handles.push(pool.#spawn(i));
+        pool.#initFailures.push(0);
+        pool.#respawnTimers.push(undefined);
       }
       await started.promise;
     } catch (error) {
@@ -541,24 +628,7 @@ export class WorkerPool implements AsyncDisposable {
     return pool;
   }
 
-  /**
-   * Total slots: workers × concurrency.
-   *
-   * @returns W×C.
-   *
-   * @example Reading the capacity
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * await using pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const noop = () => {};",
-   *   workers: 1,
-   *   concurrency: 3,
-   * });
-   * assert.equal(pool.capacity, 3);
-   * ```
-   */
+  /** Total slots: workers × concurrency. */
   get capacity(): number {
     return this.#workerCount * this.#concurrency;
   }
@@ -566,70 +636,15 @@ export class WorkerPool implements AsyncDisposable {
   /**
    * Tasks sent to workers whose handlers have not returned yet (a
    * timed-out task counts until its handler returns or its worker is
-   * replaced).
-   *
-   * @returns The number of occupied slots.
-   *
-   * @example An idle pool
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * await using pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const noop = () => {};",
-   *   workers: 1,
-   * });
-   * assert.equal(pool.inFlight, 0);
-   * ```
+   * replaced): the occupied slots.
    */
   get inFlight(): number {
     return this.#inFlight;
   }
 
-  /**
-   * Tasks waiting in the pool's FIFO for a slot.
-   *
-   * @returns The FIFO's length.
-   *
-   * @example Tasks beyond the capacity wait
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * await using pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const noop = () => {};",
-   *   workers: 1,
-   * });
-   * const task = { type: "noop", payload: null, attempt: 1, idempotencyKey: null };
-   * const runs = [pool.run({ ...task, id: "a" }), pool.run({ ...task, id: "b" })];
-   * assert.equal(pool.inFlight, 1);
-   * assert.equal(pool.pending, 1);
-   * await Promise.all(runs);
-   * ```
-   */
-  get pending(): number {
-    return this.#pending.length;
-  }
-
-  /**
-   * Slots free on ready workers right now.
-   *
-   * @returns The number of tasks that would start without waiting.
-   *
-   * @example All slots free
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * await using pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const noop = () => {};",
-   *   workers: 2,
-   *   concurrency: 2,
-   * });
-   * assert.equal(pool.freeSlots, 4);
-   * ```
-   */
+  /** Slots free on ready workers right now: how many tasks `dispatch` takes. */
   get freeSlots(): number {
+    if (this.#state !== "running") return 0;
     let free = 0;
     for (const handle of this.#handles) {
       if (handle.ready && !handle.dead) {
@@ -640,19 +655,19 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   /**
-   * Hands a task to a worker (or the FIFO) and calls `onSettle` exactly
-   * once with its result. `onSettle` is never called synchronously from
-   * `dispatch` itself.
+   * Hands a task to the least-loaded ready worker with a free slot. The
+   * listener hears when the handler starts and, exactly once, how the task
+   * ended; never synchronously from `dispatch` itself.
    *
    * @param task The task.
-   * @param onSettle Receives the result. The task's slot is already free
-   * (and given to the FIFO's head) when it is called, so it may dispatch
-   * again at once.
-   * @throws {PoolClosedError} If the pool is closing or closed.
+   * @param listener Receives the start and the result. The task's slot is
+   * already free when `settled` is called, so it may dispatch again at once.
+   * @throws {PoolClosedError} If the pool is not running.
+   * @throws {RangeError} When no slot is free (check `freeSlots` first), or
+   * `task.timeoutMs` is negative or not a number.
    * @throws {TypeError} "Cannot run task: payload is not structured-cloneable".
-   * @throws {RangeError} If `task.timeoutMs` is negative or not a number.
    *
-   * @example Dispatching with a callback
+   * @example Dispatching with a listener
    * ```ts
    * import { type PoolResult, WorkerPool } from "@sluice/sluice";
    * import assert from "node:assert/strict";
@@ -664,13 +679,14 @@ export class WorkerPool implements AsyncDisposable {
    * const done = Promise.withResolvers<PoolResult>();
    * pool.dispatch(
    *   { id: "d", type: "double", payload: 21, attempt: 1, idempotencyKey: null },
-   *   done.resolve,
+   *   { settled: (_task, result) => done.resolve(result) },
    * );
+   * assert.equal(pool.freeSlots, 0);
    * const result = await done.promise;
    * assert.equal(result.ok && result.value, 42);
    * ```
    */
-  dispatch(task: PoolTask, onSettle: (result: PoolResult) => void): void {
+  dispatch(task: PoolTask, listener: PoolListener): void {
     if (this.#state !== "running") {
       throw new PoolClosedError(`Cannot run task: pool is ${this.#state}`);
     }
@@ -680,28 +696,22 @@ export class WorkerPool implements AsyncDisposable {
       timeoutMs = task.timeoutMs;
     }
     checkCloneable(task.payload);
-    const entry = new Entry(task, onSettle, timeoutMs);
     const handle = this.#pickWorker();
-    if (handle !== null) this.#assign(entry, handle);
-    else if (this.#hasLiveWorker()) this.#pending.push(entry);
-    else {
-      // Every replacement failed to load the module: nothing will ever
-      // free a slot.
-      queueMicrotask(() =>
-        this.#settleFailure(
-          entry,
-          new WorkerCrashedError("Cannot run task: no worker is alive"),
-          -1,
-        )
+    if (handle === null) {
+      throw new RangeError(
+        `Cannot run task ${task.id}: no free slot (${this.#inFlight} of ${this.capacity} busy)`,
       );
     }
+    this.#assign(task, listener, timeoutMs, handle);
   }
 
   /**
-   * Runs a task and resolves with its result. Handler failures, timeouts
-   * and crashes resolve as `{ ok: false }`; this never rejects for them.
+   * Waits for a free slot, then runs a task and resolves with its result.
+   * Handler failures, timeouts and crashes resolve as `{ ok: false }`; this
+   * never rejects for them.
    *
    * @param task The task.
+   * @param signal Stops waiting for a slot.
    * @returns The task's result.
    * @throws {PoolClosedError} If the pool is closing or closed.
    * @throws {TypeError} "Cannot run task: payload is not structured-cloneable".
@@ -722,41 +732,23 @@ export class WorkerPool implements AsyncDisposable {
    * assert.equal(!result.ok && result.error.errorClass, "permanent");
    * ```
    */
-  run(task: PoolTask): Promise<PoolResult> {
-    return new Promise<PoolResult>((resolve, reject) => {
-      try {
-        this.dispatch(task, resolve);
-      } catch (error) {
-        reject(error);
-      }
-    });
+  async run(task: PoolTask, signal?: AbortSignal): Promise<PoolResult> {
+    checkCloneable(task.payload);
+    while (this.freeSlots === 0) await this.waitForSlot(signal);
+    const done = Promise.withResolvers<PoolResult>();
+    this.dispatch(task, { settled: (_task, result) => done.resolve(result) });
+    return await done.promise;
   }
 
   /**
    * Resolves when a slot is free on a ready worker, so a dispatcher can
-   * wait without polling. Several waiters may wake for the same slots; the
-   * extra tasks they dispatch wait in the FIFO.
+   * wait without polling. Several waiters may wake for the same slot; each
+   * checks `freeSlots` again before it dispatches.
    *
    * @param signal Stops waiting; the promise rejects with its reason.
    * @returns A promise that resolves when `freeSlots > 0`.
    * @throws {PoolClosedError} If the pool is closing or closed (also when
    * it starts closing while waiting).
-   *
-   * @example Waiting for a free slot
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * await using pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const noop = () => {};",
-   *   workers: 1,
-   * });
-   * const run = pool.run({ id: "a", type: "noop", payload: null, attempt: 1, idempotencyKey: null });
-   * assert.equal(pool.freeSlots, 0);
-   * await pool.waitForSlot();
-   * assert.equal(pool.freeSlots, 1);
-   * await run;
-   * ```
    */
   waitForSlot(signal?: AbortSignal): Promise<void> {
     if (this.#state !== "running") {
@@ -786,26 +778,7 @@ export class WorkerPool implements AsyncDisposable {
     });
   }
 
-  /**
-   * A snapshot of every current worker.
-   *
-   * @returns One entry per worker position, in order.
-   *
-   * @example Counting finished tasks
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * await using pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const noop = () => {};",
-   *   workers: 1,
-   * });
-   * await pool.run({ id: "a", type: "noop", payload: null, attempt: 1, idempotencyKey: null });
-   * const [worker] = pool.stats();
-   * assert.equal(worker?.tasks, 1);
-   * assert.equal(worker?.alive, true);
-   * ```
-   */
+  /** A snapshot of every current worker, one entry per worker position. */
   stats(): PoolWorkerStats[] {
     const now = performance.now();
     return this.#handles.map((handle) => ({
@@ -825,18 +798,6 @@ export class WorkerPool implements AsyncDisposable {
    * is in flight on it.
    *
    * @returns A number from 0 to 1.
-   *
-   * @example An idle pool is not utilized
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * await using pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const noop = () => {};",
-   *   workers: 1,
-   * });
-   * assert.equal(pool.utilization(), 0);
-   * ```
    */
   utilization(): number {
     const now = performance.now();
@@ -848,28 +809,13 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   /**
-   * Refuses new tasks, waits for in-flight and waiting tasks to finish,
-   * then terminates the workers. Calling it again returns the same promise.
+   * Refuses new tasks, waits for in-flight tasks to finish, then terminates
+   * the workers. Calling it again returns the same promise.
    *
    * @param options A signal that ends the wait early.
    * @returns A promise that resolves once every worker is terminated.
    * @throws {unknown} The signal's reason when it aborts; the pool is then
    * terminated and unfinished tasks settle as {@linkcode WorkerCrashedError}.
-   *
-   * @example Closing drains running tasks
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * const pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const id = (x) => x;",
-   *   workers: 1,
-   * });
-   * const run = pool.run({ id: "a", type: "id", payload: 7, attempt: 1, idempotencyKey: null });
-   * await pool.close();
-   * const result = await run;
-   * assert.equal(result.ok && result.value, 7);
-   * ```
    */
   close(options: PoolCloseOptions = {}): Promise<void> {
     if (this.#state === "closed") return Promise.resolve();
@@ -900,12 +846,13 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   /**
-   * Cancels everything, for a shutdown past its deadline: tasks not yet
-   * sent to a worker settle at once as {@linkcode TaskCancelledError}s;
-   * running tasks have their `ctx.signal` aborted with one and settle when
-   * their handlers return (a handler that finishes anyway succeeds).
+   * Aborts the `ctx.signal` of running tasks with a `TaskCancelledError`
+   * carrying `message`: every task, or those `which` selects. Each settles
+   * when its handler returns (a handler that finishes anyway succeeds).
    *
    * @param message The cancellation's message.
+   * @param which Selects the tasks to cancel; all when omitted.
+   * @returns How many tasks were told.
    *
    * @example Cancelling a running task
    * ```ts
@@ -918,24 +865,24 @@ export class WorkerPool implements AsyncDisposable {
    *   workers: 1,
    * });
    * const run = pool.run({ id: "a", type: "wait", payload: null, attempt: 1, idempotencyKey: null });
+   * while (pool.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 1));
    * pool.cancel("Cannot finish task: shutting down");
    * const result = await run;
    * assert.equal(!result.ok && result.error.name, "TaskCancelledError");
    * ```
    */
-  cancel(message: string): void {
-    const error = new TaskCancelledError(message);
-    while (this.#pending.length > 0) {
-      this.#settleFailure(this.#pending.shift()!, error, -1);
-    }
+  cancel(message: string, which?: (task: PoolTask) => boolean): number {
     // Post what was assigned this turn first, so the aborts below find it.
     this.#flush();
+    let told = 0;
     for (const handle of this.#handles) {
       if (handle.dead) continue;
       const seqs: number[] = [];
       const messages: string[] = [];
       for (const entry of handle.running.values()) {
-        if (entry.settled) continue;
+        if (entry.settled || (which !== undefined && !which(entry.task))) {
+          continue;
+        }
         seqs.push(entry.seq);
         messages.push(message);
       }
@@ -944,32 +891,19 @@ export class WorkerPool implements AsyncDisposable {
           kind: "abort",
           seqs,
           messages,
-          reason: "shutdown",
+          reason: "cancel",
         });
+        told += seqs.length;
       }
     }
+    return told;
   }
 
   /**
-   * Stops at once: in-flight and waiting tasks settle as
-   * {@linkcode WorkerCrashedError} and every worker is terminated.
+   * Stops at once: in-flight tasks settle as {@linkcode WorkerCrashedError}
+   * and every worker is terminated.
    *
    * @returns A promise that resolves when the workers are terminated.
-   *
-   * @example Terminating with a task still running
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * const pool = await WorkerPool.start({
-   *   handlers: "data:text/javascript,export const wait = () => new Promise(() => {});",
-   *   workers: 1,
-   * });
-   * const run = pool.run({ id: "a", type: "wait", payload: null, attempt: 1, idempotencyKey: null });
-   * await pool.terminate();
-   * const result = await run;
-   * assert.equal(!result.ok && result.error.name, "WorkerCrashedError");
-   * ```
    */
   terminate(): Promise<void> {
     this.#shutdown(
@@ -982,20 +916,6 @@ export class WorkerPool implements AsyncDisposable {
    * Terminates the pool unless it is already closed, for `await using`.
    *
    * @returns A promise that resolves when the workers are terminated.
-   *
-   * @example Scoped pool
-   * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
-   * import assert from "node:assert/strict";
-   *
-   * {
-   *   await using pool = await WorkerPool.start({
-   *     handlers: "data:text/javascript,export const noop = () => {};",
-   *     workers: 1,
-   *   });
-   *   assert.equal(pool.capacity, 1);
-   * }
-   * ```
    */
   [Symbol.asyncDispose](): Promise<void> {
     return this.terminate();
@@ -1007,7 +927,13 @@ export class WorkerPool implements AsyncDisposable {
       type: "module",
       name: `sluice-worker-${id}`,
     });
-    const handle = new Handle(id, index, worker, performance.now());
+    const handle = new Handle(
+      id,
+      index,
+      worker,
+      performance.now(),
+      this.#concurrency,
+    );
     worker.onmessage = (event: MessageEvent<FromWorker>): void =>
       this.#onMessage(handle, event.data);
     worker.onerror = (event: ErrorEvent): void => {
@@ -1024,6 +950,7 @@ export class WorkerPool implements AsyncDisposable {
       workerId: id,
       handlers: this.#handlersUrl,
       logLevel: this.#logLevel,
+      startFlags: handle.flags.buffer as SharedArrayBuffer,
     };
     if (this.#objectsRoot !== undefined) init.objectsRoot = this.#objectsRoot;
     if (this.#chunkSize !== undefined) init.chunkSize = this.#chunkSize;
@@ -1040,10 +967,10 @@ export class WorkerPool implements AsyncDisposable {
         break;
       case "ready":
         handle.ready = true;
+        this.#initFailures[handle.index] = 0;
         if (this.#startReady !== null) {
           if (this.#handles.every((h) => h.ready)) this.#startReady();
         } else {
-          this.#drainPending();
           this.#wakeSlotWaiters();
         }
         break;
@@ -1055,13 +982,23 @@ export class WorkerPool implements AsyncDisposable {
             }),
           );
         } else {
+          // The module loaded at start but not now (a file changed or went
+          // away): the position is tried again with a growing backoff, so
+          // the pool recovers once the module loads again.
           this.#retire(handle);
+          const failures = ++this.#initFailures[handle.index]!;
+          const retryInMs = Math.min(30_000, 500 * 2 ** (failures - 1));
+          this.#respawnTimers[handle.index] = setTimeout(() => {
+            this.#respawnTimers[handle.index] = undefined;
+            if (this.#state === "closed") return;
+            this.#handles[handle.index] = this.#spawn(handle.index);
+          }, retryInMs);
           this.#emit({
             type: "worker-init-failed",
             workerId: handle.id,
             error: message.error,
+            retryInMs,
           });
-          if (!this.#hasLiveWorker()) this.#failPending();
         }
         break;
       case "exit":
@@ -1070,9 +1007,41 @@ export class WorkerPool implements AsyncDisposable {
     }
   }
 
+  /**
+   * Reports the handlers that started since the last look and are still
+   * running; re-arms while a sent task has not started.
+   */
+  #sweepStarts = (): void => {
+    this.#startTimer = undefined;
+    let waiting = false;
+    for (const handle of this.#handles) {
+      if (handle.dead) continue;
+      for (const entry of handle.running.values()) {
+        if (entry.settled || entry.started) continue;
+        if (!entry.hasStarted()) {
+          waiting = true;
+          continue;
+        }
+        entry.startedAt = performance.now();
+        if (entry.listener.started === undefined) continue;
+        try {
+          entry.listener.started(entry.task, handle.id);
+        } catch (error) {
+          rethrowLater(error);
+        }
+      }
+    }
+    if (waiting) this.#armStartTimer();
+  };
+
+  #armStartTimer(): void {
+    if (this.#startTimer !== undefined || this.#state === "closed") return;
+    this.#startTimer = setTimeout(this.#sweepStarts, this.#startReportMs);
+  }
+
   #onResults(handle: Handle, results: ResultsMessage): void {
     const endedAt = performance.now();
-    const { seqs, values, failures } = results;
+    const { seqs, values, failures, runMs } = results;
     let f = 0;
     for (let i = 0; i < seqs.length; i++) {
       const failed = failures[f] === i;
@@ -1081,29 +1050,33 @@ export class WorkerPool implements AsyncDisposable {
       const entry = handle.running.get(seq);
       if (entry === undefined) continue;
       handle.running.delete(seq);
-      // The slot is released (and handed to the FIFO's head) before the
-      // caller hears of the result, so a caller that dispatches again from
-      // `onSettle` queues behind tasks that were already waiting.
-      this.#release(handle, endedAt);
-      this.#drainPending();
+      const started = entry.hasStarted();
+      // The slot is released before the listener hears of the result, so a
+      // listener that dispatches again from `settled` finds it free.
+      this.#release(handle, entry, endedAt);
       if (entry.settled) continue;
       entry.settled = true;
+      const ran = runMs[i] ?? 0;
       const settled: PoolResult = failed
         ? {
           ok: false,
           error: values[i] as SerializedError,
           workerId: handle.id,
-          startedAt: entry.startedAt,
+          started,
+          dispatchedAt: entry.dispatchedAt,
+          runMs: ran,
           endedAt,
         }
         : {
           ok: true,
           value: values[i],
           workerId: handle.id,
-          startedAt: entry.startedAt,
+          started: true,
+          dispatchedAt: entry.dispatchedAt,
+          runMs: ran,
           endedAt,
         };
-      callSettle(entry, settled);
+      callSettled(entry, settled);
     }
     this.#afterRelease();
   }
@@ -1121,6 +1094,8 @@ export class WorkerPool implements AsyncDisposable {
       return;
     }
     const entries = [...handle.running.values()];
+    // What the worker marked started stays readable after it is gone.
+    for (const entry of entries) entry.hasStarted();
     this.#retire(handle);
     let replacementId = -1;
     if (this.#state !== "closed") {
@@ -1136,7 +1111,7 @@ export class WorkerPool implements AsyncDisposable {
         `Cannot finish task: worker ${handle.id} ${reason}: ${message}`,
       );
     for (const entry of entries) {
-      if (!entry.settled) this.#settleFailure(entry, error, handle.id);
+      if (!entry.settled) this.#settleFailure(entry, error);
     }
     this.#emit({
       type: "worker-replaced",
@@ -1179,22 +1154,22 @@ export class WorkerPool implements AsyncDisposable {
     return best;
   }
 
-  #hasLiveWorker(): boolean {
-    return this.#handles.some((handle) => !handle.dead);
-  }
-
-  #assign(entry: Entry, handle: Handle): void {
+  #assign(
+    task: PoolTask,
+    listener: PoolListener,
+    timeoutMs: number,
+    handle: Handle,
+  ): void {
     const now = performance.now();
     const seq = handle.nextSeq++;
-    entry.handle = handle;
-    entry.seq = seq;
-    entry.startedAt = now;
+    const slot = handle.freeSlots.pop()!;
+    const entry = new Entry(task, listener, timeoutMs, handle, seq, slot, now);
     handle.running.set(seq, entry);
     if (handle.inFlight++ === 0) handle.busySince = now;
     this.#inFlight++;
-    const task = entry.task;
     const batch = handle.outbox;
     batch.seqs.push(seq);
+    batch.slots.push(slot);
     batch.ids.push(task.id);
     batch.types.push(task.type);
     batch.payloads.push(task.payload);
@@ -1206,14 +1181,15 @@ export class WorkerPool implements AsyncDisposable {
       this.#flushScheduled = true;
       queueMicrotask(this.#flush);
     }
-    if (entry.timeoutMs > 0) {
-      entry.deadline = now + entry.timeoutMs;
+    if (timeoutMs > 0) {
+      entry.deadline = now + timeoutMs;
       if (entry.deadline < this.#timerAt) this.#armTimer(entry.deadline);
     }
+    if (listener.started !== undefined) this.#armStartTimer();
   }
 
   // Tasks are sent by a microtask queued by the first dispatch of a turn.
-  // Callers that dispatch from `onSettle`, or right after awaiting `run`,
+  // Callers that dispatch from `settled`, or right after awaiting `run`,
   // run in the same microtask checkpoint as the result message that freed
   // their slots, before this flush, so one message carries all of them.
   // Measured with 2 workers x 64 slots and 100 producers (the dispatch
@@ -1251,6 +1227,7 @@ export class WorkerPool implements AsyncDisposable {
           {
             kind: "run",
             seqs: [seq],
+            slots: [batch.slots[i]!],
             ids: [batch.ids[i]!],
             types: [batch.types[i]!],
             payloads: [batch.payloads[i]],
@@ -1264,32 +1241,23 @@ export class WorkerPool implements AsyncDisposable {
         const entry = handle.running.get(seq);
         if (entry === undefined) continue;
         handle.running.delete(seq);
-        this.#release(handle, performance.now());
-        this.#drainPending();
+        this.#release(handle, entry, performance.now());
         this.#settleFailure(
           entry,
           new TypeError(
             "Cannot run task: payload is not structured-cloneable",
           ),
-          handle.id,
         );
       }
     }
     this.#afterRelease();
   }
 
-  #release(handle: Handle, now: number): void {
+  #release(handle: Handle, entry: Entry, now: number): void {
+    handle.freeSlots.push(entry.slot);
     handle.tasks++;
     this.#inFlight--;
     if (--handle.inFlight === 0) handle.busyMs += now - handle.busySince;
-  }
-
-  #drainPending(): void {
-    while (this.#pending.length > 0) {
-      const handle = this.#pickWorker();
-      if (handle === null) return;
-      this.#assign(this.#pending.shift()!, handle);
-    }
   }
 
   /** Bookkeeping once a batch of slots was released. */
@@ -1324,12 +1292,7 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   #checkIdle(): void {
-    if (
-      this.#idleWaiters.length === 0 || this.#inFlight > 0 ||
-      this.#pending.length > 0
-    ) {
-      return;
-    }
+    if (this.#idleWaiters.length === 0 || this.#inFlight > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const waiter of waiters) waiter();
@@ -1369,7 +1332,7 @@ export class WorkerPool implements AsyncDisposable {
           (seqs ??= []).push(entry.seq);
           (messages ??= []).push(message);
           entry.graceDeadline = now + this.#graceMs;
-          this.#settleFailure(entry, new TaskTimeoutError(message), handle.id);
+          this.#settleFailure(entry, new TaskTimeoutError(message));
           this.#emit({
             type: "task-timed-out",
             taskId: entry.task.id,
@@ -1381,7 +1344,12 @@ export class WorkerPool implements AsyncDisposable {
         else if (entry.graceDeadline < next) next = entry.graceDeadline;
       }
       if (seqs !== null) {
-        handle.worker.postMessage({ kind: "abort", seqs, messages });
+        handle.worker.postMessage({
+          kind: "abort",
+          seqs,
+          messages,
+          reason: "timeout",
+        });
       }
       if (kill) overdue.push(handle);
     }
@@ -1397,23 +1365,20 @@ export class WorkerPool implements AsyncDisposable {
     }
   };
 
-  #settleFailure(entry: Entry, error: unknown, workerId: number): void {
+  #settleFailure(entry: Entry, error: unknown): void {
     entry.settled = true;
-    callSettle(entry, {
+    const endedAt = performance.now();
+    const started = entry.hasStarted();
+    if (started && entry.startedAt === 0) entry.startedAt = entry.dispatchedAt;
+    callSettled(entry, {
       ok: false,
       error: serializeError(error),
-      workerId,
-      startedAt: entry.startedAt,
-      endedAt: performance.now(),
+      workerId: entry.handle.id,
+      started,
+      dispatchedAt: entry.dispatchedAt,
+      runMs: entry.started ? endedAt - entry.startedAt : 0,
+      endedAt,
     });
-  }
-
-  #failPending(): void {
-    const error = new WorkerCrashedError("Cannot run task: no worker is alive");
-    while (this.#pending.length > 0) {
-      this.#settleFailure(this.#pending.shift()!, error, -1);
-    }
-    this.#checkIdle();
   }
 
   /** Terminates everything; `error` settles unfinished tasks (null when none can exist). */
@@ -1423,20 +1388,23 @@ export class WorkerPool implements AsyncDisposable {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
+    for (const timer of this.#respawnTimers) clearTimeout(timer);
+    clearTimeout(this.#startTimer);
+    this.#startTimer = undefined;
     const unfinished: Entry[] = [];
     for (const handle of this.#handles) {
       if (handle.dead) continue;
-      for (const entry of handle.running.values()) unfinished.push(entry);
+      for (const entry of handle.running.values()) {
+        entry.hasStarted();
+        unfinished.push(entry);
+      }
       this.#retire(handle);
     }
-    while (this.#pending.length > 0) unfinished.push(this.#pending.shift()!);
     this.#dirty = [];
     this.#rejectSlotWaiters();
     if (error !== null) {
       for (const entry of unfinished) {
-        if (!entry.settled) {
-          this.#settleFailure(entry, error, entry.handle?.id ?? -1);
-        }
+        if (!entry.settled) this.#settleFailure(entry, error);
       }
     }
     const waiters = this.#idleWaiters;
@@ -1458,6 +1426,7 @@ function emptyBatch(): RunMessage {
   return {
     kind: "run",
     seqs: [],
+    slots: [],
     ids: [],
     types: [],
     payloads: [],
@@ -1466,16 +1435,22 @@ function emptyBatch(): RunMessage {
   };
 }
 
-function callSettle(entry: Entry, result: PoolResult): void {
+function callSettled(entry: Entry, result: PoolResult): void {
   try {
-    entry.onSettle(result);
+    entry.listener.settled(entry.task, result);
   } catch (error) {
-    // The pool's state is consistent at this point; the callback's own bug
-    // surfaces as an uncaught error instead of being swallowed.
-    queueMicrotask(() => {
-      throw error;
-    });
+    rethrowLater(error);
   }
+}
+
+/**
+ * The pool's state is consistent when a listener runs; a listener's own
+ * bug surfaces as an uncaught error instead of being swallowed.
+ */
+function rethrowLater(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }
 
 function busyOf(handle: Handle, now: number): number {

@@ -6,8 +6,9 @@
 import type { NewTask, TaskRecord } from "./store.ts";
 
 /**
- * Builds the record of a freshly inserted task: `queued` at attempt 0, or,
- * for a claimed insert, `running` at attempt 1 and version 1 with a lease.
+ * Builds the record of a freshly inserted task: `queued` at version 0, or,
+ * for a claimed insert, `running` at version 1 with a lease. Either way no
+ * attempt is charged yet: attempts are charged when a handler starts.
  *
  * @param task The task as inserted.
  * @param now The commit time (epoch ms).
@@ -26,7 +27,7 @@ export function newRecord(
     idempotencyKey: task.idempotencyKey,
     payload: task.payload,
     status: claim ? "running" : "queued",
-    attempts: claim ? 1 : 0,
+    attempts: 0,
     maxAttempts: task.maxAttempts,
     runAt: task.runAt,
     leaseUntil: claim ? leaseUntil : null,

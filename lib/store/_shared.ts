@@ -12,7 +12,11 @@ import type {
   TaskStatus,
 } from "./store.ts";
 
-/** The error recorded on a task whose last allowed claim's lease expired. */
+/**
+ * The error recorded on a task whose lease expired after its attempts were
+ * used up (attempts are charged at start, so a claim that never started
+ * does not count).
+ */
 export const LEASE_EXPIRED_MESSAGE =
   "Cannot finish task: lease expired after final attempt";
 
@@ -35,10 +39,65 @@ export function emptyCounts(): StatusCounts {
 }
 
 /**
- * Checks a batch's numbers before anything is applied.
+ * Checks a string a store keeps verbatim (an id, type or idempotency key).
+ * U+0000 and lone surrogates are refused: SQLite's C strings end at a NUL
+ * and UTF-8 has no lone surrogates, so two different keys could be stored
+ * as one, and PostgreSQL `text` refuses both.
+ *
+ * @param value The string.
+ * @param field Where it is in the batch, e.g. `inserts[3].idempotencyKey`.
+ * @throws {TypeError} When it is not a string, or not storable verbatim.
+ */
+function checkStoredText(value: string, field: string): void {
+  if (typeof value !== "string") {
+    throw new TypeError(
+      `Cannot commit: ${field} must be a string, got ${typeof value}`,
+    );
+  }
+  if (value.includes("\0") || !value.isWellFormed()) {
+    throw new TypeError(
+      `Cannot commit: ${field} contains U+0000 or a lone surrogate, which a store cannot keep verbatim, got ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+}
+
+/** Checks a fencing token: a safe integer. */
+function checkVersion(value: number, field: string): void {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot commit: ${field} must be a number, got ${typeof value}`,
+    );
+  }
+  if (!Number.isSafeInteger(value)) {
+    throw new RangeError(
+      `Cannot commit: ${field} must be a safe integer, got ${value}`,
+    );
+  }
+}
+
+/** Checks the id and version of a fenced operation on a claimed task. */
+function checkFenced(
+  items: readonly { id: string; version: number }[],
+  name: string,
+): void {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    checkStoredText(item.id, `${name}[${i}].id`);
+    checkVersion(item.version, `${name}[${i}].version`);
+  }
+}
+
+/**
+ * Checks a batch before anything is applied, so that every store refuses
+ * the same bad input the same way and a refused batch changes nothing.
  *
  * @param batch The batch.
- * @throws {RangeError} When a field is out of range.
+ * @throws {RangeError} When a number is out of range.
+ * @throws {TypeError} When a field has the wrong type, or an id, type or
+ *   idempotency key holds U+0000 or a lone surrogate; the message names
+ *   the field and its index.
  */
 export function validateBatch(batch: CommitBatch): void {
   const { now, leaseMs, claimDue } = batch;
@@ -57,7 +116,19 @@ export function validateBatch(batch: CommitBatch): void {
       `Cannot commit: claimDue must be a non-negative integer, got ${claimDue}`,
     );
   }
-  for (const task of batch.inserts) {
+  if (batch.recover !== undefined && typeof batch.recover !== "boolean") {
+    throw new TypeError(
+      `Cannot commit: recover must be a boolean, got ${typeof batch.recover}`,
+    );
+  }
+  const inserts = batch.inserts;
+  for (let i = 0; i < inserts.length; i++) {
+    const task = inserts[i]!;
+    checkStoredText(task.id, `inserts[${i}].id`);
+    checkStoredText(task.type, `inserts[${i}].type`);
+    if (task.idempotencyKey !== null) {
+      checkStoredText(task.idempotencyKey, `inserts[${i}].idempotencyKey`);
+    }
     if (!Number.isSafeInteger(task.maxAttempts) || task.maxAttempts < 1) {
       throw new RangeError(
         `Cannot store task ${task.id}: maxAttempts must be an integer of at least 1, got ${task.maxAttempts}`,
@@ -69,6 +140,10 @@ export function validateBatch(batch: CommitBatch): void {
       );
     }
   }
+  checkFenced(batch.renewals ?? [], "renewals");
+  checkFenced(batch.starts ?? [], "starts");
+  checkFenced(batch.settles, "settles");
+  checkFenced(batch.releases ?? [], "releases");
   for (const settle of batch.settles) {
     if (
       settle.outcome.kind === "retry" &&

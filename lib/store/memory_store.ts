@@ -1,7 +1,6 @@
 /**
- * The in-memory task store: the same semantics as the SQLite store, in
- * maps, for tests and for queues that need no durability. Also home to the
- * argument checks both stores share.
+ * The in-memory task store: the same semantics as the durable stores, in
+ * maps, for tests and for queues that need no durability.
  *
  * @experimental The store interface is not yet a stable API.
  * @module
@@ -70,7 +69,6 @@ function before(a: Entry, b: Entry): boolean {
  * const { claimed } = await store.commit({
  *   settles: [],
  *   inserts: [{ id: "a", type: "t", idempotencyKey: "k", payload: { x: 1 }, maxAttempts: 2, runAt: 0 }],
- *   claimIds: [],
  *   claimDue: 1,
  *   leaseMs: 100,
  *   now: 5,
@@ -193,7 +191,6 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     const record = slot.record;
     slot.token = 0;
     this.#setStatus(record, "running");
-    record.attempts++;
     record.version++;
     record.leaseUntil = leaseUntil;
     record.updatedAt = now;
@@ -201,9 +198,19 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     return { ...record };
   }
 
+  /** The record if it is running under `version` (the fencing check). */
+  #held(id: string, version: number): Slot | undefined {
+    const slot = this.#tasks.get(id);
+    return slot !== undefined && slot.record.status === "running" &&
+        slot.record.version === version
+      ? slot
+      : undefined;
+  }
+
   /**
    * Throws when `value` cannot be kept: it must be structured-cloneable,
-   * since it crosses to a worker.
+   * since it crosses to a worker. Unlike the durable stores, a `Map`, a
+   * `Date` or a BigInt is kept as it is.
    *
    * @param value The payload or result.
    * @param what Which of the two it is.
@@ -218,13 +225,17 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Applies one batch atomically, in order: settles, inserts, claims by id,
+   * Applies one batch atomically, in order: renewals, starts, settles,
+   * releases, recovery of expired leases (when `recover` is set), inserts,
    * claims of due tasks. The batch is checked first, so a failure applies
    * nothing.
    *
    * @param batch The work to apply.
-   * @returns What was settled, inserted and claimed.
+   * @returns What was renewed, started, settled, released, recovered,
+   *   inserted and claimed.
    * @throws {RangeError} When a batch field is out of range.
+   * @throws {TypeError} When an id, type or key holds U+0000 or a lone
+   *   surrogate.
    * @throws {Error} When an inserted id already exists, or the store is closed.
    *
    * @example A duplicate idempotency key
@@ -237,13 +248,31 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    * const { inserted } = await store.commit({
    *   settles: [],
    *   inserts: [{ ...task, id: "a" }, { ...task, id: "b" }],
-   *   claimIds: [],
    *   claimDue: 0,
    *   leaseMs: 0,
    *   now: 0,
    * });
    * assert.deepEqual(inserted.map((o) => [o.inserted, o.record.id]), [[true, "a"], [false, "a"]]);
    * await store.close();
+   * ```
+   *
+   * @example Starting, then releasing with a refund
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * const task = { id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 3, runAt: 0 };
+   * const { claimed } = await store.commit({ settles: [], inserts: [task], claimDue: 1, leaseMs: 100, now: 0 });
+   * const { id, version } = claimed[0]!;
+   * assert.equal(claimed[0]!.attempts, 0); // a claim charges nothing
+   * const { started } = await store.commit({ starts: [{ id, version }], settles: [], inserts: [], claimDue: 0, leaseMs: 100, now: 1 });
+   * assert.deepEqual(started, [true]);
+   * assert.equal((await store.get("a"))?.attempts, 1);
+   * const { released } = await store.commit({ settles: [], releases: [{ id, version, refund: true }], inserts: [], claimDue: 0, leaseMs: 100, now: 2 });
+   * assert.deepEqual(released, [true]);
+   * const record = await store.get("a");
+   * assert.deepEqual([record?.status, record?.attempts, record?.version], ["queued", 0, version + 1]);
    * ```
    */
   commit(batch: CommitBatch): Promise<CommitResult> {
@@ -258,6 +287,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     this.#check("commit");
     validateBatch(batch);
     const { now } = batch;
+    const leaseUntil = now + batch.leaseMs;
     // Dry-run the inserts so a conflicting id refuses the whole batch
     // before anything changes, as the SQLite transaction would.
     const newKeys = new Set<string>();
@@ -272,18 +302,30 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       if (key !== null) newKeys.add(key);
     }
 
+    const renewed: boolean[] = [];
+    for (const { id, version } of batch.renewals ?? []) {
+      const slot = this.#held(id, version);
+      if (slot !== undefined) slot.record.leaseUntil = leaseUntil;
+      renewed.push(slot !== undefined);
+    }
+
+    const started: boolean[] = [];
+    for (const { id, version } of batch.starts ?? []) {
+      const slot = this.#held(id, version);
+      if (slot !== undefined) slot.record.attempts++;
+      started.push(slot !== undefined);
+    }
+
     const settled: boolean[] = [];
-    for (const { id, version, outcome } of batch.settles) {
-      const slot = this.#tasks.get(id);
-      const record = slot?.record;
-      if (
-        slot === undefined || record === undefined ||
-        record.status !== "running" || record.version !== version
-      ) {
+    for (const { id, version, outcome, charge } of batch.settles) {
+      const slot = this.#held(id, version);
+      if (slot === undefined) {
         settled.push(false);
         this.#staleSettles++;
         continue;
       }
+      const record = slot.record;
+      if (charge === true) record.attempts++;
       record.version++;
       record.updatedAt = now;
       record.leaseUntil = null;
@@ -310,14 +352,25 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       settled.push(true);
     }
 
-    const renewed: boolean[] = [];
-    for (const { id, version, leaseUntil } of batch.renewals ?? []) {
-      const record = this.#tasks.get(id)?.record;
-      const live = record !== undefined && record.status === "running" &&
-        record.version === version;
-      if (live) record.leaseUntil = leaseUntil;
-      renewed.push(live);
+    const released: boolean[] = [];
+    for (const { id, version, refund } of batch.releases ?? []) {
+      const slot = this.#held(id, version);
+      if (slot === undefined) {
+        released.push(false);
+        continue;
+      }
+      const record = slot.record;
+      if (refund === true && record.attempts > 0) record.attempts--;
+      record.version++;
+      record.updatedAt = now;
+      record.leaseUntil = null;
+      this.#running.delete(id);
+      this.#setStatus(record, "queued");
+      this.#enqueue(slot);
+      released.push(true);
     }
+
+    const recovered = batch.recover === true ? this.#recover(now) : 0;
 
     const inserted: InsertOutcome[] = [];
     for (const task of batch.inserts) {
@@ -331,7 +384,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         continue;
       }
       const claim = task.claim === true;
-      const record = newRecord(task, now, now + batch.leaseMs);
+      const record = newRecord(task, now, leaseUntil);
       const slot: Slot = { record, order: this.#nextOrder++, token: 0 };
       this.#tasks.set(task.id, slot);
       if (key !== null) this.#byKey.set(key, task.id);
@@ -346,15 +399,6 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     }
 
     const claimed: TaskRecord[] = [];
-    const leaseUntil = now + batch.leaseMs;
-    for (const id of batch.claimIds) {
-      const slot = this.#tasks.get(id);
-      if (
-        slot !== undefined && slot.token !== 0 && slot.record.runAt <= now
-      ) {
-        claimed.push(this.#claim(slot, now, leaseUntil));
-      }
-    }
     let wanted = batch.claimDue;
     while (wanted > 0) {
       const entry = this.#peek();
@@ -362,12 +406,46 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       claimed.push(this.#claim(this.#tasks.get(entry.id)!, now, leaseUntil));
       wanted--;
     }
-    return { settled, renewed, inserted, claimed };
+    return {
+      renewed,
+      started,
+      settled,
+      released,
+      recovered,
+      inserted,
+      claimed,
+    };
+  }
+
+  /** Recovers expired leases; the caller has checked the store is open. */
+  #recover(now: number): number {
+    let count = 0;
+    for (const id of this.#running) {
+      const slot = this.#tasks.get(id)!;
+      const record = slot.record;
+      if (record.leaseUntil === null || record.leaseUntil >= now) continue;
+      this.#running.delete(id);
+      record.leaseUntil = null;
+      record.updatedAt = now;
+      record.version++;
+      if (record.attempts >= record.maxAttempts) {
+        this.#setStatus(record, "dead");
+        record.lastError = LEASE_EXPIRED_MESSAGE;
+        record.errorClass = "transient";
+      } else {
+        this.#setStatus(record, "queued");
+        this.#enqueue(slot);
+      }
+      count++;
+    }
+    return count;
   }
 
   /**
    * Returns running tasks whose lease ended before `now` to `queued`, or to
-   * `dead` when that claim was their last attempt.
+   * `dead` when their charged attempts have reached `maxAttempts`. A task
+   * that was claimed but never started carries no charge for that claim,
+   * so it is requeued.
    *
    * @param now The current time (epoch ms).
    * @returns How many tasks were recovered.
@@ -385,26 +463,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   recoverExpired(now: number): Promise<number> {
     try {
       this.#check("recover expired leases");
-      let count = 0;
-      for (const id of this.#running) {
-        const slot = this.#tasks.get(id)!;
-        const record = slot.record;
-        if (record.leaseUntil === null || record.leaseUntil >= now) continue;
-        this.#running.delete(id);
-        record.leaseUntil = null;
-        record.updatedAt = now;
-        record.version++;
-        if (record.attempts >= record.maxAttempts) {
-          this.#setStatus(record, "dead");
-          record.lastError = LEASE_EXPIRED_MESSAGE;
-          record.errorClass = "transient";
-        } else {
-          this.#setStatus(record, "queued");
-          this.#enqueue(slot);
-        }
-        count++;
-      }
-      return Promise.resolve(count);
+      return Promise.resolve(this.#recover(now));
     } catch (error) {
       return Promise.reject(error);
     }

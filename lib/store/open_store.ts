@@ -30,6 +30,14 @@ export interface OpenStoreOptions {
    * @default {{}}
    */
   postgres?: PostgresTaskStoreOptions;
+  /**
+   * Open read-only, whichever store `db` names: nothing is created or
+   * migrated, and every write method throws. When set, it overrides the
+   * `readonly` of `sqlite` and `postgres`.
+   *
+   * @default {undefined}
+   */
+  readonly?: boolean;
 }
 
 /**
@@ -64,7 +72,8 @@ export function isPostgresUrl(db: string): boolean {
  * @throws {TypeError} When `db` is not a non-empty string or an option has
  *   the wrong type.
  * @throws {RangeError} When an option is out of range.
- * @throws {Error} When the store cannot be opened (see each store's `open`).
+ * @throws {Error} When the store cannot be opened (see each store's `open`),
+ *   or, read-only, holds no Sluice queue.
  *
  * @example Opening SQLite in memory
  * ```ts
@@ -74,6 +83,23 @@ export function isPostgresUrl(db: string): boolean {
  * const store = await openStore(":memory:", { sqlite: { driver: "auto" } });
  * assert.match(store.kind, /^sqlite-/);
  * await store.close();
+ * ```
+ *
+ * @example Opening read-only never creates a queue
+ * ```ts
+ * import { openStore } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await assert.rejects(
+ *   openStore(`${dir}/tasks.db`, { readonly: true }),
+ *   /no Sluice queue/,
+ * );
+ * await (await openStore(`${dir}/tasks.db`)).close();
+ * const reader = await openStore(`${dir}/tasks.db`, { readonly: true });
+ * await assert.rejects(reader.recoverExpired(Date.now()), /read-only/);
+ * await reader.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function openStore(
@@ -87,7 +113,7 @@ export async function openStore(
       }`,
     );
   }
-  const { sqlite = {}, postgres = {} } = options;
+  const { sqlite = {}, postgres = {}, readonly } = options;
   if (typeof sqlite !== "object" || sqlite === null) {
     throw new TypeError(
       `Cannot open task store: sqlite must be an object, got ${sqlite}`,
@@ -98,6 +124,19 @@ export async function openStore(
       `Cannot open task store: postgres must be an object, got ${postgres}`,
     );
   }
-  if (isPostgresUrl(db)) return await PostgresTaskStore.open(db, postgres);
-  return SqliteTaskStore.open(db, sqlite);
+  if (readonly !== undefined && typeof readonly !== "boolean") {
+    throw new TypeError(
+      `Cannot open task store: readonly must be a boolean, got ${typeof readonly}`,
+    );
+  }
+  if (isPostgresUrl(db)) {
+    return await PostgresTaskStore.open(
+      db,
+      readonly === undefined ? postgres : { ...postgres, readonly },
+    );
+  }
+  return SqliteTaskStore.open(
+    db,
+    readonly === undefined ? sqlite : { ...sqlite, readonly },
+  );
 }

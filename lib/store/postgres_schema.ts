@@ -125,6 +125,12 @@ const COLUMNS = "id, seq, type, idempotency_key, payload, status, attempts, " +
 export interface PostgresQueries {
   /** Creates the schema and the migrations table if missing. */
   bootstrap: string;
+  /**
+   * For a read-only open, which never creates anything: whether the
+   * schema `$1` (its name, unquoted) holds the `tasks` and `migrations`
+   * tables.
+   */
+  inspect: string;
   /** Takes the migration lock for the rest of the transaction. */
   migrationLock: string;
   /** The newest applied version, or null. */
@@ -132,30 +138,40 @@ export interface PostgresQueries {
   /** Records one applied step: `$1` version, `$2` description. */
   recordMigration: string;
   /**
-   * Applies the settles in `$1` (JSON array of `{o, id, v, k, r, ok, ra, e, ec}`)
-   * at `$2` (now), fenced by version, and adds the refused ones to the stale
-   * counter given `$3` (how many settles the batch held). Returns the
-   * `(id, v)` pairs settled.
-   */
-  settle: string;
-  /**
-   * Extends the leases in `$1` (JSON array of `{id, v, lu}`) where the
-   * version still matches. Returns `id, v` of each renewed row.
+   * Extends the leases in `$1` (JSON array of `{id, v}`) to `$2` (lease
+   * end) where the version still matches. Returns `id, v` of each renewed
+   * row.
    */
   renew: string;
   /**
+   * Charges `n` attempts for each `{id, v, n}` in `$1` (one row per
+   * distinct pair, `n` the starts it had) where the version still matches.
+   * Returns `id, v` of each row charged.
+   */
+  start: string;
+  /**
+   * Applies the settles in `$1` (JSON array of
+   * `{id, v, k, c, r, ok, ra, e, ec}`, `c` the charge) at `$2` (now),
+   * fenced by version, and adds the refused ones to the stale counter given
+   * `$3` (how many settles the batch held). Returns the `(id, v)` pairs
+   * settled.
+   */
+  settle: string;
+  /**
+   * Hands back the tasks in `$1` (JSON array of `{id, v, rf}`, `rf` the
+   * refund) at `$2` (now), fenced by version. Returns `id, v` of each row
+   * released.
+   */
+  release: string;
+  /**
    * Inserts the tasks in `$1` (JSON array) at `$2` (now), skipping
-   * duplicate idempotency keys. Returns the ids inserted (`row` null) and
-   * the rows that already held one of the keys (`row` as JSON).
+   * duplicate idempotency keys, in key order. Returns the ids inserted
+   * (`row` null) and the rows that already held one of the keys (`row` as
+   * JSON).
    */
   insert: string;
   /** Rows whose idempotency key is in `$1` (JSON array of strings). */
   byKeys: string;
-  /**
-   * Claims the claimable ids in `$1` (JSON array) at `$2` (now) until `$3`
-   * (lease end), skipping rows another transaction holds.
-   */
-  claimIds: string;
   /** Claims up to `$3` due tasks at `$1` (now) until `$2` (lease end). */
   claimDue: string;
   /** Sends the wake-up notification with payload `$1`. */
@@ -191,13 +207,19 @@ export interface PostgresQueries {
  */
 export function postgresQueries(schema: string): PostgresQueries {
   const t = `${schema}.tasks`;
-  const claimSet = "status = 'running', attempts = t.attempts + 1, " +
-    "version = t.version + 1";
+  // A claim charges no attempt: the handler's start does.
+  const claimSet = "status = 'running', version = t.version + 1";
   return {
     bootstrap: `CREATE SCHEMA IF NOT EXISTS ${schema}; ` +
       `CREATE TABLE IF NOT EXISTS ${schema}.migrations (` +
       "version integer PRIMARY KEY, description text NOT NULL, " +
       "applied_at timestamptz NOT NULL DEFAULT now())",
+    // to_regclass returns NULL for a missing schema or table instead of
+    // failing, so nothing here needs the schema to exist.
+    inspect: "SELECT " +
+      "to_regclass(quote_ident($1::text) || '.tasks') IS NOT NULL AS tasks, " +
+      "to_regclass(quote_ident($1::text) || '.migrations') IS NOT NULL " +
+      "AS migrations",
     migrationLock: `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`,
     schemaVersion: `SELECT max(version) AS version FROM ${schema}.migrations`,
     recordMigration:
@@ -208,9 +230,11 @@ export function postgresQueries(schema: string): PostgresQueries {
     // so commits from different processes do not queue on it.
     settle: `WITH v AS (
         SELECT * FROM json_to_recordset($1::text::json)
-          AS v(id text, v integer, k text, r jsonb, ok text, ra bigint, e text, ec text)
+          AS v(id text, v integer, k text, c boolean, r jsonb, ok text,
+            ra bigint, e text, ec text)
       ), s AS (
         UPDATE ${t} t SET
+          attempts = CASE WHEN v.c THEN t.attempts + 1 ELSE t.attempts END,
           status = CASE v.k WHEN 'succeeded' THEN 'succeeded'
             WHEN 'retry' THEN 'failed' ELSE 'dead' END,
           result = CASE WHEN v.k = 'succeeded' THEN v.r ELSE t.result END,
@@ -228,12 +252,32 @@ export function postgresQueries(schema: string): PostgresQueries {
         WHERE name = 'stale_settles' AND (SELECT count(*) FROM s) < $3::bigint
       )
       SELECT id, v FROM s`,
-    renew: `UPDATE ${t} t SET lease_until = v.lu
-      FROM json_to_recordset($1::text::json) AS v(id text, v integer, lu bigint)
+    renew: `UPDATE ${t} t SET lease_until = $2::bigint
+      FROM json_to_recordset($1::text::json) AS v(id text, v integer)
       WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
       RETURNING t.id, v.v`,
-    // Rows go in array order, so of two rows with one key the first wins.
-    // A JSON null payload arrives as SQL NULL and is stored as jsonb null.
+    // The version stays, so the claim's later renewals, settle or release
+    // still match. An UPDATE … FROM changes a row once however many source
+    // rows match it, so duplicate starts arrive folded into `n`.
+    start: `UPDATE ${t} t SET attempts = t.attempts + v.n
+      FROM json_to_recordset($1::text::json) AS v(id text, v integer, n integer)
+      WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+      RETURNING t.id, v.v`,
+    // run_at is kept, so the task is due again at once.
+    release: `UPDATE ${t} t SET status = 'queued', lease_until = NULL,
+        attempts = CASE WHEN v.rf THEN greatest(t.attempts - 1, 0)
+          ELSE t.attempts END,
+        updated_at = $2::bigint, version = t.version + 1
+      FROM json_to_recordset($1::text::json) AS v(id text, v integer, rf boolean)
+      WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+      RETURNING t.id, v.v`,
+    // Rows go in key order, so that concurrent commits with overlapping
+    // keys take the key index's locks in one order and cannot deadlock;
+    // ties keep array order (`o`), so of two rows with one key the first
+    // wins. Rows without a key go last. `seq` (the claim order among equal
+    // run_at) is still drawn in array order first: `n` is materialized
+    // (nextval is volatile) from `v` sorted by `o`. A JSON null payload
+    // arrives as SQL NULL and is stored as jsonb null.
     // The outer SELECT runs on the statement's snapshot, which does not
     // include the CTE's rows: it returns the rows that already held one of
     // the batch's keys (as `row`), next to the ids inserted (`row` null).
@@ -241,16 +285,20 @@ export function postgresQueries(schema: string): PostgresQueries {
         SELECT * FROM json_to_recordset($1::text::json)
           AS v(o integer, id text, ty text, key text, p jsonb, c boolean,
             ma integer, ra bigint, lu bigint)
+      ), n AS (
+        SELECT o.*, nextval((SELECT pg_get_serial_sequence('${t}', 'seq'))::regclass) AS sq
+        FROM (SELECT * FROM v ORDER BY v.o) o
       ), ins AS (
-        INSERT INTO ${t} (id, type, idempotency_key, payload, status,
+        INSERT INTO ${t} (id, seq, type, idempotency_key, payload, status,
           attempts, max_attempts, run_at, lease_until, created_at, updated_at,
           version)
-        SELECT v.id, v.ty, v.key, coalesce(v.p, 'null'::jsonb),
-          CASE WHEN v.c THEN 'running' ELSE 'queued' END,
-          CASE WHEN v.c THEN 1 ELSE 0 END, v.ma, v.ra, v.lu, $2::bigint,
-          $2::bigint, CASE WHEN v.c THEN 1 ELSE 0 END
-        FROM v
-        ORDER BY v.o
+        OVERRIDING SYSTEM VALUE
+        SELECT n.id, n.sq, n.ty, n.key, coalesce(n.p, 'null'::jsonb),
+          CASE WHEN n.c THEN 'running' ELSE 'queued' END,
+          0, n.ma, n.ra, n.lu, $2::bigint,
+          $2::bigint, CASE WHEN n.c THEN 1 ELSE 0 END
+        FROM n
+        ORDER BY n.key COLLATE "C", n.o
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
       )
@@ -260,14 +308,6 @@ export function postgresQueries(schema: string): PostgresQueries {
       WHERE t.idempotency_key IN (SELECT key FROM v WHERE key IS NOT NULL)`,
     byKeys: `SELECT ${COLUMNS} FROM ${t} WHERE idempotency_key IN ` +
       "(SELECT json_array_elements_text($1::text::json))",
-    claimIds: `UPDATE ${t} t SET ${claimSet},
-        lease_until = $3::bigint, updated_at = $2::bigint
-      WHERE t.id IN (
-        SELECT id FROM ${t}
-        WHERE id IN (SELECT json_array_elements_text($1::text::json))
-          AND status IN ('queued', 'failed') AND run_at <= $2::bigint
-        FOR UPDATE SKIP LOCKED)
-      RETURNING ${COLUMNS.replaceAll(/(\w+)/g, "t.$1")}`,
     claimDue: `UPDATE ${t} t SET ${claimSet},
         lease_until = $2::bigint, updated_at = $1::bigint
       WHERE t.id IN (

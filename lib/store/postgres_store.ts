@@ -12,6 +12,7 @@
  * @module
  */
 import type postgres from "postgres";
+import { delay } from "../_delay.ts";
 import { type JsonRule, serializeJson } from "./_json.ts";
 import { newRecord } from "./_record.ts";
 import type { ErrorClass } from "../errors.ts";
@@ -65,6 +66,14 @@ export interface PostgresTaskStoreOptions {
    * @default {true}
    */
   notify?: boolean;
+  /**
+   * Open for reading only (status readers, monitors): nothing is created
+   * or migrated, the schema must already hold a Sluice queue at the
+   * current version, and every write method throws.
+   *
+   * @default {false}
+   */
+  readonly?: boolean;
 }
 
 /** Options for {@linkcode PostgresTaskStore.drop}. */
@@ -158,6 +167,57 @@ function toRecord(row: Row): TaskRecord {
   };
 }
 
+/** A claim's fencing pair as one map key (ids hold no NUL: validateBatch). */
+function pairKey(id: string, version: number): string {
+  return `${id}\u0000${version}`;
+}
+
+/** The `(id, v)` pairs statement `index` returned, or none when it was not sent. */
+function returnedPairs(results: Row[][], index: number): Set<string> {
+  const pairs = new Set<string>();
+  if (index < 0) return pairs;
+  for (const row of results[index]!) pairs.add(pairKey(row["id"], row["v"]));
+  return pairs;
+}
+
+/** SQLSTATEs of a transaction the server aborted and that may simply be re-run. */
+const RETRYABLE: ReadonlySet<string> = new Set([
+  "40P01", // deadlock_detected
+  "40001", // serialization_failure
+]);
+/** Tries of a commit the server aborted as a deadlock or serialization failure. */
+const COMMIT_TRIES = 5;
+
+/**
+ * Sends a commit's statements as one simple-protocol query, so they run as
+ * one implicit transaction in one round trip, and re-sends it when the
+ * server aborted it as a deadlock or serialization failure: then nothing
+ * of it was applied. The backoff is short and jittered so the transactions
+ * that collided do not collide again.
+ *
+ * No BEGIN/COMMIT is sent, so nothing is ever written to a connection the
+ * server has just dropped (the client's post-close write path would throw
+ * outside any promise); a drop rejects this query and applies nothing.
+ */
+async function runStatements(sql: Sql, statements: string[]): Promise<Row[][]> {
+  const text = statements.join(";\n");
+  for (let attempt = 1;; attempt++) {
+    try {
+      const raw = await sql.unsafe(text).simple();
+      return (statements.length === 1 ? [raw] : raw) as Row[][];
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (
+        attempt >= COMMIT_TRIES || typeof code !== "string" ||
+        !RETRYABLE.has(code)
+      ) {
+        throw error;
+      }
+      await delay(2 ** attempt * (0.5 + Math.random()));
+    }
+  }
+}
+
 function run(
   sql: Sql | postgres.TransactionSql,
   text: string,
@@ -173,9 +233,13 @@ function run(
  * `standard_conforming_strings`); numbers must be safe integers. Strings
  * were checked to hold no NUL before they got here.
  */
-function inline(text: string, values: readonly (string | number)[]): string {
+function inline(
+  text: string,
+  values: readonly (string | number | boolean)[],
+): string {
   return text.replace(/\$(\d+)/g, (_, n: string) => {
     const value = values[Number(n) - 1];
+    if (typeof value === "boolean") return String(value);
     if (typeof value === "number") {
       if (!Number.isSafeInteger(value)) {
         throw new RangeError(
@@ -202,11 +266,18 @@ interface Subscription {
  * - Claims are one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)
  *   RETURNING`: two claimers never get one task, and neither waits on the
  *   other's rows.
- * - A commit is one transaction with at most seven statements (settle,
- *   insert, duplicate-key lookup, claim by id, claim due work, notify, and
- *   `BEGIN`/`COMMIT`), whatever the batch size.
- * - Settles are fenced by `version` like the SQLite store's; refused ones
- *   are counted in the schema's `meta` table.
+ * - A commit is one implicit transaction of at most eight statements
+ *   (renew, start, settle, release, recover, insert, claim due work,
+ *   notify) sent in one round trip, whatever the batch size; each kind of
+ *   work travels as one JSON array. A duplicate idempotency key committed
+ *   by another process meanwhile costs one more read.
+ * - Inserts take the key index's locks in key order, so commits with
+ *   overlapping keys do not deadlock; a commit the server aborts as a
+ *   deadlock or serialization failure anyway is re-sent (nothing of it
+ *   was applied).
+ * - Starts, settles, releases and renewals are fenced by `version` like
+ *   the SQLite store's; refused settles are counted in the schema's
+ *   `meta` table.
  * - Connections carry `application_name` `sluice/<schema>`.
  * - The client reconnects by itself: a commit on a dropped connection
  *   rejects (nothing of it is applied), and the next one opens a new
@@ -231,23 +302,26 @@ interface Subscription {
  *     const first = await store.commit({
  *       settles: [],
  *       inserts: [{ id: "t1", type: "compute", idempotencyKey: "job-1", payload: { n: 3 }, maxAttempts: 3, runAt: now }],
- *       claimIds: [],
  *       claimDue: 10,
  *       leaseMs: 30_000,
  *       now,
  *     });
  *     const claim = first.claimed[0]!;
  *     assert.equal(claim.status, "running");
+ *     assert.equal(claim.attempts, 0); // charged when the handler starts
+ *     const { id, version } = claim;
  *     const second = await store.commit({
- *       settles: [{ id: claim.id, version: claim.version, outcome: { kind: "succeeded", result: 6, outputKey: null } }],
+ *       starts: [{ id, version }],
+ *       settles: [{ id, version, outcome: { kind: "succeeded", result: 6, outputKey: null } }],
  *       inserts: [],
- *       claimIds: [],
  *       claimDue: 0,
  *       leaseMs: 30_000,
  *       now: now + 1,
  *     });
- *     assert.deepEqual(second.settled, [true]);
- *     assert.equal((await store.get("t1"))?.result, 6);
+ *     assert.deepEqual([second.started, second.settled], [[true], [true]]);
+ *     const done = await store.get("t1");
+ *     assert.equal(done?.result, 6);
+ *     assert.equal(done?.attempts, 1);
  *   } finally {
  *     await store.close();
  *     await PostgresTaskStore.drop(url, { schema });
@@ -262,8 +336,13 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
   readonly durable: boolean = true;
   /** The schema the store's tables live in. */
   readonly schema: string;
-  /** How many migration steps this store's `open` applied (0 when another process had). */
+  /**
+   * How many migration steps this store's `open` applied (0 when another
+   * process had, and always 0 read-only).
+   */
   readonly migrationsApplied: number;
+  /** Whether the store was opened read-only. */
+  readonly readonly: boolean;
   #sql: Sql;
   #queries: PostgresQueries;
   #notify: boolean;
@@ -280,12 +359,14 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     schema: string,
     notify: boolean,
     migrationsApplied: number,
+    readonly: boolean,
   ) {
     this.#sql = sql;
     this.schema = schema;
     this.#queries = postgresQueries(`"${schema}"`);
     this.#notify = notify;
     this.migrationsApplied = migrationsApplied;
+    this.readonly = readonly;
   }
 
   /**
@@ -293,13 +374,20 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    * date. Migrations run in one transaction holding a transaction-scoped
    * advisory lock, so processes starting at once apply each step once.
    *
+   * Read-only (`readonly: true`), nothing is created or migrated: the
+   * schema must already hold a Sluice queue at the current version, the
+   * sessions are read-only (`default_transaction_read_only`), and every
+   * write method throws.
+   *
    * @param url A `postgres://` or `postgresql://` URL.
-   * @param options Schema, pool size and notification settings.
+   * @param options Schema, pool size, notification and read-only settings.
    * @returns The open store; close it with `close()` or `await using`.
    * @throws {TypeError} When the URL or an option has the wrong type.
    * @throws {RangeError} When the URL scheme or an option is out of range.
-   * @throws {Error} When the server cannot be reached, or the schema is
-   *   newer than this code knows.
+   * @throws {Error} When the server cannot be reached, the schema is newer
+   *   than this code knows, or, read-only, the schema holds no Sluice queue
+   *   ("Cannot open task store: schema "x" holds no Sluice queue") or an
+   *   older version of it.
    *
    * @example Refusing a bad pool size before connecting
    * ```ts
@@ -312,13 +400,42 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    * );
    * await assert.rejects(PostgresTaskStore.open("tasks.db"), RangeError);
    * ```
+   *
+   * @example Opening read-only creates nothing
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await assert.rejects(
+   *     PostgresTaskStore.open(url, { schema, readonly: true }),
+   *     { message: `Cannot open task store: schema "${schema}" holds no Sluice queue` },
+   *   );
+   *   await (await PostgresTaskStore.open(url, { schema })).close();
+   *   const reader = await PostgresTaskStore.open(url, { schema, readonly: true });
+   *   try {
+   *     assert.equal((await reader.status(Date.now())).counts.queued, 0);
+   *     await assert.rejects(reader.requeue("all", Date.now()), /read-only/);
+   *   } finally {
+   *     await reader.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
    */
   static async open(
     url: string,
     options: PostgresTaskStoreOptions = {},
   ): Promise<PostgresTaskStore> {
     checkUrl(url);
-    const { schema = "sluice", max = 4, notify = true } = options;
+    const {
+      schema = "sluice",
+      max = 4,
+      notify = true,
+      readonly = false,
+    } = options;
     const quoted = validateSchemaName(schema);
     if (typeof max !== "number") {
       throw new TypeError(
@@ -335,10 +452,20 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
         `Cannot open task store: notify must be a boolean, got ${typeof notify}`,
       );
     }
-    const sql = await connect(url, max, schema);
+    if (typeof readonly !== "boolean") {
+      throw new TypeError(
+        `Cannot open task store: readonly must be a boolean, got ${typeof readonly}`,
+      );
+    }
+    const sql = await connect(url, max, schema, readonly);
     try {
-      const applied = await migrate(sql, schema, postgresQueries(quoted));
-      return new PostgresTaskStore(sql, schema, notify, applied);
+      const queries = postgresQueries(quoted);
+      if (readonly) {
+        await inspect(sql, schema, queries);
+        return new PostgresTaskStore(sql, schema, notify, 0, true);
+      }
+      const applied = await migrate(sql, schema, queries);
+      return new PostgresTaskStore(sql, schema, notify, applied, false);
     } catch (error) {
       await sql.end({ timeout: 0 });
       throw error;
@@ -383,27 +510,33 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     }
   }
 
-  /** @throws {Error} When closed. */
-  #check(action: string): Sql {
+  /** @throws {Error} When closed, or when a write is attempted read-only. */
+  #check(action: string, write = false): Sql {
     if (this.#closed) {
       throw new Error(`Cannot ${action}: task store is closed`);
+    }
+    if (write && this.readonly) {
+      throw new Error(`Cannot ${action}: task store is read-only`);
     }
     return this.#sql;
   }
 
   /**
-   * Applies one batch in one transaction, in order: settles, inserts,
-   * claims by id, claims of due tasks. Either all of it is applied or none:
-   * a dropped connection rejects the commit and applies nothing.
+   * Applies one batch in one transaction, in order: renewals, starts,
+   * settles, releases, recovery of expired leases (when `recover` is set),
+   * inserts, claims of due tasks. Either all of it is applied or none: a
+   * dropped connection rejects the commit and applies nothing, and a
+   * deadlock or serialization failure is retried a few times.
    *
    * @param batch The work to apply.
-   * @returns What was settled, inserted and claimed.
-   * @throws {TypeError} When a payload or result cannot be stored as
-   *   `jsonb`, or an id, type or key cannot be stored as text; nothing is
-   *   applied.
+   * @returns What was renewed, started, settled, released, recovered,
+   *   inserted and claimed.
+   * @throws {TypeError} When a payload or result is not plain JSON data or
+   *   cannot be stored as `jsonb`, or an id, type or key holds U+0000 or a
+   *   lone surrogate; nothing is applied.
    * @throws {RangeError} When a batch field is out of range.
-   * @throws {Error} When the store is closed, or the server fails (the
-   *   error from the client, with its SQLSTATE `code`).
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails (the error from the client, with its SQLSTATE `code`).
    *
    * @example Claiming due work
    * ```ts
@@ -418,12 +551,23 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *     const { claimed } = await store.commit({
    *       settles: [],
    *       inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
-   *       claimIds: [],
    *       claimDue: 5,
    *       leaseMs: 1000,
    *       now: 10,
    *     });
-   *     assert.deepEqual(claimed.map((t) => [t.id, t.attempts, t.leaseUntil]), [["a", 1, 1010]]);
+   *     assert.deepEqual(claimed.map((t) => [t.id, t.attempts, t.leaseUntil]), [["a", 0, 1010]]);
+   *     // Hand it back: due again at once, with a new version.
+   *     const { id, version } = claimed[0]!;
+   *     const { released, claimed: again } = await store.commit({
+   *       settles: [],
+   *       releases: [{ id, version }],
+   *       inserts: [],
+   *       claimDue: 5,
+   *       leaseMs: 1000,
+   *       now: 20,
+   *     });
+   *     assert.deepEqual(released, [true]);
+   *     assert.deepEqual(again.map((t) => [t.id, t.version]), [["a", version + 2]]);
    *   } finally {
    *     await store.close();
    *     await PostgresTaskStore.drop(url, { schema });
@@ -432,26 +576,52 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   async commit(batch: CommitBatch): Promise<CommitResult> {
-    const sql = this.#check("commit");
+    const sql = this.#check("commit", true);
     validateBatch(batch);
     const now = Math.floor(batch.now);
     const leaseUntil = Math.ceil(batch.now + batch.leaseMs);
     checkTime(now, "commit", "now");
     checkTime(leaseUntil, "commit", "now + leaseMs");
+    const q = this.#queries;
+    // Everything is encoded before the round trip: a bad value refuses the
+    // batch without touching the database. Each kind of work is one
+    // statement with its rows as one JSON array, so a commit is a fixed
+    // number of statements whatever its size.
+    const statements: string[] = [];
+    const at = (text: string): number => statements.push(text) - 1;
 
-    // Everything is encoded before BEGIN: a bad value refuses the batch
-    // without a round trip.
+    const renewals = batch.renewals ?? [];
+    const renewAt = renewals.length === 0 ? -1 : at(
+      inline(q.renew, [
+        JSON.stringify(renewals.map((r) => ({ id: r.id, v: r.version }))),
+        leaseUntil,
+      ]),
+    );
+
+    // Duplicate starts of one claim are folded into one row with a count:
+    // an UPDATE … FROM changes each row once.
+    const starts = batch.starts ?? [];
+    const startCounts = new Map<string, { id: string; v: number; n: number }>();
+    for (const { id, version } of starts) {
+      const pair = pairKey(id, version);
+      const row = startCounts.get(pair);
+      if (row === undefined) startCounts.set(pair, { id, v: version, n: 1 });
+      else row.n++;
+    }
+    const startAt = starts.length === 0 ? -1 : at(
+      inline(q.start, [JSON.stringify([...startCounts.values()])]),
+    );
+
     const settleRows: string[] = [];
     // Only the first settle of an (id, version) pair can apply: it moves
     // the task out of `running`. Later copies are refused without SQL.
-    const firstOfPair = new Map<string, number>();
+    const firstSettle = new Map<string, number>();
     let hasRetry = false;
     batch.settles.forEach((settle, i) => {
       const { id, version, outcome } = settle;
-      checkText(id, "settle task", "id");
-      const pair = JSON.stringify([id, version]);
-      if (firstOfPair.has(pair)) return;
-      firstOfPair.set(pair, i);
+      const pair = pairKey(id, version);
+      if (firstSettle.has(pair)) return;
+      firstSettle.set(pair, i);
       let fields: string;
       switch (outcome.kind) {
         case "succeeded": {
@@ -486,23 +656,44 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
           break;
       }
       settleRows.push(
-        `{"id":${JSON.stringify(id)},"v":${
-          JSON.stringify(version)
-        },"k":"${outcome.kind}",${fields}}`,
+        `{"id":${JSON.stringify(id)},"v":${version},"k":"${outcome.kind}","c":${
+          settle.charge === true
+        },${fields}}`,
       );
     });
+    const settleAt = settleRows.length === 0 ? -1 : at(
+      inline(q.settle, [
+        `[${settleRows.join(",")}]`,
+        now,
+        batch.settles.length,
+      ]),
+    );
+
+    // Like settles, only the first release of a pair can apply.
+    const releases = batch.releases ?? [];
+    const firstRelease = new Map<string, number>();
+    const releaseRows: { id: string; v: number; rf: boolean }[] = [];
+    releases.forEach(({ id, version, refund }, i) => {
+      const pair = pairKey(id, version);
+      if (firstRelease.has(pair)) return;
+      firstRelease.set(pair, i);
+      releaseRows.push({ id, v: version, rf: refund === true });
+    });
+    const releaseAt = releaseRows.length === 0 ? -1 : at(
+      inline(q.release, [JSON.stringify(releaseRows), now]),
+    );
+
+    const recoverAt = batch.recover !== true ? -1 : at(
+      inline(q.recoverExpired, [
+        now,
+        LEASE_EXPIRED_MESSAGE,
+        this.#notify,
+        this.schema,
+      ]),
+    );
 
     const insertRows: string[] = [];
     batch.inserts.forEach((task, i) => {
-      checkText(task.id, "store task", "id");
-      checkText(task.type, `store task ${task.id}`, "type");
-      if (task.idempotencyKey !== null) {
-        checkText(
-          task.idempotencyKey,
-          `store task ${task.id}`,
-          "idempotencyKey",
-        );
-      }
       const payload = jsonText(
         task.payload,
         "store task",
@@ -523,81 +714,56 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
         }}`,
       );
     });
-    for (const id of batch.claimIds) checkText(id, "claim task", "id");
-
-    const q = this.#queries;
-    // The whole batch is one simple-protocol query: its statements run as
-    // one implicit transaction in one round trip. No BEGIN/COMMIT is sent,
-    // so nothing is ever written to a connection the server has just
-    // dropped (the client's post-close write path would throw outside any
-    // promise); a drop rejects this query and applies nothing.
-    const statements: string[] = [];
-    const at = (text: string): number => statements.push(text) - 1;
-    const settleAt = settleRows.length === 0 ? -1 : at(
-      inline(q.settle, [
-        `[${settleRows.join(",")}]`,
-        now,
-        batch.settles.length,
-      ]),
-    );
-    const renewals = batch.renewals ?? [];
-    for (const renewal of renewals) {
-      checkText(renewal.id, "renew task", "id");
-      checkTime(renewal.leaseUntil, `renew task ${renewal.id}`, "leaseUntil");
-    }
-    const renewAt = renewals.length === 0 ? -1 : at(
-      inline(q.renew, [
-        JSON.stringify(
-          renewals.map((r) => ({
-            id: r.id,
-            v: r.version,
-            lu: Math.ceil(r.leaseUntil),
-          })),
-        ),
-      ]),
-    );
     const insertAt = insertRows.length === 0
       ? -1
       : at(inline(q.insert, [`[${insertRows.join(",")}]`, now]));
-    const claimIdsAt = batch.claimIds.length === 0 ? -1 : at(
-      inline(q.claimIds, [JSON.stringify(batch.claimIds), now, leaseUntil]),
-    );
     const claimDueAt = batch.claimDue === 0
       ? -1
       : at(inline(q.claimDue, [now, leaseUntil, batch.claimDue]));
     // A hint, sent with the transaction and delivered on commit; sent for
-    // any batch that could have added due work, even if its inserts turn
-    // out to be duplicates.
+    // any batch that could have added due work (retries, releases, new
+    // unclaimed tasks), even if its inserts turn out to be duplicates.
+    // Recovery sends its own when it requeues anything.
     if (
       this.#notify &&
-      (hasRetry || batch.inserts.some((task) => task.claim !== true))
+      (hasRetry || releaseRows.length > 0 ||
+        batch.inserts.some((task) => task.claim !== true))
     ) {
       at(inline(q.notify, [this.schema]));
     }
     const result: CommitResult = {
-      settled: [],
       renewed: [],
+      started: [],
+      settled: [],
+      released: [],
+      recovered: 0,
       inserted: [],
       claimed: [],
     };
     if (statements.length === 0) return result;
-    const raw = await sql.unsafe(statements.join(";\n")).simple();
-    const results = (statements.length === 1 ? [raw] : raw) as Row[][];
+    const results = await runStatements(sql, statements);
 
+    const renewedPairs = returnedPairs(results, renewAt);
+    result.renewed = renewals.map((r) =>
+      renewedPairs.has(pairKey(r.id, r.version))
+    );
+    const startedPairs = returnedPairs(results, startAt);
+    result.started = starts.map((s) =>
+      startedPairs.has(pairKey(s.id, s.version))
+    );
     result.settled = batch.settles.map(() => false);
-    for (const row of settleAt < 0 ? [] : results[settleAt]!) {
-      const i = firstOfPair.get(JSON.stringify([row["id"], row["v"]]));
+    for (const pair of returnedPairs(results, settleAt)) {
+      const i = firstSettle.get(pair);
       if (i !== undefined) result.settled[i] = true;
     }
-
-    const renewedPairs = new Set(
-      (renewAt < 0 ? [] : results[renewAt]!).map((row) =>
-        `${row["id"]}\u0000${row["v"]}`
-      ),
-    );
-    result.renewed = renewals.map((r) =>
-      renewedPairs.has(`${r.id}\u0000${r.version}`)
-    );
+    result.released = releases.map(() => false);
+    for (const pair of returnedPairs(results, releaseAt)) {
+      const i = firstRelease.get(pair);
+      if (i !== undefined) result.released[i] = true;
+    }
+    if (recoverAt >= 0) {
+      result.recovered = (results[recoverAt]![0]?.["n"] as number) ?? 0;
+    }
 
     if (insertAt >= 0) {
       const ids = new Set<string>();
@@ -651,15 +817,6 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       }
     }
 
-    if (claimIdsAt >= 0) {
-      const rows = [...results[claimIdsAt]!];
-      const order = new Map<string, number>();
-      batch.claimIds.forEach((id, i) => {
-        if (!order.has(id)) order.set(id, i);
-      });
-      rows.sort((a, b) => order.get(a["id"])! - order.get(b["id"])!);
-      for (const row of rows) result.claimed.push(toRecord(row));
-    }
     if (claimDueAt >= 0) {
       // RETURNING yields rows in update order, not claim order.
       const rows = [...results[claimDueAt]!].sort((a, b) =>
@@ -672,8 +829,9 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Returns running tasks whose lease ended before `now` to `queued`, or to
-   * `dead` when that claim was their last attempt. Each gets a new version,
-   * so a late settle from the old claim is refused. Rows a concurrent
+   * `dead` when their charged attempts have reached `maxAttempts` (a claim
+   * that never started charged nothing). Each gets a new version, so a
+   * late settle from the old claim is refused. Rows a concurrent
    * transaction holds are skipped (their owner is settling them).
    *
    * @param now The current time (epoch ms).
@@ -693,7 +851,6 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *     await store.commit({
    *       settles: [],
    *       inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: null, maxAttempts: 3, runAt: 0, claim: true }],
-   *       claimIds: [],
    *       claimDue: 0,
    *       leaseMs: 100,
    *       now: 0,
@@ -708,7 +865,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   async recoverExpired(now: number): Promise<number> {
-    const sql = this.#check("recover expired leases");
+    const sql = this.#check("recover expired leases", true);
     const at = Math.floor(now);
     checkTime(at, "recover expired leases", "now");
     const [row] = await run(sql, this.#queries.recoverExpired, [
@@ -841,7 +998,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   async requeue(ids: string[] | "all", now: number): Promise<number> {
-    const sql = this.#check("requeue tasks");
+    const sql = this.#check("requeue tasks", true);
     const at = Math.floor(now);
     checkTime(at, "requeue tasks", "now");
     if (ids !== "all") {
@@ -947,11 +1104,38 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Throws when `value` cannot be stored as a payload or result.
+   * Throws when `value` cannot be stored as a payload or result exactly as
+   * it is: it must be plain JSON data (no `NaN`, BigInt, `Map`, `Date`,
+   * class instance, function, array hole…) that `jsonb` can hold (no
+   * U+0000, no lone surrogate). Needs no connection.
    *
    * @param value The payload or result.
    * @param what Which of the two it is.
-   * @throws {TypeError} When it is not JSON-serializable or `jsonb` refuses it.
+   * @throws {TypeError} When it is not plain JSON data ("Cannot store task:
+   *   <what> is not plain JSON data (<problem> at <path>)") or `jsonb`
+   *   refuses it.
+   *
+   * @example Refusing what JSON or jsonb would change
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     store.checkValue({ sizes: [64, 128] }, "payload");
+   *     assert.throws(() => store.checkValue({ at: [NaN] }, "payload"), {
+   *       message: "Cannot store task: payload is not plain JSON data (NaN at payload.at[0])",
+   *     });
+   *     assert.throws(() => store.checkValue("nul\0", "result"), /jsonb/);
+   *   } finally {
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
    */
   checkValue(value: unknown, what: "payload" | "result"): void {
     jsonText(value, "store task", undefined, what, what === "result");
@@ -995,7 +1179,6 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *     await producer.commit({
    *       settles: [],
    *       inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
-   *       claimIds: [],
    *       claimDue: 0,
    *       leaseMs: 1000,
    *       now: 0,
@@ -1131,6 +1314,7 @@ async function connect(
   url: string,
   max: number,
   schema: string,
+  readonly = false,
 ): Promise<Sql> {
   const { default: postgresClient } = await import("postgres");
   return postgresClient(url, {
@@ -1141,7 +1325,13 @@ async function connect(
     fetch_types: false,
     // Names the queue in pg_stat_activity, so an operator can tell which
     // schema's workers hold which connections.
-    connection: { application_name: `sluice/${schema}` },
+    // A read-only store's sessions refuse writes on the server too.
+    connection: readonly
+      ? {
+        application_name: `sluice/${schema}`,
+        default_transaction_read_only: true,
+      }
+      : { application_name: `sluice/${schema}` },
     types: {
       // Epoch-ms values are below 2^53, so int8 reads back as an exact number.
       int8: {
@@ -1152,6 +1342,35 @@ async function connect(
       },
     },
   }) as unknown as Sql;
+}
+
+/**
+ * Checks, for a read-only open, that the schema holds a Sluice queue at
+ * the current version, without creating anything.
+ */
+async function inspect(
+  sql: Sql,
+  schema: string,
+  q: PostgresQueries,
+): Promise<void> {
+  const [tables] = await run(sql, q.inspect, [schema]);
+  if (tables?.["tasks"] !== true || tables?.["migrations"] !== true) {
+    throw new Error(
+      `Cannot open task store: schema "${schema}" holds no Sluice queue`,
+    );
+  }
+  const [row] = await sql.unsafe(q.schemaVersion);
+  const found = Number(row?.["version"] ?? 0);
+  if (found > POSTGRES_SCHEMA_VERSION) {
+    throw new Error(
+      `Cannot open task store: schema ${schema} has version ${found}, newer than the newest known (${POSTGRES_SCHEMA_VERSION})`,
+    );
+  }
+  if (found < POSTGRES_SCHEMA_VERSION) {
+    throw new Error(
+      `Cannot open task store read-only: schema ${schema} has version ${found}, older than ${POSTGRES_SCHEMA_VERSION}, and cannot be migrated read-only`,
+    );
+  }
 }
 
 /**

@@ -100,34 +100,46 @@ export const QUERIES = {
   commit: "COMMIT",
   rollback: "ROLLBACK",
   userVersion: "PRAGMA user_version",
+  // No attempt is charged on insert, even for a claimed insert.
   insert:
     "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
     "max_attempts, run_at, lease_until, created_at, updated_at, output_key, " +
     "result, last_error, error_class, version) " +
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?) " +
+    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?) " +
     "ON CONFLICT (idempotency_key) DO NOTHING",
   byId: "SELECT * FROM tasks WHERE id = ?",
   byKey: "SELECT * FROM tasks WHERE idempotency_key = ?",
+  // The handler started: charge one attempt. The version stays, so the
+  // claim's later renewals, settle or release still match.
+  start: "UPDATE tasks SET attempts = attempts + 1 " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
+  // Each settle binds the charge (0 or 1): a settle whose start was never
+  // written charges its attempt in the same UPDATE.
   settleSucceeded:
     "UPDATE tasks SET status = 'succeeded', result = ?, output_key = ?, " +
+    "attempts = attempts + ?, " +
     "lease_until = NULL, updated_at = ?, version = version + 1 " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   settleRetry:
     "UPDATE tasks SET status = 'failed', run_at = ?, last_error = ?, " +
-    "error_class = ?, lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "error_class = ?, attempts = attempts + ?, " +
+    "lease_until = NULL, updated_at = ?, version = version + 1 " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   settleDead: "UPDATE tasks SET status = 'dead', last_error = ?, " +
-    "error_class = ?, lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "error_class = ?, attempts = attempts + ?, " +
+    "lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
+  // Binds the refund (0 or 1); attempts never go below 0. run_at is kept,
+  // so the task is due again at once.
+  release: "UPDATE tasks SET status = 'queued', lease_until = NULL, " +
+    "attempts = max(attempts - ?, 0), updated_at = ?, version = version + 1 " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   renew: "UPDATE tasks SET lease_until = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   countStale: "UPDATE meta SET value = value + ? WHERE name = 'stale_settles'",
   staleSettles: "SELECT value FROM meta WHERE name = 'stale_settles'",
-  claimId: "UPDATE tasks SET status = 'running', attempts = attempts + 1, " +
-    "version = version + 1, lease_until = ?, updated_at = ? " +
-    "WHERE id = ? AND status IN ('queued', 'failed') AND run_at <= ? " +
-    "RETURNING *",
-  claimDue: "UPDATE tasks SET status = 'running', attempts = attempts + 1, " +
+  // A claim charges no attempt: the handler's start does.
+  claimDue: "UPDATE tasks SET status = 'running', " +
     "version = version + 1, lease_until = ?, updated_at = ? " +
     "WHERE rowid IN (SELECT rowid FROM tasks INDEXED BY tasks_due " +
     "WHERE status IN ('queued', 'failed') AND run_at <= ? " +

@@ -18,6 +18,7 @@ import {
   SYNCHRONOUS_MODES,
 } from "./schema.ts";
 import { openDatabase } from "./sqlite.ts";
+import { SqliteError } from "./sqlite_error.ts";
 import type {
   CommitBatch,
   CommitResult,
@@ -69,6 +70,50 @@ export interface SqliteTaskStoreOptions {
 }
 
 const DRIVERS = ["ffi", "builtin", "auto"] as const;
+
+/** SQLITE_BUSY and SQLITE_LOCKED: another connection holds a lock. */
+const BUSY_CODES: readonly number[] = [5, 6];
+/** SQLITE_CANTOPEN. */
+const CANTOPEN = 14;
+
+/** Whether `error`, or an error it wraps, is SQLite reporting a lock. */
+function isBusy(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e instanceof SqliteError && BUSY_CODES.includes(e.primaryCode)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Blocks the thread for `ms`. `open` is synchronous, so its retries cannot
+ * await a timer; each wait is a few milliseconds, within busyTimeoutMs.
+ */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Whether `path` is known not to exist (only asked with read permission). */
+function isMissing(path: string): boolean {
+  if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
+    return false;
+  }
+  try {
+    Deno.statSync(path);
+    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound;
+  }
+}
+
+/** The checked settings {@linkcode SqliteTaskStore.open} opens with. */
+interface OpenSettings {
+  driver: "ffi" | "builtin" | "auto";
+  synchronous: "NORMAL" | "FULL" | "OFF";
+  busyTimeoutMs: number;
+  readonly: boolean;
+}
 
 /** The row's integer column as a number (timestamps fit: they are < 2^53). */
 function int(value: SqlValue | undefined): number {
@@ -134,7 +179,6 @@ function toRecord(row: Row): TaskRecord {
  *     maxAttempts: 3,
  *     runAt: now,
  *   }],
- *   claimIds: [],
  *   claimDue: 10,
  *   leaseMs: 30_000,
  *   now,
@@ -142,21 +186,26 @@ function toRecord(row: Row): TaskRecord {
  * assert.equal(first.inserted[0]?.inserted, true);
  * const claim = first.claimed[0]!;
  * assert.equal(claim.status, "running");
+ * assert.equal(claim.attempts, 0); // charged when the handler starts
  *
+ * // The handler ran to the end before its start was written: the settle
+ * // charges the attempt itself.
  * const second = await store.commit({
  *   settles: [{
  *     id: claim.id,
  *     version: claim.version,
  *     outcome: { kind: "succeeded", result: 6, outputKey: null },
+ *     charge: true,
  *   }],
  *   inserts: [],
- *   claimIds: [],
  *   claimDue: 0,
  *   leaseMs: 30_000,
  *   now: now + 1,
  * });
  * assert.deepEqual(second.settled, [true]);
- * assert.equal((await store.get("t1"))?.result, 6);
+ * const done = await store.get("t1");
+ * assert.equal(done?.result, 6);
+ * assert.equal(done?.attempts, 1);
  * ```
  */
 export class SqliteTaskStore implements TaskStore, AsyncDisposable {
@@ -181,7 +230,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   /**
    * Opens (creating if needed) the store at `path`, applies the pragmas
    * (WAL, `synchronous`, `busy_timeout`) and migrates the schema. A
-   * read-only store checks the schema instead of migrating it.
+   * read-only store never creates the file and checks the schema instead
+   * of migrating it. When other processes hold the file's locks (several
+   * opening one fresh file at once), the open waits and retries, for up
+   * to `busyTimeoutMs`.
    *
    * @param path A file path, or `":memory:"`.
    * @param options Driver, durability and locking settings.
@@ -189,9 +241,11 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * @throws {TypeError} When an option has the wrong type.
    * @throws {RangeError} When an option is out of range.
    * @throws {SqliteError} When SQLite cannot open the file (missing
-   *   directory, not a database, no permission).
-   * @throws {Error} When the file's schema is newer than this code knows, or
-   *   a read-only store finds no schema.
+   *   directory, not a database, no permission), or it stays locked for
+   *   longer than `busyTimeoutMs`.
+   * @throws {Error} When the file's schema is newer than this code knows,
+   *   or a read-only store finds no file or no Sluice queue in it (the
+   *   `SqliteError`, if any, is the `cause`).
    *
    * @example Opening a file store
    * ```ts
@@ -203,6 +257,20 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * assert.equal(store.durable, true);
    * assert.match(store.kind, /^sqlite-(ffi|builtin)$/);
    * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   *
+   * @example Opening a missing file read-only
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * assert.throws(
+   *   () => SqliteTaskStore.open(`${dir}/none.db`, { readonly: true }),
+   *   /there is no Sluice queue there \(the file does not exist\)/,
+   * );
+   * await assert.rejects(Deno.stat(`${dir}/none.db`), Deno.errors.NotFound);
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
@@ -260,11 +328,60 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         `Cannot open task store: readonly must be a boolean, got ${typeof readonly}`,
       );
     }
-    const db = openDatabase(path, { driver, readonly });
+    const settings: OpenSettings = {
+      driver,
+      synchronous,
+      busyTimeoutMs,
+      readonly,
+    };
+    // Processes opening one fresh file at once contend for it: the header
+    // read, the WAL switch and the migrations can report SQLITE_BUSY
+    // without waiting in the busy handler. The whole open is retried with
+    // jittered backoff until busyTimeoutMs has passed.
+    const deadline = performance.now() + busyTimeoutMs;
+    for (let attempt = 0;; attempt++) {
+      try {
+        return SqliteTaskStore.#openOnce(path, settings);
+      } catch (error) {
+        const remaining = deadline - performance.now();
+        if (!isBusy(error) || remaining <= 0) throw error;
+        const backoff = Math.min(2 ** attempt, 50) * (0.5 + Math.random());
+        sleepSync(Math.min(remaining, backoff));
+      }
+    }
+  }
+
+  static #openOnce(path: string, settings: OpenSettings): SqliteTaskStore {
+    const { driver, synchronous, busyTimeoutMs, readonly } = settings;
+    let db: Database;
+    try {
+      db = openDatabase(path, { driver, readonly });
+    } catch (error) {
+      // A read-only open never creates the file, so a missing one fails
+      // here with SQLite's bare "unable to open database file".
+      if (
+        readonly && error instanceof SqliteError &&
+        error.primaryCode === CANTOPEN
+      ) {
+        const reason = isMissing(path)
+          ? "the file does not exist"
+          : error.message;
+        throw new Error(
+          `Cannot open task store ${path} read-only: there is no Sluice queue there (${reason})`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
     try {
       applyPragmas(db, { synchronous, busyTimeoutMs, wal: false });
       if (readonly) {
         const found = checkSchemaVersion(db, path);
+        if (found === 0) {
+          throw new Error(
+            `Cannot open task store ${path} read-only: the file holds no Sluice queue (schema version 0)`,
+          );
+        }
         if (found < SCHEMA_VERSION) {
           throw new Error(
             `Cannot open task store ${path} read-only: schema version ${found} is older than ${SCHEMA_VERSION} and cannot be migrated read-only`,
@@ -292,16 +409,22 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * @param payload The task's payload.
    * @param id The task's id, for the message.
    * @returns The JSON text.
-   * @throws {TypeError} When the payload is not JSON-serializable (BigInt,
-   *   a cycle, or a top-level `undefined`, function or symbol).
+   * @throws {TypeError} When the payload is not plain JSON data, so JSON
+   *   would change it (`NaN`, BigInt, a `Map`, `Date` or other class
+   *   instance, a function, an array hole, a cycle, a top-level
+   *   `undefined`…); the message names the path.
    *
-   * @example Refusing a BigInt payload
+   * @example Refusing what JSON would change
    * ```ts
    * import { SqliteTaskStore } from "@sluice/sluice";
    * import assert from "node:assert/strict";
    *
    * assert.equal(SqliteTaskStore.serializePayload({ a: 1 }), '{"a":1}');
    * assert.throws(() => SqliteTaskStore.serializePayload({ n: 1n }), TypeError);
+   * assert.throws(
+   *   () => SqliteTaskStore.serializePayload({ items: [1, new Date(0)] }),
+   *   /payload is not plain JSON data \(Date at payload\.items\[1\]\)/,
+   * );
    * ```
    */
   static serializePayload(payload: unknown, id?: string): string {
@@ -316,8 +439,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * @param result The handler's result.
    * @param id The task's id, for the message.
    * @returns The JSON text, or `null` for `undefined`.
-   * @throws {TypeError} When the result is not JSON-serializable (BigInt, a
-   *   cycle, or a top-level function or symbol).
+   * @throws {TypeError} When the result is not plain JSON data (see
+   *   {@linkcode SqliteTaskStore.serializePayload}).
    *
    * @example Checking results before settling
    * ```ts
@@ -338,11 +461,24 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @param value The payload or result.
    * @param what Which of the two it is.
-   * @throws {TypeError} When it is not JSON-serializable.
+   * @throws {TypeError} When it is not plain JSON data: "Cannot store
+   *   task: <what> is not plain JSON data (<problem> at <path>)".
+   *
+   * @example Refusing a Map nested in a result
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * store.checkValue({ items: [1, 2] }, "result");
+   * assert.throws(() => store.checkValue({ items: new Map() }, "result"), {
+   *   name: "TypeError",
+   *   message: "Cannot store task: result is not plain JSON data (Map at result.items)",
+   * });
+   * ```
    */
   checkValue(value: unknown, what: "payload" | "result"): void {
-    if (what === "payload") SqliteTaskStore.serializePayload(value);
-    else SqliteTaskStore.serializeResult(value);
+    serializeJson(value, "store task", undefined, what, what === "result");
   }
 
   /** @throws {Error} When closed, or when a write is attempted read-only. */
@@ -376,13 +512,17 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Applies one batch in one transaction, in order: settles, inserts,
-   * claims by id, claims of due tasks. Either all of it is applied or none.
+   * Applies one batch in one transaction, in order: renewals, starts,
+   * settles, releases, recovery of expired leases (when `recover` is set),
+   * inserts, claims of due tasks. Either all of it is applied or none.
+   * Each start, settle, release and renewal is one cached statement.
    *
    * @param batch The work to apply.
-   * @returns What was settled, inserted and claimed.
-   * @throws {TypeError} When a payload or result is not JSON-serializable;
-   *   nothing is applied.
+   * @returns What was renewed, started, settled, released, recovered,
+   *   inserted and claimed.
+   * @throws {TypeError} When a payload or result is not plain JSON data, or
+   *   an id, type or key holds U+0000 or a lone surrogate; nothing is
+   *   applied.
    * @throws {RangeError} When a batch field is out of range.
    * @throws {SqliteError} When SQLite fails; the transaction is rolled back.
    * @throws {Error} When the store is closed or read-only.
@@ -396,12 +536,42 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * const { claimed } = await store.commit({
    *   settles: [],
    *   inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
-   *   claimIds: [],
    *   claimDue: 5,
    *   leaseMs: 1000,
    *   now: 10,
    * });
-   * assert.deepEqual(claimed.map((task) => [task.id, task.attempts, task.leaseUntil]), [["a", 1, 1010]]);
+   * assert.deepEqual(claimed.map((task) => [task.id, task.attempts, task.leaseUntil]), [["a", 0, 1010]]);
+   * ```
+   *
+   * @example Renewing, starting and recovering in one batch
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 3, runAt: 0, claim: true };
+   * const { inserted } = await store.commit({
+   *   settles: [],
+   *   inserts: [{ ...task, id: "kept" }, { ...task, id: "lost" }],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * const kept = inserted[0]!.record;
+   * // Past both leases: the renewal keeps "kept", recovery takes "lost".
+   * const result = await store.commit({
+   *   renewals: [{ id: kept.id, version: kept.version }],
+   *   starts: [{ id: kept.id, version: kept.version }],
+   *   settles: [],
+   *   recover: true,
+   *   inserts: [],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 500,
+   * });
+   * assert.deepEqual([result.renewed, result.started, result.recovered], [[true], [true], 1]);
+   * assert.equal((await store.get("kept"))?.leaseUntil, 600);
+   * assert.equal((await store.get("lost"))?.status, "queued");
    * ```
    */
   commit(batch: CommitBatch): Promise<CommitResult> {
@@ -416,6 +586,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     const db = this.#check("commit", true);
     validateBatch(batch);
     const { now } = batch;
+    const leaseUntil = now + batch.leaseMs;
     // Serialize before BEGIN: a bad value refuses the batch without
     // touching the database.
     const payloads = batch.inserts.map((task) =>
@@ -433,16 +604,30 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         : null
     );
     return this.#transaction(db, () => {
+      const renewed: boolean[] = [];
+      for (const { id, version } of batch.renewals ?? []) {
+        renewed.push(
+          db.prepare(QUERIES.renew).run(leaseUntil, id, version).changes > 0,
+        );
+      }
+
+      const started: boolean[] = [];
+      for (const { id, version } of batch.starts ?? []) {
+        started.push(db.prepare(QUERIES.start).run(id, version).changes > 0);
+      }
+
       const settled: boolean[] = [];
       let stale = 0;
       for (let i = 0; i < batch.settles.length; i++) {
-        const { id, version, outcome } = batch.settles[i]!;
+        const { id, version, outcome, charge } = batch.settles[i]!;
+        const charged = charge === true ? 1 : 0;
         let changes: number;
         switch (outcome.kind) {
           case "succeeded":
             changes = db.prepare(QUERIES.settleSucceeded).run(
               results[i] ?? null,
               outcome.outputKey,
+              charged,
               now,
               id,
               version,
@@ -453,6 +638,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               outcome.runAt,
               outcome.error,
               outcome.errorClass,
+              charged,
               now,
               id,
               version,
@@ -462,6 +648,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
             changes = db.prepare(QUERIES.settleDead).run(
               outcome.error,
               outcome.errorClass,
+              charged,
               now,
               id,
               version,
@@ -473,15 +660,21 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       }
       if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
 
-      const renewed: boolean[] = [];
-      for (const { id, version, leaseUntil } of batch.renewals ?? []) {
-        renewed.push(
-          db.prepare(QUERIES.renew).run(leaseUntil, id, version).changes > 0,
+      const released: boolean[] = [];
+      for (const { id, version, refund } of batch.releases ?? []) {
+        released.push(
+          db.prepare(QUERIES.release).run(
+            refund === true ? 1 : 0,
+            now,
+            id,
+            version,
+          ).changes > 0,
         );
       }
 
+      const recovered = batch.recover === true ? this.#recover(db, now) : 0;
+
       const inserted: InsertOutcome[] = [];
-      const insertLease = now + batch.leaseMs;
       for (let i = 0; i < batch.inserts.length; i++) {
         const task = batch.inserts[i]!;
         const claim = task.claim === true;
@@ -491,10 +684,9 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           task.idempotencyKey,
           payloads[i]!,
           claim ? "running" : "queued",
-          claim ? 1 : 0,
           task.maxAttempts,
           task.runAt,
-          claim ? insertLease : null,
+          claim ? leaseUntil : null,
           now,
           now,
           claim ? 1 : 0,
@@ -502,7 +694,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         if (changes > 0) {
           inserted.push({
             inserted: true,
-            record: newRecord(task, now, insertLease),
+            record: newRecord(task, now, leaseUntil),
           });
         } else {
           // Only the idempotency key can conflict without throwing, so the
@@ -513,11 +705,6 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       }
 
       const claimed: TaskRecord[] = [];
-      const leaseUntil = now + batch.leaseMs;
-      for (const id of batch.claimIds) {
-        const row = db.prepare(QUERIES.claimId).get(leaseUntil, now, id, now);
-        if (row !== undefined) claimed.push(toRecord(row));
-      }
       if (batch.claimDue > 0) {
         const rows = db.prepare(QUERIES.claimDue).all(
           leaseUntil,
@@ -531,14 +718,34 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         );
         for (const row of rows) claimed.push(toRecord(row));
       }
-      return { settled, renewed, inserted, claimed };
+      return {
+        renewed,
+        started,
+        settled,
+        released,
+        recovered,
+        inserted,
+        claimed,
+      };
     });
+  }
+
+  /** Recovers expired leases inside the caller's transaction. */
+  #recover(db: Database, now: number): number {
+    const dead = db.prepare(QUERIES.expireToDead).run(
+      LEASE_EXPIRED_MESSAGE,
+      now,
+      now,
+    ).changes;
+    const queued = db.prepare(QUERIES.expireToQueued).run(now, now).changes;
+    return dead + queued;
   }
 
   /**
    * Returns running tasks whose lease ended before `now` to `queued`, or to
-   * `dead` when that claim was their last attempt. Each gets a new version,
-   * so a late settle from the old claim is refused.
+   * `dead` when their charged attempts have reached `maxAttempts` (a claim
+   * that never started charged nothing). Each gets a new version, so a
+   * late settle from the old claim is refused.
    *
    * @param now The current time (epoch ms).
    * @returns How many tasks were recovered (requeued or dead-lettered).
@@ -553,8 +760,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * await store.commit({
    *   settles: [],
    *   inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: null, maxAttempts: 3, runAt: 0 }],
-   *   claimIds: ["a"],
-   *   claimDue: 0,
+   *   claimDue: 1,
    *   leaseMs: 100,
    *   now: 0,
    * });
@@ -565,16 +771,9 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   recoverExpired(now: number): Promise<number> {
     try {
       const db = this.#check("recover expired leases", true);
-      return Promise.resolve(this.#transaction(db, () => {
-        const dead = db.prepare(QUERIES.expireToDead).run(
-          LEASE_EXPIRED_MESSAGE,
-          now,
-          now,
-        ).changes;
-        const queued = db.prepare(QUERIES.expireToQueued).run(now, now)
-          .changes;
-        return dead + queued;
-      }));
+      return Promise.resolve(
+        this.#transaction(db, () => this.#recover(db, now)),
+      );
     } catch (error) {
       return Promise.reject(error);
     }

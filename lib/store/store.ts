@@ -31,7 +31,11 @@ export interface TaskRecord {
   payload: unknown;
   /** Current status. */
   status: TaskStatus;
-  /** Claims so far (a claim counts as an attempt). */
+  /**
+   * Attempts charged so far. An attempt is charged when a handler starts
+   * (a {@linkcode Start}, or a settle with `charge`), never by a claim, so
+   * a task that was claimed but never started carries no charge.
+   */
   attempts: number;
   /** Attempts allowed before the task is dead-lettered. */
   maxAttempts: number;
@@ -52,8 +56,9 @@ export interface TaskRecord {
   /** Class of the last error. */
   errorClass: ErrorClass | null;
   /**
-   * Incremented by every claim and settle. The value returned by a claim is
-   * the fencing token its settle must present.
+   * Incremented by every claim, settle, release and recovery (not by a
+   * start or a renewal). The value returned by a claim is the fencing token
+   * its starts, renewals, settles and releases must present.
    */
   version: number;
 }
@@ -74,9 +79,9 @@ export interface NewTask {
   runAt: number;
   /**
    * Insert the task already claimed by the inserting process: `running`,
-   * attempt 1, version 1, leased until `now + leaseMs` of the batch. The
-   * submitting process runs it without a separate claim write, and no
-   * other claimer can take it while the lease holds.
+   * 0 attempts charged, version 1, leased until `now + leaseMs` of the
+   * batch. The submitting process runs it without a separate claim write,
+   * and no other claimer can take it while the lease holds.
    */
   claim?: boolean;
 }
@@ -100,7 +105,10 @@ export type SettleOutcome =
   }
   | { kind: "dead"; error: string; errorClass: ErrorClass };
 
-/** One attempt to settle. */
+/**
+ * One attempt to settle, fenced by the claim's version. A settle moves the
+ * task out of `running`.
+ */
 export interface Settlement {
   /** Task id. */
   id: string;
@@ -108,35 +116,99 @@ export interface Settlement {
   version: number;
   /** What happened. */
   outcome: SettleOutcome;
+  /**
+   * Also charge the attempt that produced this outcome, because its
+   * {@linkcode Start} was never written (a handler that finished before
+   * its start reached the store is charged here instead, in one write).
+   *
+   * @default {false}
+   */
+  charge?: boolean;
 }
 
-/** An extension of a running task's lease, fenced like a settle. */
+/**
+ * A handler started: charges one attempt to the claimed task. Fenced by
+ * version like a settle; it does not change the version.
+ */
+export interface Start {
+  /** Task id. */
+  id: string;
+  /** The `version` its claim returned. */
+  version: number;
+}
+
+/**
+ * Hands a claimed task back, due at once and claimable by anyone: the
+ * process is closing, or gave up the task before it could run. The task
+ * goes back to `queued` with a new version.
+ */
+export interface Release {
+  /** Task id. */
+  id: string;
+  /** The `version` its claim returned. */
+  version: number;
+  /**
+   * Take back the attempt this claim's {@linkcode Start} charged: the
+   * handler was stopped by the shutdown, not by its own failure.
+   *
+   * @default {false}
+   */
+  refund?: boolean;
+}
+
+/**
+ * An extension of a claimed task's lease to `now + leaseMs` of the batch,
+ * fenced by version (the version does not change).
+ */
 export interface Renewal {
   /** Task id. */
   id: string;
   /** The `version` its claim returned; the lease is kept only if unchanged. */
   version: number;
-  /** The new lease end (epoch ms). */
-  leaseUntil: number;
 }
 
-/** Work for one group-commit transaction. Applied in field order. */
+/**
+ * Work for one group-commit transaction, applied in this order: renewals,
+ * starts, settles, releases, recovery of expired leases, inserts, claims.
+ * Renewals come before recovery, so a process that renews what it holds
+ * in the same batch never recovers its own tasks.
+ */
 export interface CommitBatch {
-  /** Attempts to settle. */
-  settles: Settlement[];
   /**
-   * Leases to extend, for claimed tasks that waited long before running.
+   * Leases to extend to `now + leaseMs`.
    *
    * @default {[]}
    */
   renewals?: Renewal[];
+  /**
+   * Handler starts to charge.
+   *
+   * @default {[]}
+   */
+  starts?: Start[];
+  /** Attempts to settle. */
+  settles: Settlement[];
+  /**
+   * Claimed tasks to hand back.
+   *
+   * @default {[]}
+   */
+  releases?: Release[];
+  /**
+   * Recover expired leases (`lease_until < now`), as
+   * {@linkcode TaskStore.recoverExpired} does, after the renewals.
+   *
+   * @default {false}
+   */
+  recover?: boolean;
   /** Tasks to insert. */
   inserts: NewTask[];
-  /** Ids of tasks to claim if they are still claimable (queued, or failed and due). */
-  claimIds: string[];
-  /** How many due tasks (queued, or failed and due) to claim besides `claimIds`, oldest `runAt` first. */
+  /**
+   * How many due tasks (queued, or failed and due) to claim, oldest
+   * `runAt` first, then submission order.
+   */
   claimDue: number;
-  /** Lease length for the claims, in milliseconds. */
+  /** Lease length for claims and renewals, in milliseconds. */
   leaseMs: number;
   /** The time the batch is applied at (epoch ms). */
   now: number;
@@ -144,13 +216,19 @@ export interface CommitBatch {
 
 /** What one commit did. */
 export interface CommitResult {
-  /** `true` per settle applied; `false` when its fencing token was stale. */
-  settled: boolean[];
   /** `true` per renewal applied; `false` when its token was stale. */
   renewed: boolean[];
+  /** `true` per start applied; `false` when its token was stale. */
+  started: boolean[];
+  /** `true` per settle applied; `false` when its token was stale. */
+  settled: boolean[];
+  /** `true` per release applied; `false` when its token was stale. */
+  released: boolean[];
+  /** Tasks recovered from expired leases (0 unless `recover` was set). */
+  recovered: number;
   /** One outcome per insert, in order. */
   inserted: InsertOutcome[];
-  /** The tasks claimed (from `claimIds` and `claimDue`), now running. */
+  /** The tasks claimed, now running with a lease; no attempt charged yet. */
   claimed: TaskRecord[];
 }
 

@@ -5,15 +5,15 @@ import {
   type PoolResult,
   type PoolTask,
   WorkerPool,
-} from "../lib/pool.ts";
-import { tempDir, waitFor, withDeadline } from "./_helpers.ts";
+} from "../../lib/pool/worker_pool.ts";
+import { tempDir, waitFor, withDeadline } from "../_helpers.ts";
 
-const BASIC = new URL("./fixtures/basic.ts", import.meta.url);
-const CRASH = new URL("./fixtures/crash.ts", import.meta.url);
-const HANG = new URL("./fixtures/hang.ts", import.meta.url);
-const FAIL = new URL("./fixtures/fail.ts", import.meta.url);
-const BAD = new URL("./fixtures/bad_module.ts", import.meta.url);
-const DEADLINE = 10_000;
+const BASIC = new URL("../fixtures/basic.ts", import.meta.url);
+const CRASH = new URL("../fixtures/crash.ts", import.meta.url);
+const HANG = new URL("../fixtures/hang.ts", import.meta.url);
+const FAIL = new URL("../fixtures/fail.ts", import.meta.url);
+const BAD = new URL("../fixtures/bad_module.ts", import.meta.url);
+const DEADLINE = 60_000;
 
 let nextId = 0;
 function task(type: string, payload: unknown = null, extra = {}): PoolTask {
@@ -90,10 +90,10 @@ Deno.test("WorkerPool.start() throws RangeError when workers or concurrency is b
 
 Deno.test("WorkerPool.start() throws TypeError when the handler URL is relative", async () => {
   await assert.rejects(
-    WorkerPool.start({ handlers: "./fixtures/basic.ts", workers: 1 }),
+    WorkerPool.start({ handlers: "../fixtures/basic.ts", workers: 1 }),
     (error: unknown) =>
       error instanceof TypeError &&
-      error.message.includes("./fixtures/basic.ts"),
+      error.message.includes("../fixtures/basic.ts"),
   );
 });
 
@@ -145,24 +145,88 @@ Deno.test("WorkerPool.run() runs C tasks at once on one worker when concurrency 
   const payload = { key: "c3", parties: 3 };
   const runs = [1, 2, 3].map(() => pool.run(task("gate", payload)));
   assert.equal(pool.inFlight, 3);
-  assert.equal(pool.pending, 0);
+  assert.equal(pool.freeSlots, 0);
   const results = await withDeadline(Promise.all(runs), DEADLINE, "gate");
   assert.deepEqual(results.map(value), [3, 3, 3]);
 });
 
-Deno.test("WorkerPool.run() queues tasks in FIFO order when every slot is busy", async () => {
+Deno.test("WorkerPool.run() waits for a slot in FIFO order when every slot is busy", async () => {
   await using pool = await WorkerPool.start({ handlers: BASIC, workers: 1 });
   const order: number[] = [];
   const runs = [0, 1, 2, 3].map((i) =>
     pool.run(task("echo", i)).then((r) => order.push(value(r) as number))
   );
+  // The pool holds only what its slots hold; the others wait in run().
   assert.equal(pool.inFlight, 1);
-  assert.equal(pool.pending, 3);
   assert.equal(pool.freeSlots, 0);
   await withDeadline(Promise.all(runs), DEADLINE, "queued tasks");
   assert.deepEqual(order, [0, 1, 2, 3]);
-  assert.equal(pool.pending, 0);
   assert.equal(pool.freeSlots, 1);
+});
+
+Deno.test("WorkerPool.dispatch() throws RangeError when no slot is free", async () => {
+  await using pool = await WorkerPool.start({ handlers: HANG, workers: 1 });
+  const settled = Promise.withResolvers<PoolResult>();
+  pool.dispatch(task("waitForAbort"), {
+    settled: (_task, result) => settled.resolve(result),
+  });
+  assert.throws(
+    () => pool.dispatch(task("echo", 1), { settled: () => {} }),
+    RangeError,
+  );
+  assert.equal(pool.inFlight, 1);
+  await pool.terminate();
+  assert.equal(failure(await settled.promise).error.name, "WorkerCrashedError");
+});
+
+Deno.test("WorkerPool.dispatch() reports a handler still running as started, a quick one through its result, and started false when the worker never took the task", async () => {
+  await using pool = await WorkerPool.start({
+    handlers: BASIC,
+    workers: 1,
+    concurrency: 2,
+    startReportMs: 1,
+  });
+  const seen: string[] = [];
+  const listener = (done: (r: PoolResult) => void) => ({
+    started: (t: PoolTask, workerId: number) =>
+      seen.push(`started ${t.id} on ${workerId}`),
+    settled: (t: PoolTask, result: PoolResult) => {
+      seen.push(`settled ${t.id}`);
+      done(result);
+    },
+  });
+  // A handler that outlives the report interval is reported started.
+  const slow = task("sleep", { ms: 100 });
+  const slowDone = Promise.withResolvers<PoolResult>();
+  pool.dispatch(slow, listener(slowDone.resolve));
+  const slowResult = await slowDone.promise;
+  assert.equal(slowResult.started, true);
+  assert.deepEqual(seen, [
+    `started ${slow.id} on ${pool.stats()[0]!.id}`,
+    `settled ${slow.id}`,
+  ]);
+
+  // A quick one is known to have started from its result.
+  const quick = task("echo", 7);
+  const quickDone = Promise.withResolvers<PoolResult>();
+  pool.dispatch(quick, listener(quickDone.resolve));
+  const result = await quickDone.promise;
+  assert.equal(value(result), 7);
+  assert.equal(result.started, true);
+  assert.ok(result.runMs >= 0);
+
+  // Terminated before the worker could read the run message.
+  const never = Promise.withResolvers<PoolResult>();
+  let started = false;
+  pool.dispatch(task("echo", 8), {
+    started: () => (started = true),
+    settled: (_t, r) => never.resolve(r),
+  });
+  await pool.terminate();
+  const lost = failure(await never.promise);
+  assert.equal(lost.error.name, "WorkerCrashedError");
+  assert.equal(lost.started, false);
+  assert.equal(started, false);
 });
 
 Deno.test("WorkerPool.waitForSlot() resolves when a slot frees and rejects when its signal aborts", async () => {
@@ -375,27 +439,36 @@ Deno.test("WorkerPool.run() transfers ArrayBuffers in payloads and results", asy
   assert.deepEqual([...made.bytes], [5, 5, 5, 5]);
 });
 
-Deno.test("WorkerPool.close() lets in-flight and queued tasks finish", async () => {
+Deno.test("WorkerPool.close() lets in-flight tasks finish and refuses runs waiting for a slot", async () => {
   const pool = await WorkerPool.start({
     handlers: BASIC,
     workers: 2,
     concurrency: 2,
   });
-  const runs = [1, 2, 3, 4, 5, 6].map(() =>
-    pool.run(task("sleep", { ms: 10 }))
+  const runs = Promise.allSettled(
+    [1, 2, 3, 4, 5, 6].map(() => pool.run(task("sleep", { ms: 10 }))),
   );
-  assert.equal(pool.pending, 2);
+  assert.equal(pool.inFlight, 4);
   const closed = pool.close();
   await assert.rejects(pool.run(task("echo", 1)), PoolClosedError);
   await withDeadline(closed, DEADLINE, "close");
-  const results = await Promise.all(runs);
-  assert.equal(results.filter((r) => r.ok).length, 6);
+  const results = await runs;
+  const ok = results.filter((r) => r.status === "fulfilled" && r.value.ok);
+  assert.equal(ok.length, 4);
+  const refused = results.filter((r) =>
+    r.status === "rejected" && r.reason instanceof PoolClosedError
+  );
+  assert.equal(refused.length, 2);
   assert.equal(pool.inFlight, 0);
   assert.equal(pool.stats().filter((s) => s.alive).length, 0);
 });
 
 Deno.test("WorkerPool.terminate() settles in-flight tasks as WorkerCrashedError", async () => {
-  const pool = await WorkerPool.start({ handlers: HANG, workers: 1 });
+  const pool = await WorkerPool.start({
+    handlers: HANG,
+    workers: 1,
+    concurrency: 2,
+  });
   const runs = [pool.run(task("waitForAbort")), pool.run(task("echo", 1))];
   await pool.terminate();
   for (const result of await Promise.all(runs)) {
@@ -416,7 +489,7 @@ Deno.test("WorkerPool.utilization() counts the time workers are busy", async () 
 
 Deno.test("WorkerPool.start() works when imported from a script in another directory", async () => {
   await using dir = await tempDir();
-  const mod = new URL("../mod.ts", import.meta.url).href;
+  const mod = new URL("../../mod.ts", import.meta.url).href;
   const script = `${dir.path}/run_pool.ts`;
   await Deno.writeTextFile(
     script,
@@ -467,4 +540,37 @@ Deno.test("WorkerPool.dispatch() sends one message per worker per turn, not one 
   assert.equal(stats.reduce((sum, w) => sum + w.tasks, 0), 200);
   // 200 tasks dispatched in one turn over 2 workers: one message each.
   assert.deepEqual(stats.map((w) => w.batches), [1, 1]);
+});
+
+Deno.test("WorkerPool retries a worker position with backoff when a replacement cannot load the module", async () => {
+  await using dir = await tempDir();
+  const module = `${dir.path}/handlers.js`;
+  const good = "export const echo = (x) => x;\n" +
+    "export const closeSelf = () => { globalThis.close(); return new Promise(() => {}); };\n";
+  await Deno.writeTextFile(module, good);
+  const recorder = eventRecorder();
+  await using pool = await WorkerPool.start({
+    handlers: new URL(`file://${module}`),
+    workers: 1,
+    onEvent: recorder.onEvent,
+  });
+  // The module breaks, then the worker dies: its replacement cannot load.
+  await Deno.writeTextFile(module, "throw new Error('broken module');\n");
+  const crashed = await pool.run(task("closeSelf"));
+  assert.equal(failure(crashed).error.name, "WorkerCrashedError");
+  const failed = await withDeadline(
+    recorder.next("worker-init-failed"),
+    DEADLINE,
+    "the failed load",
+  );
+  assert.ok(failed.type === "worker-init-failed" && failed.retryInMs > 0);
+  assert.equal(pool.freeSlots, 0);
+  // Once the module loads again, the position comes back.
+  await Deno.writeTextFile(module, good);
+  const result = await withDeadline(
+    pool.run(task("echo", "back")),
+    DEADLINE,
+    "a task on the respawned worker",
+  );
+  assert.equal(value(result), "back");
 });

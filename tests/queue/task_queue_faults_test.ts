@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type FaultConfig, SIMULATED_IO_30MS } from "../lib/faults.ts";
-import { mulberry32, seedFrom } from "../lib/_rng.ts";
-import { TaskFailedError, TaskQueue } from "../lib/queue.ts";
-import type { TaskStore } from "../lib/store/store.ts";
-import { tempDir, withDeadline } from "./_helpers.ts";
+import { type FaultConfig, SIMULATED_IO_30MS } from "../../lib/faults.ts";
+import { mulberry32, seedFrom } from "../../lib/_rng.ts";
+import { TaskQueue } from "../../lib/queue/task_queue.ts";
+import { TaskFailedError } from "../../lib/queue/types.ts";
+import type { TaskStore } from "../../lib/store/store.ts";
+import { tempDir, withDeadline } from "../_helpers.ts";
 
 const TASKS = 500;
 const RETRY = { maxAttempts: 3, baseMs: 1, capMs: 5, seed: 1 } as const;

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateTasks, writeSourceImages } from "../input/generate_tasks.ts";
-import type { ImageVariantResult } from "../lib/handlers/image_variant.ts";
-import { ObjectStore } from "../lib/objects.ts";
-import { decodePng } from "../lib/png.ts";
-import { TaskFailedError, TaskQueue } from "../lib/queue.ts";
-import { type TempDir, tempDir, withDeadline } from "./_helpers.ts";
+import {
+  generateTasks,
+  writeSourceImages,
+} from "../../input/generate_tasks.ts";
+import type { ImageVariantResult } from "../../lib/handlers/image_variant.ts";
+import { ObjectStore } from "../../lib/objects.ts";
+import { decodePng } from "../../lib/png.ts";
+import { TaskQueue } from "../../lib/queue/task_queue.ts";
+import { TaskFailedError } from "../../lib/queue/types.ts";
+import { type TempDir, tempDir, withDeadline } from "../_helpers.ts";
 
 const SEED = 11;
 /** Small targets keep the suite fast; the sources are 64..1024 px a side. */

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
-import { QueueFullError } from "../lib/channel.ts";
-import { PermanentError } from "../lib/errors.ts";
-import { QueueClosedError, TaskFailedError, TaskQueue } from "../lib/queue.ts";
-import { isPending, tempDir, waitFor, withDeadline } from "./_helpers.ts";
-import { FlakyStore } from "./fixtures/flaky_store.ts";
-import { Logger } from "../lib/log.ts";
-import { MemoryTaskStore } from "../lib/store/memory_store.ts";
+import { QueueFullError } from "../../lib/channel.ts";
+import { PermanentError } from "../../lib/errors.ts";
+import { TaskQueue } from "../../lib/queue/task_queue.ts";
+import { QueueClosedError, TaskFailedError } from "../../lib/queue/types.ts";
+import { isPending, tempDir, waitFor, withDeadline } from "../_helpers.ts";
+import { FlakyStore } from "../fixtures/flaky_store.ts";
+import { Logger } from "../../lib/log.ts";
+import { MemoryTaskStore } from "../../lib/store/memory_store.ts";
 
-const handlers = new URL("./fixtures/queue_handlers.ts", import.meta.url);
+const handlers = new URL("../fixtures/queue_handlers.ts", import.meta.url);
 
 /** A gate shared with `hold` handlers: started count and release flag. */
 class Gate {
@@ -319,7 +320,7 @@ Deno.test("TaskQueue.drain() resolves after every task finished", async () => {
 
 Deno.test("TaskQueue works when imported by file URL from another directory", async () => {
   await using dir = await tempDir();
-  const mod = new URL("../mod.ts", import.meta.url).href;
+  const mod = new URL("../../mod.ts", import.meta.url).href;
   const script = `${dir.path}/use_sluice.ts`;
   await Deno.writeTextFile(
     script,
@@ -445,11 +446,13 @@ Deno.test("TaskQueue.close() past its deadline cancels running handlers through 
       1,
       "the handler saw a TaskCancelledError",
     );
-    // Cancelled, not failed: no attempt charged, the lease left for recovery.
+    // Cancelled, not failed: handed back to the store, due at once, with
+    // the attempt its start was charged taken back.
     assert.equal(queue.metrics.counter("failed_transient"), 0);
     const record = await store.get(handle.id);
-    assert.equal(record?.status, "running");
-    assert.equal(record?.attempts, 1);
+    assert.equal(record?.status, "queued");
+    assert.equal(record?.attempts, 0);
+    assert.equal(record?.leaseUntil, null);
   } finally {
     await store.close();
   }

@@ -1,0 +1,526 @@
+/**
+ * Intake: checks a submission, answers duplicates, holds a channel slot
+ * while the insert commits, and turns the committed row into a queued
+ * entry (claimed at insert, for this process to run) or a remote one
+ * (scheduled for later, or run by another process).
+ *
+ * Transitions it owns: a new entry → `reserved`; `reserved` → `queued` or
+ * `remote` once the insert is committed; `reserved` → leaving the table
+ * when the insert fails or finds the key taken.
+ *
+ * @module
+ */
+import { type Channel, type ChannelSlot, QueueFullError } from "../channel.ts";
+import { uuidv7 } from "../_id.ts";
+import type { RetryPolicy } from "../retry.ts";
+import type {
+  InsertOutcome,
+  NewTask,
+  TaskRecord,
+  TaskStore,
+} from "../store/store.ts";
+import type { TaskEvents } from "./events.ts";
+import type { TaskTable } from "./task_table.ts";
+import {
+  deferred,
+  type DueSink,
+  entryOf,
+  failureOf,
+  QueueClosedError,
+  type TaskEntry,
+  type TaskHandle,
+  type TaskInput,
+} from "./types.ts";
+
+/** Where admitted tasks go: the dispatcher's side of intake. */
+export interface AdmitSink extends DueSink {
+  /** Takes a task claimed at insert into the slot intake holds for it. */
+  admit(slot: ChannelSlot<TaskEntry>, entry: TaskEntry): void;
+}
+
+/** What intake asks of the group commit. */
+export interface InsertCommits {
+  /** Inserts `task` for `entry` in the next batch. */
+  insert(entry: TaskEntry, task: NewTask): void;
+}
+
+/** Options of {@linkcode Intake}. */
+export interface IntakeOptions {
+  /** Whether this queue runs tasks (then it claims its own at insert). */
+  consuming: boolean;
+  /** Epoch-ms clock. */
+  now: () => number;
+}
+
+/** A submission whose insert is being committed. */
+interface Admission {
+  /** Its channel slot; none for a producer-only atomic batch. */
+  slot: ChannelSlot<TaskEntry> | undefined;
+  result: PromiseWithResolvers<TaskHandle>;
+}
+
+/** Takes submissions in. Owned by the queue. */
+export class Intake {
+  #table: TaskTable;
+  #channel: Channel<TaskEntry>;
+  #commits: InsertCommits;
+  #events: TaskEvents;
+  #store: TaskStore;
+  #retry: RetryPolicy;
+  #options: IntakeOptions;
+  #sink: AdmitSink | null = null;
+  /** Reserved entries, by entry: the slot each holds and its caller. */
+  #admissions = new Map<TaskEntry, Admission>();
+  #closed = false;
+
+  /**
+   * @param table The task table.
+   * @param channel The bounded channel whose slots bound intake.
+   * @param commits The group commit.
+   * @param events Where submissions are reported.
+   * @param store The store, for keys and value checks.
+   * @param retry The retry policy, for the default attempt limit.
+   * @param options Consuming or not, and the clock.
+   */
+  constructor(
+    table: TaskTable,
+    channel: Channel<TaskEntry>,
+    commits: InsertCommits,
+    events: TaskEvents,
+    store: TaskStore,
+    retry: RetryPolicy,
+    options: IntakeOptions,
+  ) {
+    this.#table = table;
+    this.#channel = channel;
+    this.#commits = commits;
+    this.#events = events;
+    this.#store = store;
+    this.#retry = retry;
+    this.#options = options;
+  }
+
+  /** Connects the dispatcher, which takes admitted tasks. */
+  connect(sink: AdmitSink): void {
+    this.#sink = sink;
+  }
+
+  /** Refuses submissions from now on. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** Submits one task; resolves once it is committed. */
+  submit(task: TaskInput, signal?: AbortSignal): Promise<TaskHandle> {
+    try {
+      this.#checkOpen("task");
+      return this.#accept(this.#prepare(task, "task"), signal, undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Submits several tasks, all checked first. Under "reject", or when
+   * `atomic`, the batch is accepted whole or not at all; `atomic` also
+   * commits it in one transaction.
+   */
+  async submitMany(
+    tasks: readonly TaskInput[],
+    signal?: AbortSignal,
+    atomic = false,
+  ): Promise<TaskHandle[]> {
+    this.#checkOpen("tasks");
+    if (!Array.isArray(tasks)) {
+      throw new TypeError("Cannot submit tasks: tasks must be an array");
+    }
+    const prepared = tasks.map((task, i) => this.#prepare(task, `tasks[${i}]`));
+    if (atomic) return await this.#acceptAll(prepared);
+    if (this.#channel.overflow !== "reject") {
+      return await Promise.all(
+        prepared.map((p) => this.#accept(p, signal, undefined)),
+      );
+    }
+    // All or nothing: a batch that does not fit is refused whole, so the
+    // caller never holds a half-accepted batch without its handles.
+    const slots: ChannelSlot<TaskEntry>[] = [];
+    while (slots.length < prepared.length) {
+      const slot = this.#channel.tryReserve();
+      if (slot === undefined) break;
+      slots.push(slot);
+    }
+    if (slots.length < prepared.length) {
+      for (const slot of slots) slot[Symbol.dispose]();
+      this.#events.emit("rejected", {
+        type: prepared[0]?.type ?? "",
+        capacity: this.#channel.capacity,
+        count: prepared.length,
+      });
+      throw new QueueFullError(prepared, this.#channel.capacity);
+    }
+    return await Promise.all(
+      prepared.map((p, i) => this.#accept(p, signal, slots[i])),
+    );
+  }
+
+  /**
+   * Accepts a checked batch in one transaction: every insert is asked for
+   * in this turn, so one commit carries them all, and a failed commit
+   * refuses them all. Duplicate keys are answered by the store's conflict
+   * check. A consuming queue holds a channel slot for each task first.
+   */
+  async #acceptAll(tasks: NewTask[]): Promise<TaskHandle[]> {
+    const slots: ChannelSlot<TaskEntry>[] = [];
+    if (this.#options.consuming) {
+      if (tasks.length > this.#channel.capacity) {
+        throw new RangeError(
+          `Cannot submit tasks atomically: ${tasks.length} tasks exceed the channel's capacity of ${this.#channel.capacity}`,
+        );
+      }
+      while (slots.length < tasks.length) {
+        const slot = this.#channel.tryReserve();
+        if (slot === undefined) break;
+        slots.push(slot);
+      }
+      if (slots.length < tasks.length) {
+        for (const slot of slots) slot[Symbol.dispose]();
+        this.#events.emit("rejected", {
+          type: tasks[0]?.type ?? "",
+          capacity: this.#channel.capacity,
+          count: tasks.length,
+        });
+        throw new QueueFullError(tasks, this.#channel.capacity);
+      }
+    }
+    const admitted = tasks.map((task, i) => this.#insert(task, slots[i]));
+    return await Promise.all(admitted);
+  }
+
+  #checkOpen(what: string): void {
+    if (this.#closed) {
+      throw new QueueClosedError(`Cannot submit ${what}: queue is closed`);
+    }
+  }
+
+  #prepare(task: TaskInput, where: string): NewTask {
+    if (typeof task !== "object" || task === null) {
+      throw new TypeError(
+        `Cannot submit ${where}: expected an object, got ${String(task)}`,
+      );
+    }
+    const { type, payload = null, idempotencyKey, maxAttempts, runAt } = task;
+    if (typeof type !== "string" || type.length === 0) {
+      throw new TypeError(
+        `Cannot submit ${where}: type must be a non-empty string`,
+      );
+    }
+    checkText(type, where, "type");
+    if (idempotencyKey !== undefined) {
+      if (typeof idempotencyKey !== "string" || idempotencyKey === "") {
+        throw new TypeError(
+          `Cannot submit ${where}: idempotencyKey must be a non-empty string`,
+        );
+      }
+      checkText(idempotencyKey, where, "idempotencyKey");
+    }
+    if (
+      maxAttempts !== undefined &&
+      (!Number.isInteger(maxAttempts) || maxAttempts < 1)
+    ) {
+      throw new RangeError(
+        `Cannot submit ${where}: maxAttempts must be an integer >= 1, got ${maxAttempts}`,
+      );
+    }
+    const runAtMs = runAt instanceof Date ? runAt.getTime() : runAt;
+    if (runAtMs !== undefined && !Number.isFinite(runAtMs)) {
+      throw new TypeError(
+        `Cannot submit ${where}: runAt must be a finite time`,
+      );
+    }
+    try {
+      this.#store.checkValue(payload, "payload");
+    } catch (error) {
+      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
+      throw new TypeError(`Cannot submit ${where}: ${reason}`, {
+        cause: error,
+      });
+    }
+    const now = this.#options.now();
+    return {
+      id: uuidv7(),
+      type,
+      idempotencyKey: idempotencyKey ?? defaultIdempotencyKey(type, payload),
+      payload,
+      maxAttempts: maxAttempts ?? this.#retry.maxAttempts,
+      runAt: Math.floor(runAtMs ?? now),
+      // A task this process will run now is inserted already claimed: no
+      // separate claim write, and no other claimer can take it meanwhile.
+      claim: this.#options.consuming &&
+        (runAtMs === undefined || runAtMs <= now),
+    };
+  }
+
+  /**
+   * Accepts one checked task. `slot` is a channel slot the caller already
+   * holds for it (an all-or-nothing batch); it is given back when the task
+   * turns out to be a duplicate.
+   */
+  #accept(
+    task: NewTask,
+    signal: AbortSignal | undefined,
+    held: ChannelSlot<TaskEntry> | undefined,
+  ): Promise<TaskHandle> {
+    // The common case, a task without a key and room in the channel, takes
+    // no await before its insert is asked for.
+    if (task.idempotencyKey === null) {
+      const slot = held ?? this.#channel.tryReserve();
+      if (slot !== undefined) return this.#insert(task, slot);
+    }
+    return this.#acceptSlowly(task, signal, held);
+  }
+
+  /** Accepts a task that has a key to check, or must wait for room. */
+  async #acceptSlowly(
+    task: NewTask,
+    signal: AbortSignal | undefined,
+    held: ChannelSlot<TaskEntry> | undefined,
+  ): Promise<TaskHandle> {
+    using owned = new SlotHolder(held);
+    const key = task.idempotencyKey;
+    if (key !== null) {
+      const existing = await this.#duplicate(key);
+      if (existing !== undefined) return existing;
+    }
+    this.#checkOpen("task");
+    owned.slot ??= await this.#reserve(task, signal);
+    return await this.#insert(task, owned.take());
+  }
+
+  /**
+   * Inserts a checked task whose channel slot the caller hands over (none
+   * for a producer-only atomic batch): a `reserved` entry until the insert
+   * is committed.
+   */
+  #insert(
+    task: NewTask,
+    slot: ChannelSlot<TaskEntry> | undefined,
+  ): Promise<TaskHandle> {
+    const entry = newEntry(task, this.#options.consuming);
+    const admission: Admission = {
+      slot,
+      result: Promise.withResolvers<TaskHandle>(),
+    };
+    // A second task of this batch with the same key is left to the store's
+    // conflict check; the table indexes the first.
+    this.#table.add(entry);
+    this.#admissions.set(entry, admission);
+    this.#commits.insert(entry, task);
+    return admission.result.promise;
+  }
+
+  async #reserve(
+    task: NewTask,
+    signal: AbortSignal | undefined,
+  ): Promise<ChannelSlot<TaskEntry>> {
+    try {
+      return await this.#channel.reserve(
+        signal === undefined ? {} : { signal },
+      );
+    } catch (error) {
+      if (error instanceof QueueFullError) {
+        this.#events.emit("rejected", {
+          type: task.type,
+          capacity: this.#channel.capacity,
+          count: 1,
+        });
+        throw new QueueFullError(task, this.#channel.capacity, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The handle of a live or stored task with this key, or `undefined` when
+   * the key is free. A task whose insert is still committing here is
+   * waited for, so both callers get one id.
+   */
+  async #duplicate(key: string): Promise<TaskHandle | undefined> {
+    for (;;) {
+      const live = this.#table.byKey(key);
+      if (live === undefined) break;
+      const admission = this.#admissions.get(live);
+      if (admission === undefined) return this.#handleOf(live, true);
+      // Settles either way; a failed insert leaves the key free again.
+      await admission.result.promise.catch(() => {});
+    }
+    const record = await this.#store.getByKey(key);
+    return record === undefined ? undefined : this.#fromRecord(record);
+  }
+
+  #handleOf(entry: TaskEntry, deduplicated: boolean): TaskHandle {
+    entry.handle ??= deferred();
+    if (deduplicated) {
+      this.#events.emit("deduplicated", {
+        id: entry.id,
+        type: entry.type,
+        idempotencyKey: entry.idempotencyKey,
+      });
+    }
+    return {
+      id: entry.id,
+      idempotencyKey: entry.idempotencyKey,
+      deduplicated,
+      result: entry.handle.promise as Promise<never>,
+    };
+  }
+
+  /** The handle of a stored task with the key a submission asked for. */
+  #fromRecord(record: TaskRecord): TaskHandle {
+    if (record.status === "succeeded" || record.status === "dead") {
+      this.#events.emit("deduplicated", {
+        id: record.id,
+        type: record.type,
+        idempotencyKey: record.idempotencyKey,
+      });
+      const result = record.status === "succeeded"
+        ? Promise.resolve(record.result)
+        : Promise.reject(failureOf(record));
+      result.catch(() => {});
+      return {
+        id: record.id,
+        idempotencyKey: record.idempotencyKey,
+        deduplicated: true,
+        result: result as Promise<never>,
+      };
+    }
+    // Unfinished: wait for it here, whoever runs it (this process or another).
+    let entry = this.#table.get(record.id);
+    if (entry === undefined) {
+      entry = entryOf(record, "remote", false, this.#options.now());
+      if (record.status === "running") entry.runAt = -Infinity;
+      this.#table.add(entry);
+      if (this.#options.consuming) this.#sink?.wake();
+    }
+    return this.#handleOf(entry, true);
+  }
+
+  /** Inserts committed: queue what was claimed, park what waits. */
+  inserted(entries: TaskEntry[], outcomes: InsertOutcome[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const outcome = outcomes[i]!;
+      const admission = this.#admissions.get(entry)!;
+      this.#admissions.delete(entry);
+      if (!outcome.inserted) {
+        // Another process (or an earlier batch) holds the key.
+        admission.slot?.[Symbol.dispose]();
+        this.#table.remove(entry);
+        admission.result.resolve(this.#fromRecord(outcome.record));
+        continue;
+      }
+      const record = outcome.record;
+      const handle = this.#handleOf(entry, false);
+      if (record.status === "running" && admission.slot !== undefined) {
+        entry.version = record.version;
+        entry.leaseUntil = record.leaseUntil ?? 0;
+        this.#table.move(entry, "queued");
+        this.#sink!.admit(admission.slot, entry);
+      } else {
+        // Scheduled for later, or for another process to run.
+        admission.slot?.[Symbol.dispose]();
+        this.#table.move(entry, "remote");
+        if (this.#options.consuming) this.#sink?.dueAt(record.runAt);
+      }
+      this.#events.emit("submitted", {
+        id: entry.id,
+        type: entry.type,
+        idempotencyKey: entry.idempotencyKey,
+        depth: this.#channel.depth,
+      });
+      admission.result.resolve(handle);
+    }
+  }
+
+  /** Inserts refused with their batch: those tasks were not accepted. */
+  insertFailed(entries: TaskEntry[], error: unknown): void {
+    for (const entry of entries) {
+      const admission = this.#admissions.get(entry);
+      this.#admissions.delete(entry);
+      this.#table.remove(entry);
+      entry.handle?.reject(error);
+      if (admission === undefined) continue;
+      admission.slot?.[Symbol.dispose]();
+      admission.result.reject(error);
+    }
+  }
+}
+
+/**
+ * The entry of a task being inserted: `reserved`, with a handle. Built
+ * directly from the task, since no record exists yet.
+ */
+function newEntry(task: NewTask, local: boolean): TaskEntry {
+  return {
+    id: task.id,
+    type: task.type,
+    payload: task.payload,
+    attempt: 1,
+    idempotencyKey: task.idempotencyKey,
+    state: "reserved",
+    local,
+    maxAttempts: task.maxAttempts,
+    version: 0,
+    leaseUntil: 0,
+    charge: "none",
+    handle: deferred(),
+    runAt: task.runAt,
+    acceptedAt: performance.now(),
+    leaseLost: false,
+    pending: null,
+  };
+}
+
+/** Owns a channel slot until it is taken; gives it back on dispose. */
+class SlotHolder implements Disposable {
+  slot: ChannelSlot<TaskEntry> | undefined;
+
+  constructor(slot: ChannelSlot<TaskEntry> | undefined) {
+    this.slot = slot;
+  }
+
+  take(): ChannelSlot<TaskEntry> | undefined {
+    const slot = this.slot;
+    this.slot = undefined;
+    return slot;
+  }
+
+  [Symbol.dispose](): void {
+    this.slot?.[Symbol.dispose]();
+  }
+}
+
+/** Refuses strings no store can hold faithfully: NUL, lone surrogates. */
+function checkText(value: string, where: string, field: string): void {
+  if (value.includes("\0") || !value.isWellFormed()) {
+    throw new TypeError(
+      `Cannot submit ${where}: ${field} ${
+        JSON.stringify(value)
+      } contains U+0000 or a lone surrogate`,
+    );
+  }
+}
+
+function defaultIdempotencyKey(type: string, payload: unknown): string | null {
+  if (
+    type !== "image.variant" || typeof payload !== "object" || payload === null
+  ) return null;
+  const { image_key, size } = payload as {
+    image_key?: unknown;
+    size?: unknown;
+  };
+  return typeof image_key === "string" && typeof size === "string"
+    ? `${image_key}:${size}`
+    : null;
+}

@@ -1,0 +1,631 @@
+/**
+ * `TaskQueue`, the facade: it opens the parts (store, worker pool, channel,
+ * group commit), wires them together, and subscribes metrics and the log to
+ * the queue's events. The work is done by the modules beside it: intake,
+ * dispatcher, settler and leases, around one task table.
+ *
+ * @module
+ */
+import { Channel } from "../channel.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { type MetricsServer, serveMetrics } from "../metrics_server.ts";
+import { type PoolEvent, WorkerPool } from "../pool/worker_pool.ts";
+import type { RetryPolicy } from "../retry.ts";
+import { MemoryTaskStore } from "../store/memory_store.ts";
+import { openStore } from "../store/open_store.ts";
+import type { TaskRecord, TaskStore } from "../store/store.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import {
+  type TaskEventListener,
+  type TaskEventName,
+  TaskEvents,
+} from "./events.ts";
+import { GroupCommitter } from "./group_commit.ts";
+import { Intake } from "./intake.ts";
+import { Leases } from "./leases.ts";
+import {
+  checkDeadline,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./options.ts";
+import { observeLog, observeMetrics } from "./observers.ts";
+import { Settler } from "./settler.ts";
+import { TaskTable } from "./task_table.ts";
+import type {
+  CloseOptions,
+  CloseReport,
+  SubmitManyOptions,
+  SubmitOptions,
+  TaskEntry,
+  TaskHandle,
+  TaskInput,
+  TaskQueueOptions,
+  TaskState,
+} from "./types.ts";
+
+const DEFAULT_HANDLERS = new URL("../handlers/builtin.ts", import.meta.url);
+
+/** What {@linkcode TaskQueue.channelStats} reports. */
+export type QueueChannelStats = ReturnType<Channel<unknown>["stats"]>;
+
+/** The parts one queue is made of, built by `open`. */
+interface Parts extends ResolvedOptions {
+  store: TaskStore;
+  ownsStore: boolean;
+  pool: WorkerPool | null;
+  prefetch: number;
+}
+
+/**
+ * A bounded, durable task queue in front of a pool of Web Workers.
+ *
+ * @example Running tasks on the built-in handlers
+ * ```ts
+ * import { TaskQueue } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * await using queue = await TaskQueue.open({ workers: 2 });
+ * const handle = await queue.submit({
+ *   type: "compute",
+ *   payload: { operation: "factorial", value: 20 },
+ * });
+ * assert.deepEqual(await handle.result, { result: "2432902008176640000" });
+ *
+ * const again = await queue.submit({
+ *   type: "compute",
+ *   payload: { operation: "double", value: 21 },
+ *   idempotencyKey: "double-21",
+ * });
+ * const duplicate = await queue.submit({
+ *   type: "compute",
+ *   payload: { operation: "double", value: 21 },
+ *   idempotencyKey: "double-21",
+ * });
+ * assert.equal(duplicate.deduplicated, true);
+ * assert.equal(duplicate.id, again.id);
+ * assert.deepEqual(await duplicate.result, await again.result);
+ * ```
+ */
+export class TaskQueue implements AsyncDisposable {
+  /** The store holding the state. */
+  readonly store: TaskStore;
+  /** Counters, gauges and latency histograms. */
+  readonly metrics: Metrics;
+  /** The structured logger. */
+  readonly logger: Logger;
+  /** The retry policy. */
+  readonly retry: RetryPolicy;
+
+  #parts: Parts;
+  #events = new TaskEvents();
+  #table = new TaskTable();
+  #channel: Channel<TaskEntry>;
+  #committer: GroupCommitter;
+  #intake: Intake;
+  #settler: Settler;
+  #dispatcher: Dispatcher | null = null;
+  #leases: Leases;
+  #pollTimer: ReturnType<typeof setInterval> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #server: MetricsServer | undefined;
+  #metricsFile: string | undefined;
+  #closing: Promise<CloseReport> | null = null;
+  #draining = false;
+
+  private constructor(parts: Parts) {
+    this.#parts = parts;
+    this.store = parts.store;
+    this.metrics = parts.metrics;
+    this.logger = parts.logger;
+    this.retry = parts.retry;
+    const now = Date.now;
+    const { store, pool } = parts;
+    this.#channel = new Channel<TaskEntry>({
+      capacity: parts.capacity,
+      overflow: parts.overflow,
+    });
+    this.#leases = new Leases(this.#table, this.#events, {
+      leaseMs: parts.leaseMs,
+      intervalMs: Math.max(1, Math.floor(parts.leaseMs / 4)),
+    });
+    // The committer answers each kind of write to the module that owns it;
+    // the modules are created below, before any commit can run.
+    this.#committer = new GroupCommitter(store, {
+      inserted: (entries, outcomes) => this.#intake.inserted(entries, outcomes),
+      insertFailed: (entries, error) =>
+        this.#intake.insertFailed(entries, error),
+      claimed: (records, requested, error) =>
+        this.#dispatcher?.claimed(records, requested, error),
+      renewals: (at) => this.#leases.renewals(at),
+      renewed: (entries, applied, leaseUntil) =>
+        this.#leases.renewed(entries, applied, leaseUntil),
+      started: (entries, applied) =>
+        this.#dispatcher?.startsCommitted(
+          entries,
+          applied,
+          (entry) => this.#leases.lost(entry),
+        ),
+      settled: (entries, settles, applied) =>
+        this.#settler.settled(entries, settles, applied),
+      released: (entries, applied) => this.#settler.released(entries, applied),
+      recovered: (count) => this.#events.emit("recovered", { count }),
+      abandoned: (entries, error) => this.#settler.abandoned(entries, error),
+      retrying: (error, failures, retryInMs) =>
+        this.#events.emit("store_unavailable", {
+          error: String(error),
+          failures,
+          retryInMs,
+        }),
+    }, { leaseMs: parts.leaseMs, now });
+    this.#settler = new Settler(
+      this.#table,
+      this.#committer,
+      this.#events,
+      parts.retry,
+      store,
+      { now, poll: store.durable || pool === null },
+    );
+    this.#intake = new Intake(
+      this.#table,
+      this.#channel,
+      this.#committer,
+      this.#events,
+      store,
+      parts.retry,
+      { consuming: pool !== null, now },
+    );
+    if (pool !== null) {
+      const dispatcher = new Dispatcher(
+        this.#table,
+        this.#channel,
+        pool,
+        this.#committer,
+        this.#events,
+        this.#settler,
+        { prefetch: parts.prefetch, now },
+      );
+      this.#dispatcher = dispatcher;
+      this.#settler.connect(dispatcher);
+      this.#intake.connect(dispatcher);
+    }
+    this.#observe();
+  }
+
+  /**
+   * Opens a queue: the store (recovering expired leases), then the worker
+   * pool, which loads the handler module in every worker.
+   *
+   * @param options Pool, channel, store, retry and observability settings.
+   * @returns The running queue.
+   * @throws {RangeError} When a number is out of range.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {Error} When the handler module fails to load, with its error.
+   */
+  static async open(options: TaskQueueOptions = {}): Promise<TaskQueue> {
+    const resolved = resolveOptions(options);
+    const { logger, timeoutMs, graceMs } = resolved;
+
+    let store: TaskStore;
+    let ownsStore = true;
+    if (options.db === undefined) {
+      store = new MemoryTaskStore();
+    } else if (typeof options.db === "string") {
+      store = await openStore(options.db, {
+        sqlite: {
+          synchronous: options.synchronous ?? "NORMAL",
+          driver: options.driver ?? "auto",
+        },
+      });
+      logger.info("store_opened", { store: store.kind });
+    } else {
+      store = options.db;
+      ownsStore = false;
+    }
+
+    let pool: WorkerPool | null = null;
+    // Pool events reach the queue once it exists; none can come earlier.
+    let target: TaskQueue | undefined;
+    let queue: TaskQueue;
+    try {
+      const recovered = await store.recoverExpired(Date.now());
+      if (recovered > 0) logger.warn("leases_recovered", { tasks: recovered });
+      if (options.consume ?? true) {
+        pool = await WorkerPool.start({
+          handlers: options.handlers ?? DEFAULT_HANDLERS,
+          ...(options.workers !== undefined && { workers: options.workers }),
+          ...(options.concurrency !== undefined &&
+            { concurrency: options.concurrency }),
+          timeoutMs,
+          graceMs,
+          ...(options.objectsRoot !== undefined &&
+            { objectsRoot: options.objectsRoot }),
+          ...(options.faults !== undefined && { faults: options.faults }),
+          logLevel: logger.level,
+          onEvent: (event) => {
+            if (target !== undefined) target.#onPoolEvent(event);
+          },
+        });
+      }
+      queue = new TaskQueue({
+        ...resolved,
+        store,
+        ownsStore,
+        pool,
+        prefetch: resolved.prefetch ?? pool?.capacity ?? 0,
+      });
+      target = queue;
+    } catch (error) {
+      await pool?.terminate();
+      if (ownsStore) await store.close();
+      throw error;
+    }
+    queue.#metricsFile = options.metricsFile;
+    if (options.metricsPort !== undefined) {
+      try {
+        queue.#server = serveMetrics({
+          port: options.metricsPort,
+          metrics: () => resolved.metrics.toPrometheus(),
+          healthy: () => queue.#closing === null,
+        });
+      } catch (error) {
+        await queue.close({ deadline: 0 });
+        throw error;
+      }
+    }
+    queue.#start();
+    return queue;
+  }
+
+  #start(): void {
+    const { pool, store, pollIntervalMs } = this.#parts;
+    const dispatcher = this.#dispatcher;
+    dispatcher?.schedulePump();
+    if (store.durable) this.#leases.start(this.#committer);
+    if (pool === null && !store.durable) return;
+    if (dispatcher !== null && store.onNotify !== undefined) {
+      this.#unsubscribe = store.onNotify(() => dispatcher.wake());
+    }
+    this.#pollTimer = setInterval(() => {
+      // Work others submitted, and retries due (a backstop for the due
+      // timer); handles of tasks that run elsewhere.
+      dispatcher?.wake();
+      void this.#settler.pollRemote();
+    }, pollIntervalMs);
+  }
+
+  #onPoolEvent(event: PoolEvent): void {
+    if (event.type === "worker-replaced") {
+      this.#events.emit("worker_replaced", {
+        workerId: event.workerId,
+        replacementId: event.replacementId,
+        reason: event.reason,
+        message: event.message,
+        alive: aliveWorkers(this.#parts.pool),
+      });
+    } else if (event.type === "task-timed-out") {
+      this.#events.emit("timed_out", {
+        id: event.taskId,
+        workerId: event.workerId,
+        timeoutMs: event.timeoutMs,
+      });
+    }
+  }
+
+  /**
+   * Subscribes to one kind of event; see {@linkcode TaskEventMap}.
+   * Listeners run synchronously at the transition; one that throws is
+   * reported as an uncaught error and does not disturb the queue.
+   *
+   * @param name The event.
+   * @param listener Called with each event.
+   * @returns A function that unsubscribes.
+   *
+   * @example Counting dead-lettered tasks
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using queue = await TaskQueue.open({ workers: 1 });
+   * let dead = 0;
+   * queue.on("dead", () => dead++);
+   * const handle = await queue.submit({ type: "fail", payload: { error_message: "no" } });
+   * await handle.result.catch(() => {});
+   * assert.equal(dead, 1);
+   * ```
+   */
+  on<K extends TaskEventName>(
+    name: K,
+    listener: TaskEventListener<K>,
+  ): () => void {
+    return this.#events.on(name, listener);
+  }
+
+  /** Metrics and the structured log follow the queue through its events. */
+  #observe(): void {
+    const { metrics, logger, pool } = this.#parts;
+    observeMetrics(this.#events, metrics, () => pool?.inFlight ?? 0);
+    observeLog(this.#events, logger);
+    if (pool !== null) {
+      metrics.setWorkerStatsProvider(() => pool.stats());
+      metrics.setWorkersAlive(aliveWorkers(pool));
+    }
+  }
+
+  /** Tasks waiting in the channel for a worker. */
+  get depth(): number {
+    return this.#channel.depth;
+  }
+
+  /** The channel's capacity. */
+  get capacity(): number {
+    return this.#channel.capacity;
+  }
+
+  /**
+   * Store transactions committed so far. Group commit makes this far
+   * smaller than the number of state changes under load.
+   */
+  get commitCount(): number {
+    return this.#committer.commits;
+  }
+
+  /** Port of the `/metrics` endpoint, when one is served. */
+  get metricsPort(): number | undefined {
+    return this.#server?.port;
+  }
+
+  /** `true` once `close` has been called. */
+  get closed(): boolean {
+    return this.#closing !== null;
+  }
+
+  /** `true` while `close` waits for work to finish. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * How many tasks this process holds in each state: `queued` (claimed,
+   * waiting for a worker), `dispatched`, `running` (handler started),
+   * `settling`, and `remote` (waited for here, held by nobody here).
+   *
+   * @returns Counts by state.
+   */
+  tasksByState(): Record<TaskState, number> {
+    const t = this.#table;
+    return {
+      reserved: t.count("reserved"),
+      queued: t.count("queued"),
+      dispatched: t.count("dispatched"),
+      running: t.count("running"),
+      settling: t.count("settling"),
+      remote: t.count("remote"),
+    };
+  }
+
+  /** Statistics of the bounded channel (depth, high-water mark, rejections, blocked time). */
+  channelStats(): QueueChannelStats {
+    return this.#channel.stats();
+  }
+
+  /** Busy time ÷ (wall time × workers) since the pool started; 0 without a pool. */
+  utilization(): number {
+    return this.#parts.pool?.utilization() ?? 0;
+  }
+
+  /**
+   * One task's record, by id.
+   *
+   * @param id The task's id.
+   * @returns The record, or `undefined`.
+   */
+  getTask(id: string): Promise<TaskRecord | undefined> {
+    return this.store.get(id);
+  }
+
+  /**
+   * The dead-letter queue: tasks that failed permanently or ran out of
+   * attempts, oldest first, with their last error, class and attempts.
+   *
+   * @param options Paging.
+   * @returns Dead tasks.
+   */
+  deadLetters(
+    options: { limit?: number; offset?: number } = {},
+  ): Promise<TaskRecord[]> {
+    return this.store.list({ ...options, status: "dead" });
+  }
+
+  /**
+   * Moves dead tasks back to the queue with fresh attempts.
+   *
+   * @param ids Task ids, or `"all"`.
+   * @returns How many were requeued.
+   */
+  async requeue(ids: string[] | "all"): Promise<number> {
+    const count = await this.store.requeue(ids, Date.now());
+    if (count > 0) this.#dispatcher?.wake();
+    return count;
+  }
+
+  /**
+   * Submits one task. Resolves once the task is accepted, which for a
+   * durable store means its row is committed.
+   *
+   * @param task The task.
+   * @param options A signal that cancels a wait for room.
+   * @returns The task's handle.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   * @throws {QueueFullError} When the channel is full and `overflow` is `"reject"`.
+   * @throws {TypeError} When the task is malformed or its payload cannot be stored.
+   */
+  submit<T = unknown>(
+    task: TaskInput,
+    options: SubmitOptions = {},
+  ): Promise<TaskHandle<T>> {
+    return this.#intake.submit(task, options.signal) as Promise<
+      TaskHandle<T>
+    >;
+  }
+
+  /**
+   * Submits several tasks. Every task is checked first; if one is
+   * malformed, none is submitted. Under `overflow: "reject"` the batch is
+   * accepted whole or refused whole with a `QueueFullError`; under
+   * `"block"` it waits for room task by task. With `atomic`, the batch is
+   * committed in one transaction: all of it or none.
+   *
+   * @param tasks The tasks.
+   * @param options A signal that cancels waits for room; `atomic`.
+   * @returns One handle per task, in order.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   * @throws {TypeError} Naming the index of the first malformed task.
+   * @throws {QueueFullError} Under `"reject"` or `atomic`, when the batch
+   * does not fit.
+   * @throws {RangeError} With `atomic`, when a consuming queue's channel
+   * could never hold the batch.
+   */
+  async submitMany<T = unknown>(
+    tasks: readonly TaskInput[],
+    options: SubmitManyOptions = {},
+  ): Promise<TaskHandle<T>[]> {
+    return await this.#intake.submitMany(
+      tasks,
+      options.signal,
+      options.atomic ?? false,
+    ) as TaskHandle<T>[];
+  }
+
+  /**
+   * Resolves once every task submitted through this queue has finished
+   * (succeeded or dead-lettered), retries included.
+   *
+   * @param signal Cancels the wait.
+   * @returns Nothing.
+   */
+  drain(signal?: AbortSignal): Promise<void> {
+    return this.#table.until(() => this.#table.localOutstanding === 0, signal);
+  }
+
+  /**
+   * Graceful shutdown: refuses new submissions, lets queued and running
+   * tasks finish within `deadline`, then stops the workers and closes the
+   * store. Past the deadline, tasks not yet started are handed back to the
+   * store uncharged, and every running handler's `ctx.signal` aborts with a
+   * `TaskCancelledError`, with `graceMs` to stop before its worker is
+   * terminated; the attempts they were charged are taken back. In a durable
+   * store they run again on the next start; their handles reject with
+   * {@linkcode QueueClosedError}. Calling it again returns the same report.
+   *
+   * @param options The deadline.
+   * @returns What finished and what did not.
+   */
+  close(options: CloseOptions = {}): Promise<CloseReport> {
+    const deadline = options.deadline ?? 30_000;
+    checkDeadline(deadline);
+    this.#closing ??= this.#close(deadline);
+    return this.#closing;
+  }
+
+  async #close(deadline: number): Promise<CloseReport> {
+    const { pool, store, ownsStore, metrics, logger, graceMs } = this.#parts;
+    const table = this.#table;
+    this.#draining = true;
+    this.#intake.close();
+    const dispatcher = this.#dispatcher;
+    dispatcher?.drain();
+    // Finish what was submitted here and every claim held (tasks claimed
+    // from the store included); claim nothing new beyond that.
+    const idle = (): boolean =>
+      table.localOutstanding === 0 && table.holding === 0 &&
+      table.count("reserved") === 0;
+    let drained = true;
+    try {
+      await table.until(
+        pool === null ? () => table.count("reserved") === 0 : idle,
+        AbortSignal.timeout(deadline),
+      );
+    } catch {
+      drained = false;
+    }
+    clearInterval(this.#pollTimer);
+    this.#pollTimer = undefined;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    // The final snapshot is taken while the workers still exist, so their
+    // utilization is in it.
+    const snapshot = this.#metricsFile === undefined
+      ? undefined
+      : metrics.snapshot();
+    if (dispatcher !== null && pool !== null) {
+      // Nothing more goes to the workers. What never started goes back to
+      // the store uncharged.
+      for (const entry of dispatcher.stop()) {
+        this.#settler.release(entry, "shutdown");
+      }
+      if (table.count("dispatched") + table.count("running") > 0) {
+        // Past the deadline: every running handler is told to stop and has
+        // graceMs to do so before the workers are terminated. What stops is
+        // handed back, with the attempt its start was charged taken back.
+        this.#settler.cancelling();
+        for (const entry of table.entries(["dispatched", "running"])) {
+          this.#events.emit("cancelled", {
+            id: entry.id,
+            type: entry.type,
+            idempotencyKey: entry.idempotencyKey,
+            reason: "shutdown",
+          });
+        }
+        pool.cancel("Cannot finish task: the queue is shutting down");
+        await pool.close({ signal: AbortSignal.timeout(graceMs) }).catch(
+          () => {},
+        );
+      }
+      await pool.terminate();
+    }
+    // Settles and releases still pending (a store that is down) get a last
+    // chance; what cannot be written keeps its lease in the store and is
+    // recovered later.
+    await this.#committer.flushed(
+      AbortSignal.timeout(Math.max(deadline, 1000)),
+    );
+    this.#leases.stop();
+    this.#channel.close();
+    const unfinishedIds = this.#settler.closeAll();
+    if (unfinishedIds.length > 0) {
+      logger.warn("closed_unfinished", { tasks: unfinishedIds.length });
+    }
+    if (ownsStore) await store.close();
+    metrics.setWorkersAlive(0);
+    metrics.setInFlight(0);
+    await this.#server?.shutdown();
+    if (this.#metricsFile !== undefined && snapshot !== undefined) {
+      const text = this.#metricsFile.endsWith(".csv")
+        ? `${metrics.toCsvHeader()}\n${metrics.toCsvRow(snapshot)}\n`
+        : JSON.stringify(snapshot, null, 2) + "\n";
+      await Deno.writeTextFile(this.#metricsFile, text);
+    }
+    logger.info("queue_closed", {
+      drained: drained && unfinishedIds.length === 0,
+      unfinished: unfinishedIds.length,
+    });
+    this.#draining = false;
+    return {
+      drained: drained && unfinishedIds.length === 0,
+      unfinished: unfinishedIds.length,
+      unfinishedIds,
+    };
+  }
+
+  /** Closes the queue with the default deadline. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function aliveWorkers(pool: WorkerPool | null): number {
+  let alive = 0;
+  for (const worker of pool?.stats() ?? []) if (worker.alive) alive++;
+  return alive;
+}

@@ -1,0 +1,288 @@
+/**
+ * The task table: every task this process knows about has exactly one
+ * entry here, and the entry's `state` is the only record of where it
+ * stands. States change only through {@linkcode TaskTable.move}, which
+ * refuses moves the life cycle does not allow; the counts and the key
+ * index are derived from the entries and kept by the same three methods
+ * (`add`, `move`, `remove`), never by callers.
+ *
+ * @module
+ */
+import type { TaskEntry, TaskState } from "./types.ts";
+
+/**
+ * Whether the life cycle allows a move from one state to another. Leaving
+ * the table is `remove`. (A switch, not a lookup table: this runs several
+ * times per task, and comparing interned strings is cheaper than a keyed
+ * load.)
+ */
+function allowed(from: TaskState, to: TaskState): boolean {
+  switch (from) {
+    // The insert committed: claimed → queued; scheduled or run elsewhere → remote.
+    case "reserved":
+      return to === "queued" || to === "remote";
+    // Dispatched to a worker; handed back (settling a release); or the
+    // lease was lost while it waited.
+    case "queued":
+      return to === "dispatched" || to === "settling" || to === "remote";
+    // The handler started; or the task ended without starting.
+    case "dispatched":
+      return to === "running" || to === "settling";
+    case "running":
+      return to === "settling";
+    // A retry or a release committed (the task waits in the store), or the
+    // settle was stale.
+    case "settling":
+      return to === "remote";
+    // Claimed by this process.
+    case "remote":
+      return to === "queued";
+  }
+}
+
+/** States that hold a claim, whose leases the heartbeat renews. */
+const HOLDING: readonly TaskState[] = [
+  "queued",
+  "dispatched",
+  "running",
+  "settling",
+];
+
+/** Entries per state, as plain fields so updates are named stores. */
+class Counts {
+  reserved = 0;
+  queued = 0;
+  dispatched = 0;
+  running = 0;
+  settling = 0;
+  remote = 0;
+
+  add(state: TaskState, n: number): void {
+    switch (state) {
+      case "reserved":
+        this.reserved += n;
+        break;
+      case "queued":
+        this.queued += n;
+        break;
+      case "dispatched":
+        this.dispatched += n;
+        break;
+      case "running":
+        this.running += n;
+        break;
+      case "settling":
+        this.settling += n;
+        break;
+      case "remote":
+        this.remote += n;
+        break;
+    }
+  }
+}
+
+interface IdleWaiter {
+  check: () => boolean;
+  resolve: () => void;
+}
+
+/** The task table of one queue. Owned by the queue's main thread. */
+export class TaskTable {
+  #entries = new Map<string, TaskEntry>();
+  /** Live entries by idempotency key: the in-process deduplication index. */
+  #byKey = new Map<string, TaskEntry>();
+  #counts = new Counts();
+  #local = 0;
+  #waiters: IdleWaiter[] = [];
+
+  /** Entries in the table. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Entries submitted here that have not left the table: what `drain` waits for. */
+  get localOutstanding(): number {
+    return this.#local;
+  }
+
+  /** Entries holding a claim (queued, dispatched, running or settling). */
+  get holding(): number {
+    const c = this.#counts;
+    return c.queued + c.dispatched + c.running + c.settling;
+  }
+
+  /**
+   * Entries in `state`.
+   *
+   * @param state The state.
+   * @returns How many.
+   */
+  count(state: TaskState): number {
+    const c = this.#counts;
+    switch (state) {
+      case "reserved":
+        return c.reserved;
+      case "queued":
+        return c.queued;
+      case "dispatched":
+        return c.dispatched;
+      case "running":
+        return c.running;
+      case "settling":
+        return c.settling;
+      case "remote":
+        return c.remote;
+    }
+  }
+
+  /**
+   * The entry for a task id.
+   *
+   * @param id The task's id.
+   * @returns The entry, or `undefined`.
+   */
+  get(id: string): TaskEntry | undefined {
+    return this.#entries.get(id);
+  }
+
+  /**
+   * The live entry with an idempotency key.
+   *
+   * @param key The key.
+   * @returns The entry, or `undefined`.
+   */
+  byKey(key: string): TaskEntry | undefined {
+    return this.#byKey.get(key);
+  }
+
+  /**
+   * Adds a new entry in its first state.
+   *
+   * @param entry The entry.
+   * @throws {Error} When the id is already in the table, or the state is
+   * not a first state (`reserved`, `queued` or `remote`).
+   */
+  add(entry: TaskEntry): void {
+    if (this.#entries.has(entry.id)) {
+      throw new Error(
+        `Cannot add task ${entry.id}: it is already in the table`,
+      );
+    }
+    const state = entry.state;
+    if (state !== "reserved" && state !== "queued" && state !== "remote") {
+      throw new Error(
+        `Cannot add task ${entry.id}: ${state} is not a first state`,
+      );
+    }
+    this.#entries.set(entry.id, entry);
+    if (
+      entry.idempotencyKey !== null && !this.#byKey.has(entry.idempotencyKey)
+    ) {
+      this.#byKey.set(entry.idempotencyKey, entry);
+    }
+    this.#counts.add(state, 1);
+    if (entry.local) this.#local++;
+  }
+
+  /**
+   * Moves an entry to another state.
+   *
+   * @param entry The entry, which must be in the table.
+   * @param to The new state.
+   * @throws {Error} When the entry is not in the table or the move is not
+   * allowed from its state.
+   */
+  move(entry: TaskEntry, to: TaskState): void {
+    const from = entry.state;
+    if (this.#entries.get(entry.id) !== entry) {
+      throw new Error(
+        `Cannot move task ${entry.id} to ${to}: it is not in the table`,
+      );
+    }
+    if (!allowed(from, to)) {
+      throw new Error(`Cannot move task ${entry.id} to ${to}: it is ${from}`);
+    }
+    this.#counts.add(from, -1);
+    this.#counts.add(to, 1);
+    entry.state = to;
+    if (this.#waiters.length > 0) this.#wake();
+  }
+
+  /**
+   * Removes an entry: its task is finished here (its handle answered), or
+   * the queue is closing.
+   *
+   * @param entry The entry.
+   * @returns `true` when it was in the table.
+   */
+  remove(entry: TaskEntry): boolean {
+    if (this.#entries.get(entry.id) !== entry) return false;
+    this.#entries.delete(entry.id);
+    const key = entry.idempotencyKey;
+    if (key !== null && this.#byKey.get(key) === entry) this.#byKey.delete(key);
+    this.#counts.add(entry.state, -1);
+    if (entry.local) this.#local--;
+    if (this.#waiters.length > 0) this.#wake();
+    return true;
+  }
+
+  /**
+   * Every entry, or those in the given states. Safe to use while entries
+   * move or leave: it iterates a snapshot.
+   *
+   * @param states Only these states.
+   * @returns The entries.
+   */
+  entries(states?: readonly TaskState[]): TaskEntry[] {
+    const out: TaskEntry[] = [];
+    for (const entry of this.#entries.values()) {
+      if (states === undefined || states.includes(entry.state)) out.push(entry);
+    }
+    return out;
+  }
+
+  /**
+   * The entries that hold a claim.
+   *
+   * @returns A snapshot of them.
+   */
+  holders(): TaskEntry[] {
+    return this.entries(HOLDING);
+  }
+
+  /**
+   * Resolves once `check` holds, re-checked after every change of the
+   * table.
+   *
+   * @param check The condition.
+   * @param signal Rejects the wait with its reason.
+   * @returns A promise that resolves when `check()` is true.
+   */
+  until(check: () => boolean, signal?: AbortSignal): Promise<void> {
+    if (check()) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const waiter: IdleWaiter = {
+        check,
+        resolve: (): void => {
+          signal?.removeEventListener("abort", abort);
+          resolve();
+        },
+      };
+      const abort = (): void => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(signal!.reason);
+      };
+      this.#waiters.push(waiter);
+      signal?.addEventListener("abort", abort, { once: true });
+    });
+  }
+
+  #wake(): void {
+    if (this.#waiters.length === 0) return;
+    const ready = this.#waiters.filter((w) => w.check());
+    if (ready.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => !ready.includes(w));
+    for (const waiter of ready) waiter.resolve();
+  }
+}
