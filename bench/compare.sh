@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# Measures this tree against another revision in one `deno bench` run:
-# the other revision is checked out into a temporary worktree, and both
-# trees' bench files run one after the other in the same process, on the
-# same machine state. Only the benches whose names match the filter run.
+# Measures this tree's queue against another revision's in one process:
+# the other revision is checked out into a temporary git worktree, and
+# bench/compare.ts interleaves runs of both (dispatch and durable), then
+# prints median tasks/s and their ratio.
 #
-#   bench/compare.sh [REV] [FILTER] [BENCH_FILE]
-#   bench/compare.sh HEAD~1 'no-op tasks' bench/queue_bench.ts
+#   bench/compare.sh [REV] [ROUNDS]
+#   bench/compare.sh HEAD~1 8
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev="${1:-HEAD}"
-filter="${2:-no-op tasks}"
-file="${3:-bench/queue_bench.ts}"
-old="$(mktemp -d)"
-trap 'git worktree remove --force "$old" >/dev/null 2>&1 || rm -rf "$old"' EXIT
-git worktree add --detach "$old" "$rev" >/dev/null
-echo "this tree: $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'); other: $(git -C "$old" rev-parse --short HEAD)"
-deno bench --allow-read --allow-write --allow-env --allow-ffi --allow-sys \
-  --filter "/${filter}/" "$file" "$old/$file"
+rounds="${2:-8}"
+other="$(mktemp -d)"
+trap 'git worktree remove --force "$other" >/dev/null 2>&1 || rm -rf "$other"' EXIT
+git worktree add --detach "$other" "$rev" >/dev/null
+echo "this tree: $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'); other: $(git -C "$other" rev-parse --short HEAD)"
+deno run --allow-read --allow-write --allow-env --allow-ffi --allow-sys \
+  bench/compare.ts "$other" "$rounds"

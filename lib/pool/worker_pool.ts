@@ -11,6 +11,7 @@ import {
   WorkerCrashedError,
 } from "../errors.ts";
 import { isCloneable } from "../_clone.ts";
+import { turnNow } from "../_clock.ts";
 import { type FaultPolicy, validateFaultPolicy } from "../faults.ts";
 import {
   collectTransfers,
@@ -1160,7 +1161,7 @@ export class WorkerPool implements AsyncDisposable {
     timeoutMs: number,
     handle: Handle,
   ): void {
-    const now = performance.now();
+    const now = turnNow();
     const seq = handle.nextSeq++;
     const slot = handle.freeSlots.pop()!;
     const entry = new Entry(task, listener, timeoutMs, handle, seq, slot, now);

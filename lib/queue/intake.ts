@@ -11,6 +11,7 @@
  * @module
  */
 import { type Channel, type ChannelSlot, QueueFullError } from "../channel.ts";
+import { turnNow } from "../_clock.ts";
 import { uuidv7 } from "../_id.ts";
 import type { RetryPolicy } from "../retry.ts";
 import type {
@@ -476,7 +477,7 @@ function newEntry(task: NewTask, local: boolean): TaskEntry {
     charge: "none",
     handle: deferred(),
     runAt: task.runAt,
-    acceptedAt: performance.now(),
+    acceptedAt: turnNow(),
     leaseLost: false,
     pending: null,
   };

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { turnNow } from "../_clock.ts";
 import type { LogFields, Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { FailureEvent, TaskEventBase, TaskEvents } from "./events.ts";
@@ -22,11 +23,11 @@ export function observeMetrics(
   metrics: Metrics,
   inFlight: () => number,
 ): void {
-  events.on("submitted", (e) => metrics.recordEnqueue(e.depth));
+  events.on("submitted", (e) => metrics.recordEnqueue(e.depth, turnNow()));
   events.on("deduplicated", () => metrics.inc("deduplicated"));
   events.on("rejected", (e) => metrics.inc("rejected", e.count));
   events.on("dispatched", (e) => {
-    metrics.recordDequeue(e.depth);
+    metrics.recordDequeue(e.depth, turnNow());
     metrics.setInFlight(e.inFlight);
   });
   events.on("succeeded", (e) => {
