@@ -31,16 +31,16 @@ import {
   FLAG_NAMES,
   readEnv,
   resolveConfig,
-} from "./lib/_cli_config.ts";
-import { formatDuration, Progress } from "./lib/_progress.ts";
+} from "./lib/cli/config.ts";
+import { formatDuration, Progress } from "./lib/cli/progress.ts";
 import {
   type BenchmarkProgress,
   formatBenchmarkTable,
   runBenchmark,
   writeBenchmarkReport,
-} from "./lib/benchmark.ts";
+} from "./lib/benchmark/benchmark.ts";
 import { Logger } from "./lib/log.ts";
-import { serveMetrics } from "./lib/metrics_server.ts";
+import { serveMetrics } from "./lib/metrics/server.ts";
 import { QueueFullError } from "./lib/channel.ts";
 import { TaskQueue } from "./lib/queue/task_queue.ts";
 import type {
@@ -50,8 +50,8 @@ import type {
   TaskQueueOptions,
 } from "./lib/queue/types.ts";
 import { isPostgresUrl } from "./lib/store/open_store.ts";
-import { PostgresTaskStore } from "./lib/store/postgres_store.ts";
-import { SqliteTaskStore } from "./lib/store/sqlite_store.ts";
+import { PostgresTaskStore } from "./lib/store/postgres/postgres_store.ts";
+import { SqliteTaskStore } from "./lib/store/sqlite/sqlite_store.ts";
 import type { StatusCounts, TaskRecord, TaskStore } from "./lib/store/store.ts";
 import { VERSION } from "./mod.ts";
 

@@ -110,7 +110,7 @@ export {
   type PostgresDropOptions,
   PostgresTaskStore,
   type PostgresTaskStoreOptions,
-} from "./lib/store/postgres_store.ts";
+} from "./lib/store/postgres/postgres_store.ts";
 export {
   isPostgresUrl,
   openStore,
@@ -119,7 +119,7 @@ export {
 export {
   SqliteTaskStore,
   type SqliteTaskStoreOptions,
-} from "./lib/store/sqlite_store.ts";
+} from "./lib/store/sqlite/sqlite_store.ts";
 export { MemoryTaskStore } from "./lib/store/memory_store.ts";
 export type {
   CommitBatch,
@@ -142,12 +142,12 @@ export {
   openDatabase,
   type SqliteDriverInfo,
   sqliteDriverInfo,
-} from "./lib/store/sqlite.ts";
+} from "./lib/store/sqlite/open_database.ts";
 export {
   SqliteError,
   type SqliteErrorOptions,
   type SqliteOperation,
-} from "./lib/store/sqlite_error.ts";
+} from "./lib/store/sqlite/sqlite_error.ts";
 export type {
   Database,
   DriverName,
@@ -156,14 +156,14 @@ export type {
   RunResult,
   SqlValue,
   Statement,
-} from "./lib/store/database.ts";
+} from "./lib/store/sqlite/database.ts";
 
 // -- metrics, log --
 export {
   Histogram,
   type HistogramOptions,
   type HistogramSummary,
-} from "./lib/histogram.ts";
+} from "./lib/metrics/histogram.ts";
 export {
   type CounterName,
   COUNTERS,
@@ -174,7 +174,7 @@ export {
   type MetricsSnapshot,
   type WorkerStats,
   type WorkerUtilization,
-} from "./lib/metrics.ts";
+} from "./lib/metrics/metrics.ts";
 export {
   LOG_FIELDS,
   type LogFormat,
@@ -187,7 +187,7 @@ export {
   type MetricsServer,
   type MetricsServerOptions,
   serveMetrics,
-} from "./lib/metrics_server.ts";
+} from "./lib/metrics/server.ts";
 
 // -- objects, handlers --
 export {
@@ -208,13 +208,13 @@ export {
   type PngColorType,
   type PngFilterType,
   type PngHeader,
-} from "./lib/png.ts";
+} from "./lib/handlers/image/png.ts";
 export {
   type ResizeFilter,
   type ResizeOptions,
   resizeRows,
   type Size,
-} from "./lib/resize.ts";
+} from "./lib/handlers/image/resize.ts";
 export {
   type FaultConfig,
   type FaultPolicy,
@@ -227,7 +227,7 @@ export {
   imageVariant,
   type ImageVariantPayload,
   type ImageVariantResult,
-} from "./lib/handlers/image_variant.ts";
+} from "./lib/handlers/image/image_variant.ts";
 export {
   compute,
   type ComputeOperation,
@@ -299,4 +299,4 @@ export {
   percentile,
   runBenchmark,
   writeBenchmarkReport,
-} from "./lib/benchmark.ts";
+} from "./lib/benchmark/benchmark.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { Metrics } from "../lib/metrics.ts";
+import { Metrics } from "../lib/metrics/metrics.ts";
 
 const TASKS = 10_000;
 

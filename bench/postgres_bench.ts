@@ -21,8 +21,8 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { PostgresTaskStore } from "../lib/store/postgres_store.ts";
-import { SqliteTaskStore } from "../lib/store/sqlite_store.ts";
+import { PostgresTaskStore } from "../lib/store/postgres/postgres_store.ts";
+import { SqliteTaskStore } from "../lib/store/sqlite/sqlite_store.ts";
 import type { TaskStore } from "../lib/store/store.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));

@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { mulberry32 } from "../lib/_rng.ts";
 import { ObjectStore } from "../lib/objects.ts";
-import { encodePng } from "../lib/png.ts";
+import { encodePng } from "../lib/handlers/image/png.ts";
 
 /** A generated task. */
 export interface GeneratedTask {

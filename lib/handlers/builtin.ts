@@ -21,7 +21,7 @@
  *
  * @module
  */
-export { imageVariant as "image.variant" } from "./image_variant.ts";
+export { imageVariant as "image.variant" } from "./image/image_variant.ts";
 export { compute } from "./compute.ts";
 export { sleep } from "./sleep.ts";
 export { httpSimulated as "http.simulated" } from "./http_simulated.ts";

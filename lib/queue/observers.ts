@@ -7,7 +7,7 @@
  */
 import { turnNow } from "../_clock.ts";
 import type { LogFields, Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { FailureEvent, TaskEventBase, TaskEvents } from "./events.ts";
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { Logger } from "../log.ts";
-import { Metrics } from "../metrics.ts";
+import { Metrics } from "../metrics/metrics.ts";
 import { RetryPolicy } from "../retry.ts";
 import type { TaskQueueOptions } from "./types.ts";
 

@@ -8,8 +8,8 @@
  */
 import { Channel } from "../channel.ts";
 import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import { type MetricsServer, serveMetrics } from "../metrics_server.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import { type MetricsServer, serveMetrics } from "../metrics/server.ts";
 import { type PoolEvent, WorkerPool } from "../pool/worker_pool.ts";
 import type { RetryPolicy } from "../retry.ts";
 import { MemoryTaskStore } from "../store/memory_store.ts";

@@ -8,7 +8,7 @@ import type { OverflowPolicy } from "../channel.ts";
 import { deserializeError, type ErrorClass } from "../errors.ts";
 import type { FaultPolicy } from "../faults.ts";
 import type { Logger, LoggerOptions } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { PoolResult, PoolTask } from "../pool/worker_pool.ts";
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { TaskRecord, TaskStore } from "../store/store.ts";

@@ -9,11 +9,11 @@
 import {
   PostgresTaskStore,
   type PostgresTaskStoreOptions,
-} from "./postgres_store.ts";
+} from "./postgres/postgres_store.ts";
 import {
   SqliteTaskStore,
   type SqliteTaskStoreOptions,
-} from "./sqlite_store.ts";
+} from "./sqlite/sqlite_store.ts";
 import type { TaskStore } from "./store.ts";
 
 /** Options for {@linkcode openStore}, per kind of store. */

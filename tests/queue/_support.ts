@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { PostgresTaskStore } from "../../lib/store/postgres_store.ts";
-import { SqliteTaskStore } from "../../lib/store/sqlite_store.ts";
+import { PostgresTaskStore } from "../../lib/store/postgres/postgres_store.ts";
+import { SqliteTaskStore } from "../../lib/store/sqlite/sqlite_store.ts";
 import type { NewTask, TaskRecord, TaskStore } from "../../lib/store/store.ts";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
 import { waitFor } from "../_helpers.ts";

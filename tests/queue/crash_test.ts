@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { mulberry32 } from "../../lib/_rng.ts";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
-import { SqliteTaskStore } from "../../lib/store/sqlite_store.ts";
+import { SqliteTaskStore } from "../../lib/store/sqlite/sqlite_store.ts";
 import { tempDir, waitFor } from "../_helpers.ts";
 import { lines, tally } from "./_support.ts";
 

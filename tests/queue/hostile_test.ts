@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
 import { TaskFailedError } from "../../lib/queue/types.ts";
-import { SqliteTaskStore } from "../../lib/store/sqlite_store.ts";
+import { SqliteTaskStore } from "../../lib/store/sqlite/sqlite_store.ts";
 import { tempDir } from "../_helpers.ts";
 import { lines, restartAndDrain } from "./_support.ts";
 

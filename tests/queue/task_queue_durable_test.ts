@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { Logger } from "../../lib/log.ts";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
 import { TaskFailedError } from "../../lib/queue/types.ts";
-import { SqliteError } from "../../lib/store/sqlite_error.ts";
-import { SqliteTaskStore } from "../../lib/store/sqlite_store.ts";
+import { SqliteError } from "../../lib/store/sqlite/sqlite_error.ts";
+import { SqliteTaskStore } from "../../lib/store/sqlite/sqlite_store.ts";
 import { tempDir, waitFor, withDeadline } from "../_helpers.ts";
 
 const handlers = new URL("../fixtures/queue_handlers.ts", import.meta.url);

@@ -4,9 +4,9 @@ import {
   generateTasks,
   writeSourceImages,
 } from "../../input/generate_tasks.ts";
-import type { ImageVariantResult } from "../../lib/handlers/image_variant.ts";
+import type { ImageVariantResult } from "../../lib/handlers/image/image_variant.ts";
 import { ObjectStore } from "../../lib/objects.ts";
-import { decodePng } from "../../lib/png.ts";
+import { decodePng } from "../../lib/handlers/image/png.ts";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
 import { TaskFailedError } from "../../lib/queue/types.ts";
 import { type TempDir, tempDir, withDeadline } from "../_helpers.ts";

@@ -4,10 +4,10 @@ import {
   ENV_NAMES,
   readEnv,
   resolveConfig,
-} from "../lib/_cli_config.ts";
-import { tempDir, waitFor, withDeadline } from "./_helpers.ts";
+} from "../../lib/cli/config.ts";
+import { tempDir, waitFor, withDeadline } from "../_helpers.ts";
 
-const cli = new URL("../cli.ts", import.meta.url).pathname;
+const cli = new URL("../../cli.ts", import.meta.url).pathname;
 const PERMISSIONS = [
   "--allow-read",
   "--allow-write",

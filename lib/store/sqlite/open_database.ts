@@ -6,8 +6,8 @@
  */
 import type { Database, DriverName, OpenDatabaseOptions } from "./database.ts";
 import { probeSqlite } from "./ffi.ts";
-import { FfiDatabase } from "./sqlite_ffi.ts";
-import { NodeSqliteDatabase } from "./sqlite_node.ts";
+import { FfiDatabase } from "./ffi_database.ts";
+import { NodeSqliteDatabase } from "./node_database.ts";
 
 /** Which driver `openDatabase` picks and why, from {@linkcode sqliteDriverInfo}. */
 export interface SqliteDriverInfo {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { type BaselineTask, runBaseline } from "../input/baseline.ts";
+import { type BaselineTask, runBaseline } from "../../input/baseline.ts";
 
 const sample = JSON.parse(
   await Deno.readTextFile(
-    new URL("../input/sample_tasks_small.json", import.meta.url),
+    new URL("../../input/sample_tasks_small.json", import.meta.url),
   ),
 ) as BaselineTask[];
 

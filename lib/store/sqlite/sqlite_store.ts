@@ -5,9 +5,9 @@
  * @experimental The store interface is not yet a stable API.
  * @module
  */
-import { serializeJson } from "./_json.ts";
-import { newRecord } from "./_record.ts";
-import type { ErrorClass } from "../errors.ts";
+import { serializeJson } from "../_json.ts";
+import { newRecord } from "../_record.ts";
+import type { ErrorClass } from "../../errors.ts";
 import type { Database, Row, SqlValue } from "./database.ts";
 import {
   applyPragmas,
@@ -17,7 +17,7 @@ import {
   SCHEMA_VERSION,
   SYNCHRONOUS_MODES,
 } from "./schema.ts";
-import { openDatabase } from "./sqlite.ts";
+import { openDatabase } from "./open_database.ts";
 import { SqliteError } from "./sqlite_error.ts";
 import type {
   CommitBatch,
@@ -29,14 +29,14 @@ import type {
   TaskRecord,
   TaskStatus,
   TaskStore,
-} from "./store.ts";
+} from "../store.ts";
 import {
   emptyCounts,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
   validateWindow,
-} from "./_shared.ts";
+} from "../_shared.ts";
 
 /** Options for {@linkcode SqliteTaskStore.open}. */
 export interface SqliteTaskStoreOptions {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { MemoryTaskStore } from "../lib/store/memory_store.ts";
-import type { CommitBatch } from "../lib/store/store.ts";
-import { storeConformance } from "./store_conformance.ts";
+import { MemoryTaskStore } from "../../lib/store/memory_store.ts";
+import type { CommitBatch } from "../../lib/store/store.ts";
+import { storeConformance } from "./conformance.ts";
 
 storeConformance("memory", () => new MemoryTaskStore(), { values: "clone" });
 

@@ -12,17 +12,17 @@
  * @module
  */
 import type postgres from "postgres";
-import { delay } from "../_delay.ts";
-import { type JsonRule, serializeJson } from "./_json.ts";
-import { newRecord } from "./_record.ts";
-import type { ErrorClass } from "../errors.ts";
+import { delay } from "../../_delay.ts";
+import { type JsonRule, serializeJson } from "../_json.ts";
+import { newRecord } from "../_record.ts";
+import type { ErrorClass } from "../../errors.ts";
 import {
   emptyCounts,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
   validateWindow,
-} from "./_shared.ts";
+} from "../_shared.ts";
 import {
   NOTIFY_CHANNEL,
   POSTGRES_MIGRATIONS,
@@ -30,7 +30,7 @@ import {
   type PostgresQueries,
   postgresQueries,
   validateSchemaName,
-} from "./postgres_schema.ts";
+} from "./schema.ts";
 import type {
   CommitBatch,
   CommitResult,
@@ -40,7 +40,7 @@ import type {
   TaskRecord,
   TaskStatus,
   TaskStore,
-} from "./store.ts";
+} from "../store.ts";
 
 /** Options for {@linkcode PostgresTaskStore.open}. */
 export interface PostgresTaskStoreOptions {

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { PermanentError, TransientError } from "../lib/errors.ts";
+import { PermanentError, TransientError } from "../../lib/errors.ts";
 import {
   type FaultPolicy,
   SIMULATED_IO_30MS,
   validateFaultPolicy,
   withFaults,
-} from "../lib/faults.ts";
-import type { Handler, TaskContext } from "../lib/handler.ts";
-import { noop } from "../lib/handlers/noop.ts";
-import { ObjectStore } from "../lib/objects.ts";
-import { isPending, withDeadline } from "./_helpers.ts";
+} from "../../lib/faults.ts";
+import type { Handler, TaskContext } from "../../lib/handler.ts";
+import { noop } from "../../lib/handlers/noop.ts";
+import { ObjectStore } from "../../lib/objects.ts";
+import { isPending, withDeadline } from "../_helpers.ts";
 
 const objects = new ObjectStore("/nonexistent");
 

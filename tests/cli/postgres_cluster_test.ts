@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
-import { PostgresTaskStore } from "../lib/store/postgres_store.ts";
-import { isPending, type TempDir, tempDir, waitFor } from "./_helpers.ts";
+import { PostgresTaskStore } from "../../lib/store/postgres/postgres_store.ts";
+import { isPending, type TempDir, tempDir, waitFor } from "../_helpers.ts";
 
 // Several `cli.ts start` processes on one PostgreSQL schema, against a real
 // server named by SLUICE_TEST_PG (for example
@@ -11,8 +11,8 @@ import { isPending, type TempDir, tempDir, waitFor } from "./_helpers.ts";
 // end, and kills every child process it started.
 const PG = Deno.env.get("SLUICE_TEST_PG") || undefined;
 const ignore = PG === undefined;
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
-const HANDLERS = new URL("./fixtures/effect_handlers.ts", import.meta.url)
+const CLI = fileURLToPath(new URL("../../cli.ts", import.meta.url));
+const HANDLERS = new URL("../fixtures/effect_handlers.ts", import.meta.url)
   .href;
 const decoder = new TextDecoder();
 
@@ -214,6 +214,40 @@ function keys(count: number, prefix = "k"): string[] {
 }
 
 // -- CLI commands on PostgreSQL ---------------------------------------------
+
+Deno.test({
+  name:
+    "`cli.ts status`, `monitor`, `dlq list` and `export` on a PostgreSQL schema that does not exist say so and create nothing",
+  ignore,
+  async fn(): Promise<void> {
+    const schema = freshSchema();
+    const env = { SLUICE_DB: PG!, SLUICE_PG_SCHEMA: schema };
+    for (
+      const args of [
+        ["status", "--json"],
+        ["monitor", "--once"],
+        ["dlq", "list"],
+        ["export", "--format", "json"],
+      ]
+    ) {
+      const result = await cli(args, env);
+      assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        new RegExp(`schema "${schema}" holds no Sluice queue`),
+        args.join(" "),
+      );
+    }
+    const sql = postgres(PG!, { max: 1, onnotice: () => {} });
+    try {
+      const rows = await sql`
+        SELECT 1 FROM information_schema.schemata WHERE schema_name = ${schema}`;
+      assert.equal(rows.length, 0, "no schema was created");
+    } finally {
+      await sql.end();
+    }
+  },
+});
 
 Deno.test({
   name:

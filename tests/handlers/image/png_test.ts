@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { PermanentError } from "../lib/errors.ts";
+import { PermanentError } from "../../../lib/errors.ts";
 import {
   decodePng,
   encodePng,
   type PngColorType,
   type PngFilterType,
-} from "../lib/png.ts";
-import { resizeRows } from "../lib/resize.ts";
+} from "../../../lib/handlers/image/png.ts";
+import { resizeRows } from "../../../lib/handlers/image/resize.ts";
 
 /** Deterministic RGBA rows; `kind` shapes them so each color type can hold them exactly. */
 function image(
@@ -264,7 +264,7 @@ Deno.test("decodePng() throws PermanentError when the format is unsupported", as
   });
 });
 
-/** The 4-byte CRC of `typeAndData`, computed independently of lib/png.ts. */
+/** The 4-byte CRC of `typeAndData`, computed independently of lib/handlers/image/png.ts. */
 function encodePngCrc(typeAndData: Uint8Array): ReadableStream<Uint8Array> {
   let c = 0xffffffff;
   for (const byte of typeAndData) {

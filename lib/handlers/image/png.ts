@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { PermanentError } from "./errors.ts";
+import { PermanentError } from "../../errors.ts";
 
 const SIGNATURE = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
 

@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { openStore } from "../lib/store/open_store.ts";
+import { openStore } from "../../../lib/store/open_store.ts";
 import {
   PostgresTaskStore,
   type PostgresTaskStoreOptions,
-} from "../lib/store/postgres_store.ts";
-import { mulberry32 } from "../lib/_rng.ts";
+} from "../../../lib/store/postgres/postgres_store.ts";
+import { mulberry32 } from "../../../lib/_rng.ts";
 import type {
   InsertOutcome,
   TaskRecord,
   TaskStore,
-} from "../lib/store/store.ts";
-import { waitFor, withDeadline } from "./_helpers.ts";
-import { batch, storeConformance, T0, task } from "./store_conformance.ts";
+} from "../../../lib/store/store.ts";
+import { waitFor, withDeadline } from "../../_helpers.ts";
+import { batch, storeConformance, T0, task } from "../conformance.ts";
 
 // The suite runs against a real server named by SLUICE_TEST_PG (for
 // example postgres://postgres@127.0.0.1:5432/test); without it every case

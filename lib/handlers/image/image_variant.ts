@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { PermanentError } from "../errors.ts";
-import type { TaskContext } from "../handler.ts";
-import { ObjectNotFoundError } from "../objects.ts";
-import { decodePng, encodePng } from "../png.ts";
-import { resizeRows } from "../resize.ts";
+import { PermanentError } from "../../errors.ts";
+import type { TaskContext } from "../../handler.ts";
+import { ObjectNotFoundError } from "../../objects.ts";
+import { decodePng, encodePng } from "./png.ts";
+import { resizeRows } from "./resize.ts";
 
 /**
  * Largest encoded source accepted by `image.variant`: 64 MiB. Bigger

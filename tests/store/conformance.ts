@@ -13,7 +13,7 @@ import type {
   Start,
   TaskRecord,
   TaskStore,
-} from "../lib/store/store.ts";
+} from "../../lib/store/store.ts";
 
 /** The clock of the store tests: an epoch-ms time past 2^32, so 32-bit truncation would show. */
 export const T0 = 1_700_000_000_000;

@@ -214,7 +214,7 @@ class NodeStatement implements Statement {
  *
  * @example Using the built-in driver directly
  * ```ts
- * import { NodeSqliteDatabase } from "./sqlite_node.ts";
+ * import { NodeSqliteDatabase } from "./node_database.ts";
  * import assert from "node:assert/strict";
  *
  * using db = new NodeSqliteDatabase(":memory:");

@@ -360,7 +360,7 @@ class FfiStatement implements Statement {
  *
  * @example Using the FFI driver directly
  * ```ts
- * import { FfiDatabase } from "./sqlite_ffi.ts";
+ * import { FfiDatabase } from "./ffi_database.ts";
  * import assert from "node:assert/strict";
  *
  * using db = new FfiDatabase(":memory:");

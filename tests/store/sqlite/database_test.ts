@@ -5,12 +5,13 @@ import {
   openDatabase,
   sqliteDriverInfo,
   SqliteError,
-} from "../mod.ts";
-import { tempDir } from "./_helpers.ts";
+} from "../../../mod.ts";
+import { tempDir } from "../../_helpers.ts";
 
 const DRIVERS: readonly DriverName[] = ["ffi", "builtin"];
-const MOD_URL = new URL("../mod.ts", import.meta.url).href;
-const FFI_URL = new URL("../lib/store/ffi.ts", import.meta.url).href;
+const MOD_URL = new URL("../../../mod.ts", import.meta.url).href;
+const FFI_URL =
+  new URL("../../../lib/store/sqlite/ffi.ts", import.meta.url).href;
 
 function isSqliteError(
   code: number,

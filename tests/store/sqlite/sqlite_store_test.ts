@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
-import type { DriverName } from "../lib/store/database.ts";
+import type { DriverName } from "../../../lib/store/sqlite/database.ts";
 import {
   migrate,
   MIGRATIONS,
   QUERIES,
   readUserVersion,
   SCHEMA_VERSION,
-} from "../lib/store/schema.ts";
-import { openDatabase } from "../lib/store/sqlite.ts";
-import { SqliteError } from "../lib/store/sqlite_error.ts";
-import { SqliteTaskStore } from "../lib/store/sqlite_store.ts";
-import { openStore } from "../lib/store/open_store.ts";
-import { tempDir } from "./_helpers.ts";
-import { batch, storeConformance, T0, task } from "./store_conformance.ts";
+} from "../../../lib/store/sqlite/schema.ts";
+import { openDatabase } from "../../../lib/store/sqlite/open_database.ts";
+import { SqliteError } from "../../../lib/store/sqlite/sqlite_error.ts";
+import { SqliteTaskStore } from "../../../lib/store/sqlite/sqlite_store.ts";
+import { openStore } from "../../../lib/store/open_store.ts";
+import { tempDir } from "../../_helpers.ts";
+import { batch, storeConformance, T0, task } from "../conformance.ts";
 
 const DRIVERS: DriverName[] = ["ffi", "builtin"];
 
@@ -475,7 +475,9 @@ Deno.test("openStore() opens SQLite read-only when readonly is set", async () =>
  */
 const OPENER = `
 import { SqliteTaskStore } from ${
-  JSON.stringify(new URL("../lib/store/sqlite_store.ts", import.meta.url).href)
+  JSON.stringify(
+    new URL("../../../lib/store/sqlite/sqlite_store.ts", import.meta.url).href,
+  )
 };
 const [path, driver, id] = Deno.args;
 const go = Deno.stdin.readable.getReader();

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { Metrics } from "../lib/metrics.ts";
+import { Metrics } from "../../lib/metrics/metrics.ts";
 import {
   type MetricsServerOptions,
   serveMetrics,
-} from "../lib/metrics_server.ts";
-import { withDeadline } from "./_helpers.ts";
+} from "../../lib/metrics/server.ts";
+import { withDeadline } from "../_helpers.ts";
 
 function options(
   overrides: Partial<MetricsServerOptions> = {},

@@ -5,7 +5,7 @@ import {
   Metrics,
   type MetricsSnapshot,
   type WorkerStats,
-} from "../lib/metrics.ts";
+} from "../../lib/metrics/metrics.ts";
 
 /** A clock the test moves by hand. */
 function manualClock(start = 0): { now: number; read: () => number } {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { Histogram } from "../lib/histogram.ts";
-import { mulberry32 } from "../lib/_rng.ts";
+import { Histogram } from "../../lib/metrics/histogram.ts";
+import { mulberry32 } from "../../lib/_rng.ts";
 
 const PERCENTILES = [1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 100];
 

@@ -7,14 +7,14 @@
  * @module
  */
 import { cpus } from "node:os";
-import { type BaselineTask, runBaseline } from "../input/baseline.ts";
-import { generateTasks } from "../input/generate_tasks.ts";
-import { renderChart } from "./_chart.ts";
-import { type FaultConfig, SIMULATED_IO_30MS } from "./faults.ts";
-import { TaskQueue } from "./queue/task_queue.ts";
-import { sqliteDriverInfo } from "./store/sqlite.ts";
-import { isPostgresUrl } from "./store/open_store.ts";
-import { PostgresTaskStore } from "./store/postgres_store.ts";
+import { type BaselineTask, runBaseline } from "../../input/baseline.ts";
+import { generateTasks } from "../../input/generate_tasks.ts";
+import { renderChart } from "./chart.ts";
+import { type FaultConfig, SIMULATED_IO_30MS } from "../faults.ts";
+import { TaskQueue } from "../queue/task_queue.ts";
+import { sqliteDriverInfo } from "../store/sqlite/open_database.ts";
+import { isPostgresUrl } from "../store/open_store.ts";
+import { PostgresTaskStore } from "../store/postgres/postgres_store.ts";
 
 /** Options for {@linkcode runBenchmark}. Every field is optional. */
 export interface BenchmarkOptions {

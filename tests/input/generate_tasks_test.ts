@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { generateTasks, SIZES } from "../input/generate_tasks.ts";
-import { tempDir } from "./_helpers.ts";
+import { generateTasks, SIZES } from "../../input/generate_tasks.ts";
+import { tempDir } from "../_helpers.ts";
 
-const script = new URL("../input/generate_tasks.ts", import.meta.url).pathname;
+const script =
+  new URL("../../input/generate_tasks.ts", import.meta.url).pathname;
 
 async function generate(
   args: string[],

@@ -6,11 +6,11 @@ import {
   percentile,
   runBenchmark,
 } from "@sluice/sluice";
-import { escapeXml, renderChart } from "../lib/_chart.ts";
-import { formatDuration, Progress } from "../lib/_progress.ts";
-import { tempDir } from "./_helpers.ts";
+import { escapeXml, renderChart } from "../../lib/benchmark/chart.ts";
+import { formatDuration, Progress } from "../../lib/cli/progress.ts";
+import { tempDir } from "../_helpers.ts";
 
-const cli = new URL("../cli.ts", import.meta.url).pathname;
+const cli = new URL("../../cli.ts", import.meta.url).pathname;
 
 Deno.test("cli.ts --benchmark writes benchmark.json, .csv and .svg with every field", async () => {
   await using dir = await tempDir();

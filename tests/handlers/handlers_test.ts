@@ -1,19 +1,19 @@
 import assert from "node:assert/strict";
-import { PermanentError, TransientError } from "../lib/errors.ts";
-import type { TaskContext, TaskLogger } from "../lib/handler.ts";
-import * as builtin from "../lib/handlers/builtin.ts";
-import { compute } from "../lib/handlers/compute.ts";
-import { fail } from "../lib/handlers/fail.ts";
+import { PermanentError, TransientError } from "../../lib/errors.ts";
+import type { TaskContext, TaskLogger } from "../../lib/handler.ts";
+import * as builtin from "../../lib/handlers/builtin.ts";
+import { compute } from "../../lib/handlers/compute.ts";
+import { fail } from "../../lib/handlers/fail.ts";
 import {
   createHttpSimulated,
   httpSimulated,
-} from "../lib/handlers/http_simulated.ts";
-import { imageVariant } from "../lib/handlers/image_variant.ts";
-import { noop } from "../lib/handlers/noop.ts";
-import { sleep } from "../lib/handlers/sleep.ts";
-import { ObjectStore } from "../lib/objects.ts";
-import { decodePng, encodePng } from "../lib/png.ts";
-import { isPending, runProbe, tempDir, withDeadline } from "./_helpers.ts";
+} from "../../lib/handlers/http_simulated.ts";
+import { imageVariant } from "../../lib/handlers/image/image_variant.ts";
+import { noop } from "../../lib/handlers/noop.ts";
+import { sleep } from "../../lib/handlers/sleep.ts";
+import { ObjectStore } from "../../lib/objects.ts";
+import { decodePng, encodePng } from "../../lib/handlers/image/png.ts";
+import { isPending, runProbe, tempDir, withDeadline } from "../_helpers.ts";
 
 const MiB = 1024 * 1024;
 
@@ -224,11 +224,13 @@ Deno.test("imageVariant() transforms a 50 MiB PNG with peak RSS growth far below
   const url = (path: string): string => new URL(path, import.meta.url).href;
   const report = await runProbe(
     dir.path,
-    `import { ObjectStore } from ${JSON.stringify(url("../lib/objects.ts"))};
+    `import { ObjectStore } from ${JSON.stringify(url("../../lib/objects.ts"))};
 import { imageVariant } from ${
-      JSON.stringify(url("../lib/handlers/image_variant.ts"))
+      JSON.stringify(url("../../lib/handlers/image/image_variant.ts"))
     };
-import { encodePng } from ${JSON.stringify(url("../lib/png.ts"))};
+import { encodePng } from ${
+      JSON.stringify(url("../../lib/handlers/image/png.ts"))
+    };
 const objects = new ObjectStore(Deno.args[0]);
 const log = { debug() {}, info() {}, warn() {}, error() {} };
 const ctx = { signal: new AbortController().signal, attempt: 1, taskId: "t", idempotencyKey: null, type: "image.variant", objects, log };
