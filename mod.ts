@@ -55,211 +55,9 @@
  */
 export const VERSION: string = "0.1.0";
 
-// -- errors --
-export {
-  deserializeError,
-  type ErrorClass,
-  errorClassOf,
-  PermanentError,
-  type SerializedError,
-  serializeError,
-  TaskCancelledError,
-  TaskTimeoutError,
-  TransientError,
-  WorkerCrashedError,
-} from "./lib/errors.ts";
-export type {
-  Handler,
-  LogFields,
-  TaskContext,
-  TaskLogger,
-} from "./lib/handler.ts";
-
-// -- semaphore, channel --
-export { Semaphore } from "./lib/semaphore.ts";
-export {
-  Channel,
-  ChannelClosedError,
-  type ChannelOptions,
-  type ChannelSendOptions,
-  ChannelSlot,
-  type ChannelStats,
-  type OverflowPolicy,
-  QueueFullError,
-} from "./lib/channel.ts";
-
-// -- pool --
-export {
-  PoolClosedError,
-  type PoolCloseOptions,
-  type PoolEvent,
-  type PoolFailure,
-  type PoolListener,
-  type PoolResult,
-  type PoolSuccess,
-  type PoolTask,
-  type PoolWorkerStats,
-  WorkerPool,
-  type WorkerPoolOptions,
-  type WorkerPoolStartOptions,
-  type WorkerReplacedReason,
-} from "./lib/pool/worker_pool.ts";
-
-// -- store --
-export {
-  type PostgresDropOptions,
-  PostgresTaskStore,
-  type PostgresTaskStoreOptions,
-} from "./lib/store/postgres/postgres_store.ts";
-export {
-  isPostgresUrl,
-  openStore,
-  type OpenStoreOptions,
-} from "./lib/store/open_store.ts";
-export {
-  SqliteTaskStore,
-  type SqliteTaskStoreOptions,
-} from "./lib/store/sqlite/sqlite_store.ts";
-export { MemoryTaskStore } from "./lib/store/memory_store.ts";
-export type {
-  CommitBatch,
-  CommitResult,
-  InsertOutcome,
-  ListOptions,
-  NewTask,
-  Release,
-  Renewal,
-  Settlement,
-  SettleOutcome,
-  Start,
-  StatusCounts,
-  StoreStatus,
-  TaskRecord,
-  TaskStatus,
-  TaskStore,
-} from "./lib/store/store.ts";
-export {
-  openDatabase,
-  type SqliteDriverInfo,
-  sqliteDriverInfo,
-} from "./lib/store/sqlite/open_database.ts";
-export {
-  SqliteError,
-  type SqliteErrorOptions,
-  type SqliteOperation,
-} from "./lib/store/sqlite/sqlite_error.ts";
-export type {
-  Database,
-  DriverName,
-  OpenDatabaseOptions,
-  Row,
-  RunResult,
-  SqlValue,
-  Statement,
-} from "./lib/store/sqlite/database.ts";
-
-// -- metrics, log --
-export {
-  Histogram,
-  type HistogramOptions,
-  type HistogramSummary,
-} from "./lib/metrics/histogram.ts";
-export {
-  type CounterName,
-  COUNTERS,
-  type CounterValues,
-  type LatencySummary,
-  Metrics,
-  type MetricsOptions,
-  type MetricsSnapshot,
-  type WorkerStats,
-  type WorkerUtilization,
-} from "./lib/metrics/metrics.ts";
-export {
-  LOG_FIELDS,
-  type LogFormat,
-  Logger,
-  type LoggerOptions,
-  type LogLevel,
-  parseLogLevel,
-} from "./lib/log.ts";
-export {
-  type MetricsServer,
-  type MetricsServerOptions,
-  serveMetrics,
-} from "./lib/metrics/server.ts";
-
-// -- objects, handlers --
-export {
-  InvalidObjectKeyError,
-  type ObjectInfo,
-  ObjectNotFoundError,
-  type ObjectRequestOptions,
-  ObjectStore,
-  type ObjectStoreOptions,
-  type PutResult,
-} from "./lib/objects.ts";
-export {
-  type DecodedPng,
-  decodePng,
-  type DecodePngOptions,
-  encodePng,
-  type EncodePngOptions,
-  type PngColorType,
-  type PngFilterType,
-  type PngHeader,
-} from "./lib/handlers/image/png.ts";
-export {
-  type ResizeFilter,
-  type ResizeOptions,
-  resizeRows,
-  type Size,
-} from "./lib/handlers/image/resize.ts";
-export {
-  type FaultConfig,
-  type FaultPolicy,
-  SIMULATED_IO_30MS,
-  validateFaultPolicy,
-  withFaults,
-} from "./lib/faults.ts";
-export {
-  IMAGE_VARIANT_MAX_SOURCE_BYTES,
-  imageVariant,
-  type ImageVariantPayload,
-  type ImageVariantResult,
-} from "./lib/handlers/image/image_variant.ts";
-export {
-  compute,
-  type ComputeOperation,
-  type ComputePayload,
-  type ComputeResult,
-} from "./lib/handlers/compute.ts";
-export {
-  sleep,
-  type SleepPayload,
-  type SleepResult,
-} from "./lib/handlers/sleep.ts";
-export {
-  createHttpSimulated,
-  type HttpMethod,
-  httpSimulated,
-  type HttpSimulatedConfig,
-  type HttpSimulatedHandler,
-  type HttpSimulatedPayload,
-  type HttpSimulatedResult,
-} from "./lib/handlers/http_simulated.ts";
-export { fail, type FailPayload } from "./lib/handlers/fail.ts";
-export { noop } from "./lib/handlers/noop.ts";
-
-// -- retry, queue --
-export {
-  defaultClassify,
-  type JitterMode,
-  type RetryDecision,
-  type RetryOptions,
-  RetryPolicy,
-  type RetryVerdict,
-} from "./lib/retry.ts";
+// -- the queue --
+export { TaskQueue } from "./lib/queue/task_queue.ts";
+export type { QueueChannelStats } from "./lib/queue/task_queue.ts";
 export {
   type CloseOptions,
   type CloseReport,
@@ -272,7 +70,7 @@ export {
   type TaskQueueOptions,
   type TaskState,
 } from "./lib/queue/types.ts";
-export { type QueueChannelStats, TaskQueue } from "./lib/queue/task_queue.ts";
+export { type OverflowPolicy, QueueFullError } from "./lib/channel.ts";
 export type {
   AttemptEvent,
   FailureEvent,
@@ -281,22 +79,47 @@ export type {
   TaskEventMap,
   TaskEventName,
 } from "./lib/queue/events.ts";
+export type { TaskRecord, TaskStatus, TaskStore } from "./lib/store/store.ts";
+export type { PostgresTaskStoreOptions } from "./lib/store/postgres/postgres_store.ts";
 
-// -- cli, benchmark --
+// -- handlers and their errors --
+export type {
+  Handler,
+  LogFields,
+  TaskContext,
+  TaskLogger,
+} from "./lib/handler.ts";
 export {
-  BENCHMARK_CSV_COLUMNS,
-  type BenchmarkComparison,
-  type BenchmarkConfig,
-  type BenchmarkFiles,
-  type BenchmarkMachine,
-  type BenchmarkOptions,
-  type BenchmarkProgress,
-  type BenchmarkReport,
-  type BenchmarkRun,
-  benchmarkToCsv,
-  benchmarkToSvg,
-  formatBenchmarkTable,
-  percentile,
-  runBenchmark,
-  writeBenchmarkReport,
-} from "./lib/benchmark/benchmark.ts";
+  type ErrorClass,
+  PermanentError,
+  type SerializedError,
+  TaskCancelledError,
+  TaskTimeoutError,
+  TransientError,
+  WorkerCrashedError,
+} from "./lib/errors.ts";
+export {
+  type JitterMode,
+  type RetryDecision,
+  type RetryOptions,
+  RetryPolicy,
+  type RetryVerdict,
+} from "./lib/retry.ts";
+export {
+  InvalidObjectKeyError,
+  type ObjectInfo,
+  ObjectNotFoundError,
+  type ObjectRequestOptions,
+  ObjectStore,
+  type ObjectStoreOptions,
+  type PutResult,
+} from "./lib/objects.ts";
+
+// -- observability --
+export { Metrics, type MetricsSnapshot } from "./lib/metrics/metrics.ts";
+export {
+  type LogFormat,
+  Logger,
+  type LoggerOptions,
+  type LogLevel,
+} from "./lib/log.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { WorkerPool } from "../mod.ts";
+import { WorkerPool } from "../lib/pool/worker_pool.ts";
 
 const HANDLERS = new URL("../tests/fixtures/basic.ts", import.meta.url);
 const DISPATCH_TASKS = 100_000;

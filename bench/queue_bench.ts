@@ -21,7 +21,7 @@
  */
 import { runBaseline } from "../input/baseline.ts";
 import { generateTasks } from "../input/generate_tasks.ts";
-import { SIMULATED_IO_30MS } from "../lib/faults.ts";
+import { faultyHandlers, SIMULATED_IO_30MS } from "../lib/handlers/faults.ts";
 import { TaskQueue } from "../lib/queue/task_queue.ts";
 import type { TaskQueueOptions } from "../lib/queue/types.ts";
 
@@ -97,7 +97,7 @@ Deno.bench({
     await measured(
       b,
       {
-        faults: SIMULATED_IO_30MS,
+        handlers: faultyHandlers(SIMULATED_IO_30MS),
         workers: 2,
         concurrency: 64,
         capacity: 1024,

@@ -4,12 +4,9 @@
  *
  * Run: deno bench --allow-read --allow-write --allow-env --allow-ffi bench/sqlite_bench.ts
  */
-import {
-  type Database,
-  type DriverName,
-  openDatabase,
-  SqliteTaskStore,
-} from "../mod.ts";
+import type { Database, DriverName } from "../lib/store/sqlite/database.ts";
+import { openDatabase } from "../lib/store/sqlite/open_database.ts";
+import { SqliteTaskStore } from "../lib/store/sqlite/sqlite_store.ts";
 import { uuidv7 } from "../lib/_id.ts";
 
 const DRIVERS: readonly DriverName[] = ["builtin", "ffi"];

@@ -17,9 +17,24 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { mulberry32 } from "../lib/_rng.ts";
-import { ObjectStore } from "../lib/objects.ts";
-import { encodePng } from "../lib/handlers/image/png.ts";
+import { ObjectStore } from "../mod.ts";
+import { encodePng } from "../image.ts";
+
+/**
+ * A seeded PRNG (mulberry32), returning numbers in [0, 1). The same
+ * algorithm as the queue's own, kept here so that the generator stands
+ * alone on the package's public entry points.
+ */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 /** A generated task. */
 export interface GeneratedTask {

@@ -82,7 +82,8 @@ export interface ChannelStats {
  *
  * @example Catching a rejected send
  * ```ts
- * import { Channel, QueueFullError } from "@sluice/sluice";
+ * import { Channel } from "@sluice/sluice/channel";
+ * import { QueueFullError } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const channel = new Channel<string>({ capacity: 1, overflow: "reject" });
@@ -131,7 +132,7 @@ export class QueueFullError<T = unknown> extends Error {
  *
  * @example Sending after close
  * ```ts
- * import { Channel, ChannelClosedError } from "@sluice/sluice";
+ * import { Channel, ChannelClosedError } from "@sluice/sluice/channel";
  * import assert from "node:assert/strict";
  *
  * const channel = new Channel<number>();
@@ -148,7 +149,7 @@ export class ChannelClosedError extends Error {
    *
    * @example Creating the error
    * ```ts
-   * import { ChannelClosedError } from "@sluice/sluice";
+   * import { ChannelClosedError } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * const error = new ChannelClosedError();
@@ -188,7 +189,7 @@ function validateSendOptions(options: ChannelSendOptions): void {
  *
  * @example Giving a slot back on an error path
  * ```ts
- * import { Channel } from "@sluice/sluice";
+ * import { Channel } from "@sluice/sluice/channel";
  * import assert from "node:assert/strict";
  *
  * using channel = new Channel<number>({ capacity: 1 });
@@ -269,7 +270,7 @@ export class ChannelSlot<T> implements Disposable {
  *
  * @example Producing and consuming with backpressure
  * ```ts
- * import { Channel } from "@sluice/sluice";
+ * import { Channel } from "@sluice/sluice/channel";
  * import assert from "node:assert/strict";
  *
  * using channel = new Channel<number>({ capacity: 2 });
@@ -320,7 +321,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Creating a rejecting channel
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<string>({ capacity: 64, overflow: "reject" });
@@ -363,7 +364,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Reading the depth
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>();
@@ -382,7 +383,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Reading the capacity
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>({ capacity: 8 });
@@ -400,7 +401,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Reading the policy
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>();
@@ -418,7 +419,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Closing
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * const channel = new Channel<number>();
@@ -437,7 +438,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Counting a blocked sender
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>({ capacity: 1 });
@@ -460,7 +461,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Counting a waiting receiver
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>();
@@ -492,7 +493,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Sending with a timeout
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>({ capacity: 1 });
@@ -530,7 +531,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Trying to send
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>({ capacity: 1 });
@@ -563,7 +564,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Reserving before a durable write
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<string>({ capacity: 4 });
@@ -603,7 +604,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Trying for a slot
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>({ capacity: 1 });
@@ -656,7 +657,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Draining after close
    * ```ts
-   * import { Channel, ChannelClosedError } from "@sluice/sluice";
+   * import { Channel, ChannelClosedError } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * const channel = new Channel<number>();
@@ -684,7 +685,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Polling once
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>();
@@ -705,7 +706,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Ending an iteration
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * const channel = new Channel<number>();
@@ -738,7 +739,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Counting rejections
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * using channel = new Channel<number>({ capacity: 1, overflow: "reject" });
@@ -773,7 +774,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Iterating
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * const channel = new Channel<string>();
@@ -808,7 +809,7 @@ export class Channel<T> implements AsyncIterable<T>, Disposable {
    *
    * @example Closing at the end of a scope
    * ```ts
-   * import { Channel } from "@sluice/sluice";
+   * import { Channel } from "@sluice/sluice/channel";
    * import assert from "node:assert/strict";
    *
    * let outer: Channel<number>;

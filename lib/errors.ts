@@ -174,7 +174,8 @@ export interface SerializedError {
  *
  * @example Classifying errors
  * ```ts
- * import { errorClassOf, PermanentError } from "@sluice/sluice";
+ * import { errorClassOf } from "./errors.ts";
+ * import { PermanentError } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(errorClassOf(new PermanentError("no")), "permanent");
@@ -265,7 +266,8 @@ function describeThrown(value: unknown): string {
  *
  * @example Serializing an error
  * ```ts
- * import { PermanentError, serializeError } from "@sluice/sluice";
+ * import { PermanentError } from "@sluice/sluice";
+ * import { serializeError } from "./errors.ts";
  * import assert from "node:assert/strict";
  *
  * const data = serializeError(new PermanentError("Cannot parse: bad json"));
@@ -305,7 +307,8 @@ export function serializeError(error: unknown): SerializedError {
  *
  * @example Round trip
  * ```ts
- * import { deserializeError, serializeError, TransientError } from "@sluice/sluice";
+ * import { deserializeError, serializeError } from "./errors.ts";
+ * import { TransientError } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const error = deserializeError(serializeError(new TransientError("later")));

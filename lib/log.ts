@@ -22,7 +22,11 @@ const LEVELS: { readonly [K in LogLevel]: number } = {
   silent: 50,
 };
 
-const LEVEL_NAMES = Object.keys(LEVELS) as LogLevel[];
+/** Every level's name, least severe first: the one table of levels. */
+export const LOG_LEVELS: readonly LogLevel[] = Object.keys(
+  LEVELS,
+) as LogLevel[];
+const LEVEL_NAMES = LOG_LEVELS;
 
 /**
  * The standard field names, so every module spells them alike.
@@ -35,7 +39,8 @@ const LEVEL_NAMES = Object.keys(LEVELS) as LogLevel[];
  *
  * @example Logging with standard fields
  * ```ts
- * import { LOG_FIELDS, Logger } from "@sluice/sluice";
+ * import { LOG_FIELDS } from "./log.ts";
+ * import { Logger } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const lines: string[] = [];
@@ -212,7 +217,7 @@ const RESERVED = new Set(["time", "level", "event"]);
  *
  * @example Parsing a level from configuration
  * ```ts
- * import { parseLogLevel } from "@sluice/sluice";
+ * import { parseLogLevel } from "./log.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(parseLogLevel(" WARN "), "warn");
@@ -325,6 +330,11 @@ export class Logger implements TaskLogger {
   /** The least severe level written. */
   get level(): LogLevel {
     return this.#level;
+  }
+
+  /** How lines are written. */
+  get format(): LogFormat {
+    return this.#format;
   }
 
   /**

@@ -80,7 +80,7 @@ export type RetryVerdict =
  *
  * @example Classifying
  * ```ts
- * import { defaultClassify } from "@sluice/sluice";
+ * import { defaultClassify } from "./retry.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(defaultClassify({ name: "TaskTimeoutError", message: "slow", errorClass: "transient" }), "retry");

@@ -19,7 +19,7 @@ const RESOLVED: Promise<void> = Promise.resolve();
  *
  * @example Limiting concurrency to two
  * ```ts
- * import { Semaphore } from "@sluice/sluice";
+ * import { Semaphore } from "@sluice/sluice/semaphore";
  * import assert from "node:assert/strict";
  *
  * const semaphore = new Semaphore(2);
@@ -52,7 +52,7 @@ export class Semaphore {
    *
    * @example Creating a semaphore with no free permit
    * ```ts
-   * import { Semaphore } from "@sluice/sluice";
+   * import { Semaphore } from "@sluice/sluice/semaphore";
    * import assert from "node:assert/strict";
    *
    * const semaphore = new Semaphore(0);
@@ -80,7 +80,7 @@ export class Semaphore {
    *
    * @example Reading the free permits
    * ```ts
-   * import { Semaphore } from "@sluice/sluice";
+   * import { Semaphore } from "@sluice/sluice/semaphore";
    * import assert from "node:assert/strict";
    *
    * const semaphore = new Semaphore(3);
@@ -100,7 +100,7 @@ export class Semaphore {
    *
    * @example Counting waiters
    * ```ts
-   * import { Semaphore } from "@sluice/sluice";
+   * import { Semaphore } from "@sluice/sluice/semaphore";
    * import assert from "node:assert/strict";
    *
    * const semaphore = new Semaphore(0);
@@ -131,7 +131,7 @@ export class Semaphore {
    *
    * @example Waiting with a timeout
    * ```ts
-   * import { Semaphore } from "@sluice/sluice";
+   * import { Semaphore } from "@sluice/sluice/semaphore";
    * import assert from "node:assert/strict";
    *
    * const semaphore = new Semaphore(0);
@@ -159,7 +159,7 @@ export class Semaphore {
    *
    * @example Trying for a permit
    * ```ts
-   * import { Semaphore } from "@sluice/sluice";
+   * import { Semaphore } from "@sluice/sluice/semaphore";
    * import assert from "node:assert/strict";
    *
    * const semaphore = new Semaphore(1);
@@ -184,7 +184,7 @@ export class Semaphore {
    *
    * @example Waking two waiters at once
    * ```ts
-   * import { Semaphore } from "@sluice/sluice";
+   * import { Semaphore } from "@sluice/sluice/semaphore";
    * import assert from "node:assert/strict";
    *
    * const semaphore = new Semaphore(0);

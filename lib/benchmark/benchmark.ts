@@ -10,7 +10,11 @@ import { cpus } from "node:os";
 import { type BaselineTask, runBaseline } from "../../input/baseline.ts";
 import { generateTasks } from "../../input/generate_tasks.ts";
 import { renderChart } from "./chart.ts";
-import { type FaultConfig, SIMULATED_IO_30MS } from "../faults.ts";
+import {
+  type FaultConfig,
+  faultyHandlers,
+  SIMULATED_IO_30MS,
+} from "../handlers/faults.ts";
 import { TaskQueue } from "../queue/task_queue.ts";
 import { sqliteDriverInfo } from "../store/sqlite/open_database.ts";
 import { isPostgresUrl } from "../store/open_store.ts";
@@ -250,7 +254,7 @@ const BASELINE_CONSUMERS = 4;
  *
  * @example Nearest rank
  * ```ts
- * import { percentile } from "@sluice/sluice";
+ * import { percentile } from "./benchmark.ts";
  * import assert from "node:assert/strict";
  *
  * const values = Array.from({ length: 100 }, (_, i) => i + 1);
@@ -422,14 +426,11 @@ async function optimizedRun(
   const schema = `sluice_bench_${
     crypto.randomUUID().replaceAll("-", "").slice(0, 12)
   }`;
-  let store: PostgresTaskStore | undefined;
   try {
-    if (settings.postgresUrl !== undefined) {
-      store = await PostgresTaskStore.open(settings.postgresUrl, { schema });
-    }
     const queue = await TaskQueue.open({
-      db: store ?? `${dir}/bench.db`,
-      faults: settings.faults,
+      db: settings.postgresUrl ?? `${dir}/bench.db`,
+      postgres: { schema },
+      handlers: faultyHandlers(settings.faults),
       workers: settings.workers,
       concurrency: settings.concurrency,
       capacity: settings.capacity,
@@ -517,9 +518,8 @@ async function optimizedRun(
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
-    if (store !== undefined) {
-      await store.close();
-      await PostgresTaskStore.drop(settings.postgresUrl!, { schema });
+    if (settings.postgresUrl !== undefined) {
+      await PostgresTaskStore.drop(settings.postgresUrl, { schema });
     }
   }
 }
@@ -539,7 +539,7 @@ async function optimizedRun(
  *
  * @example A tiny benchmark
  * ```ts
- * import { runBenchmark } from "@sluice/sluice";
+ * import { runBenchmark } from "./benchmark.ts";
  * import assert from "node:assert/strict";
  *
  * const report = await runBenchmark({ tasks: 4, producers: [2], processMs: 5 });
@@ -706,7 +706,7 @@ function csvField(value: unknown): string {
  *
  * @example Header and rows
  * ```ts
- * import { benchmarkToCsv, type BenchmarkReport } from "@sluice/sluice";
+ * import { benchmarkToCsv, type BenchmarkReport } from "./benchmark.ts";
  * import assert from "node:assert/strict";
  *
  * const report = { runs: [] } as unknown as BenchmarkReport;
@@ -732,7 +732,7 @@ export function benchmarkToCsv(report: BenchmarkReport): string {
  *
  * @example An SVG document
  * ```ts
- * import { benchmarkToSvg, type BenchmarkReport } from "@sluice/sluice";
+ * import { benchmarkToSvg, type BenchmarkReport } from "./benchmark.ts";
  * import assert from "node:assert/strict";
  *
  * const report = {
@@ -771,7 +771,7 @@ function fixed(value: number | null, digits: number): string {
  *
  * @example The table's header
  * ```ts
- * import { formatBenchmarkTable, type BenchmarkReport } from "@sluice/sluice";
+ * import { formatBenchmarkTable, type BenchmarkReport } from "./benchmark.ts";
  * import assert from "node:assert/strict";
  *
  * const table = formatBenchmarkTable(
@@ -838,7 +838,7 @@ export function formatBenchmarkTable(report: BenchmarkReport): string {
  *
  * @example Writing the three files
  * ```ts
- * import { type BenchmarkReport, writeBenchmarkReport } from "@sluice/sluice";
+ * import { type BenchmarkReport, writeBenchmarkReport } from "./benchmark.ts";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();

@@ -49,7 +49,8 @@ const LIMITS: Record<ComputeOperation, [number, number]> = {
  *
  * @example Computing a factorial
  * ```ts
- * import { compute, type TaskContext } from "@sluice/sluice";
+ * import { compute } from "./compute.ts";
+ * import { type TaskContext } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ctx = { signal: new AbortController().signal } as TaskContext;

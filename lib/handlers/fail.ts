@@ -32,7 +32,8 @@ export interface FailPayload {
  *
  * @example Failing on purpose
  * ```ts
- * import { fail, PermanentError, TransientError, type TaskContext } from "@sluice/sluice";
+ * import { fail } from "./fail.ts";
+ * import { PermanentError, TransientError, type TaskContext } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ctx = {} as TaskContext;

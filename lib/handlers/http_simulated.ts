@@ -86,7 +86,8 @@ export type HttpSimulatedHandler = (
  *
  * @example A backend that always answers 503
  * ```ts
- * import { createHttpSimulated, TransientError, type TaskContext } from "@sluice/sluice";
+ * import { createHttpSimulated } from "./http_simulated.ts";
+ * import { TransientError, type TaskContext } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const handler = createHttpSimulated({ latencyMs: 0, jitterMs: 0, statuses: { 503: 1 } });
@@ -225,7 +226,8 @@ function checkPayload(
  *
  * @example A simulated GET
  * ```ts
- * import { httpSimulated, PermanentError, TransientError, type TaskContext } from "@sluice/sluice";
+ * import { httpSimulated } from "./http_simulated.ts";
+ * import { PermanentError, TransientError, type TaskContext } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ctx = { signal: new AbortController().signal, taskId: "t1", attempt: 1 } as TaskContext;

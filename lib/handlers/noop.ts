@@ -16,7 +16,8 @@ import type { TaskContext } from "../handler.ts";
  *
  * @example Doing nothing
  * ```ts
- * import { noop, type TaskContext } from "@sluice/sluice";
+ * import { noop } from "./noop.ts";
+ * import { type TaskContext } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * assert.equal(noop({}, {} as TaskContext), null);

@@ -58,7 +58,8 @@ function checkMs(name: string, value: unknown): number {
  *
  * @example Sleeping briefly
  * ```ts
- * import { sleep, type TaskContext } from "@sluice/sluice";
+ * import { sleep } from "./sleep.ts";
+ * import { type TaskContext } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const ctx = { signal: new AbortController().signal } as TaskContext;

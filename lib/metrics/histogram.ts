@@ -9,7 +9,7 @@
  *
  * @example Tracking sub-millisecond to one-minute latencies
  * ```ts
- * import { Histogram, type HistogramOptions } from "@sluice/sluice";
+ * import { Histogram, type HistogramOptions } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * const options: HistogramOptions = { lowest: 0.001, highest: 60_000 };
@@ -88,7 +88,7 @@ const HIGH_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
  *
  * @example Percentiles of recorded latencies
  * ```ts
- * import { Histogram } from "@sluice/sluice";
+ * import { Histogram } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * const histogram = new Histogram();
@@ -213,7 +213,7 @@ export class Histogram {
    *
    * @example Recording a duration
    * ```ts
-   * import { Histogram } from "@sluice/sluice";
+   * import { Histogram } from "@sluice/sluice/metrics";
    * import assert from "node:assert/strict";
    *
    * const histogram = new Histogram();
@@ -257,7 +257,7 @@ export class Histogram {
    *
    * @example Reading the median
    * ```ts
-   * import { Histogram } from "@sluice/sluice";
+   * import { Histogram } from "@sluice/sluice/metrics";
    * import assert from "node:assert/strict";
    *
    * const histogram = new Histogram();
@@ -302,7 +302,7 @@ export class Histogram {
    *
    * @example Starting a new interval
    * ```ts
-   * import { Histogram } from "@sluice/sluice";
+   * import { Histogram } from "@sluice/sluice/metrics";
    * import assert from "node:assert/strict";
    *
    * const histogram = new Histogram();
@@ -328,7 +328,7 @@ export class Histogram {
    *
    * @example Combining per-worker histograms
    * ```ts
-   * import { Histogram } from "@sluice/sluice";
+   * import { Histogram } from "@sluice/sluice/metrics";
    * import assert from "node:assert/strict";
    *
    * const a = new Histogram();
@@ -370,7 +370,7 @@ export class Histogram {
    *
    * @example Serialising a histogram
    * ```ts
-   * import { Histogram } from "@sluice/sluice";
+   * import { Histogram } from "@sluice/sluice/metrics";
    * import assert from "node:assert/strict";
    *
    * const histogram = new Histogram();

@@ -13,7 +13,7 @@ import { Histogram, type HistogramOptions } from "./histogram.ts";
  *
  * @example Listing the counter names
  * ```ts
- * import { COUNTERS } from "@sluice/sluice";
+ * import { COUNTERS } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * assert.equal(Object.keys(COUNTERS)[0], "enqueued");
@@ -79,7 +79,7 @@ const COUNTER_HELP: { readonly [K in CounterName]: string } = {
  *
  * @example A worker's stats
  * ```ts
- * import type { WorkerStats } from "@sluice/sluice";
+ * import type { WorkerStats } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * const stats: WorkerStats = { id: 0, busyMs: 250, alive: true, tasks: 3 };
@@ -102,7 +102,8 @@ export interface WorkerStats {
  *
  * @example A metrics instance on a controlled clock
  * ```ts
- * import { Metrics, type MetricsOptions } from "@sluice/sluice";
+ * import { Metrics } from "@sluice/sluice";
+ * import { type MetricsOptions } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * let now = 0;

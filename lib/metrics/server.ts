@@ -9,7 +9,7 @@
  *
  * @example Serving on an ephemeral port
  * ```ts
- * import { type MetricsServerOptions, serveMetrics } from "@sluice/sluice";
+ * import { type MetricsServerOptions, serveMetrics } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * const options: MetricsServerOptions = {
@@ -62,7 +62,7 @@ export interface MetricsServerOptions {
  *
  * @example Shutting down explicitly
  * ```ts
- * import { serveMetrics } from "@sluice/sluice";
+ * import { serveMetrics } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * const server = serveMetrics({
@@ -143,7 +143,8 @@ function handle(
  *
  * @example Scraping metrics
  * ```ts
- * import { Metrics, serveMetrics } from "@sluice/sluice";
+ * import { Metrics } from "@sluice/sluice";
+ * import { serveMetrics } from "@sluice/sluice/metrics";
  * import assert from "node:assert/strict";
  *
  * const metrics = new Metrics();

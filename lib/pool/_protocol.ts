@@ -9,19 +9,7 @@
  * @module
  */
 import type { SerializedError } from "../errors.ts";
-import type { FaultPolicy } from "../faults.ts";
-
-/** Log levels, lowest first; `"silent"` turns logging off. */
-export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
-
-/** Numeric rank of each level; a line is written when its rank >= the threshold's. */
-export const LOG_LEVEL_RANK: Readonly<Record<LogLevel, number>> = {
-  debug: 10,
-  info: 20,
-  warn: 30,
-  error: 40,
-  silent: 100,
-};
+import type { LogFormat, LogLevel } from "../log.ts";
 
 /** Pool → worker: load the handler module. Sent once, first. */
 export interface InitMessage {
@@ -37,8 +25,8 @@ export interface InitMessage {
   chunkSize?: number;
   /** Lowest level written to stderr. */
   logLevel: LogLevel;
-  /** Fault injection wrapped around every handler, when configured. */
-  faults?: FaultPolicy;
+  /** How handler log lines are written. */
+  logFormat: LogFormat;
   /**
    * One `Int32Array` cell per slot of this worker: before calling a
    * handler, the worker stores its task's `seq + 1` in the task's slot

@@ -14,20 +14,13 @@ import {
   TaskCancelledError,
   TaskTimeoutError,
 } from "../errors.ts";
-import { withFaults } from "../faults.ts";
-import type {
-  Handler,
-  LogFields,
-  TaskContext,
-  TaskLogger,
-} from "../handler.ts";
+import type { TaskContext, TaskLogger } from "../handler.ts";
+import { Logger } from "../log.ts";
 import { ObjectStore, type ObjectStoreOptions } from "../objects.ts";
 import {
   collectTransfers,
   type FromWorker,
   type InitMessage,
-  LOG_LEVEL_RANK,
-  type LogLevel,
   type RunMessage,
   type ToWorker,
   type WireTask,
@@ -44,12 +37,12 @@ interface WorkerScope {
 type AnyHandler = (payload: unknown, ctx: TaskContext) => unknown;
 
 const scope = globalThis as unknown as WorkerScope;
-const encoder = new TextEncoder();
 
 // State owned by this worker's single thread; the pool never sees it.
 let handlers: Map<string, AnyHandler> | null = null;
 let objects: ObjectStore | null = null;
-let logThreshold = LOG_LEVEL_RANK.warn;
+/** Handler log lines go to stderr through the library's one logger. */
+let logger = new Logger({ level: "warn" });
 /** Start flags shared with the pool: `seq + 1` per slot, set before a call. */
 let startFlags: Int32Array | null = null;
 /** The tasks whose handlers have not returned yet, by seq. */
@@ -102,7 +95,7 @@ scope.onmessage = (event: MessageEvent<ToWorker>): void => {
 };
 
 async function init(message: InitMessage): Promise<void> {
-  logThreshold = LOG_LEVEL_RANK[message.logLevel] ?? LOG_LEVEL_RANK.warn;
+  logger = new Logger({ level: message.logLevel, format: message.logFormat });
   startFlags = new Int32Array(message.startFlags);
   const storeOptions: ObjectStoreOptions = {};
   if (message.chunkSize !== undefined) {
@@ -114,12 +107,7 @@ async function init(message: InitMessage): Promise<void> {
   for (const name of Object.keys(module)) {
     const value = module[name];
     if (typeof value !== "function") continue;
-    found.set(
-      name,
-      message.faults === undefined
-        ? value as AnyHandler
-        : withFaults(value as Handler, message.faults, name) as AnyHandler,
-    );
+    found.set(name, value as AnyHandler);
   }
   handlers = found;
   scope.postMessage({ kind: "ready", types: [...found.keys()] });
@@ -294,7 +282,7 @@ class Context implements TaskContext {
   readonly idempotencyKey: string | null;
   readonly type: string;
   readonly objects: ObjectStore;
-  readonly log: TaskLogger;
+  #log: TaskLogger | null = null;
 
   constructor(task: WireTask, signal: AbortSignal, objects: ObjectStore) {
     this.signal = signal;
@@ -303,67 +291,15 @@ class Context implements TaskContext {
     this.idempotencyKey = task.idempotencyKey;
     this.type = task.type;
     this.objects = objects;
-    this.log = new Logger(task);
-  }
-}
-
-/** Writes JSON lines to stderr, each carrying its task's id, key and attempt. */
-class Logger implements TaskLogger {
-  #task: WireTask;
-
-  constructor(task: WireTask) {
-    this.#task = task;
   }
 
-  debug(event: string, fields?: LogFields): void {
-    this.#write("debug", event, fields);
-  }
-
-  info(event: string, fields?: LogFields): void {
-    this.#write("info", event, fields);
-  }
-
-  warn(event: string, fields?: LogFields): void {
-    this.#write("warn", event, fields);
-  }
-
-  error(event: string, fields?: LogFields): void {
-    this.#write("error", event, fields);
-  }
-
-  #write(level: LogLevel, event: string, fields?: LogFields): void {
-    if (LOG_LEVEL_RANK[level] < logThreshold) return;
-    const record: Record<string, unknown> = {
-      time: new Date().toISOString(),
-      level,
-      event,
-      task_id: this.#task.id,
-      idempotency_key: this.#task.idempotencyKey,
-      attempt: this.#task.attempt,
-    };
-    if (fields !== undefined) {
-      for (const key of Object.keys(fields)) {
-        if (!(key in record)) record[key] = fields[key];
-      }
-    }
-    let line: string;
-    try {
-      line = JSON.stringify(record);
-    } catch (error) {
-      line = JSON.stringify({
-        time: record.time,
-        level,
-        event,
-        task_id: this.#task.id,
-        idempotency_key: this.#task.idempotencyKey,
-        attempt: this.#task.attempt,
-        fields_error: String(error),
-      });
-    }
-    const bytes = encoder.encode(line + "\n");
-    let written = 0;
-    while (written < bytes.length) {
-      written += Deno.stderr.writeSync(bytes.subarray(written));
-    }
+  /** The worker's logger bound to this task's id, key and attempt; made on first use. */
+  get log(): TaskLogger {
+    this.#log ??= logger.child({
+      task_id: this.taskId,
+      idempotency_key: this.idempotencyKey,
+      attempt: this.attempt,
+    });
+    return this.#log;
   }
 }

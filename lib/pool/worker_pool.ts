@@ -11,14 +11,12 @@ import {
   WorkerCrashedError,
 } from "../errors.ts";
 import { isCloneable } from "../_clone.ts";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { turnNow } from "../_clock.ts";
-import { type FaultPolicy, validateFaultPolicy } from "../faults.ts";
 import {
   collectTransfers,
   type FromWorker,
   type InitMessage,
-  LOG_LEVEL_RANK,
-  type LogLevel,
   type ResultsMessage,
   type RunMessage,
 } from "./_protocol.ts";
@@ -107,7 +105,7 @@ export type WorkerReplacedReason = "crashed" | "exited" | "timed-out";
  *
  * @example Seeing a timeout
  * ```ts
- * import { type PoolEvent, WorkerPool } from "@sluice/sluice";
+ * import { type PoolEvent, WorkerPool } from "@sluice/sluice/pool";
  * import assert from "node:assert/strict";
  *
  * const events: PoolEvent[] = [];
@@ -166,7 +164,7 @@ export type PoolEvent =
  *
  * @example Options for I/O-bound handlers with a short timeout
  * ```ts
- * import { type WorkerPoolOptions, WorkerPool } from "@sluice/sluice";
+ * import { type WorkerPoolOptions, WorkerPool } from "@sluice/sluice/pool";
  * import assert from "node:assert/strict";
  *
  * const options: WorkerPoolOptions = {
@@ -237,18 +235,17 @@ export interface WorkerPoolOptions {
    */
   chunkSize?: number;
   /**
-   * Fault injection (latency, jitter, transient and permanent error rates,
-   * seeded) wrapped around every handler in the workers.
-   *
-   * @default {undefined} no faults
-   */
-  faults?: FaultPolicy;
-  /**
    * Lowest level of handler log lines written to stderr.
    *
    * @default {"warn"}
    */
-  logLevel?: "debug" | "info" | "warn" | "error" | "silent";
+  logLevel?: LogLevel;
+  /**
+   * How handler log lines are written: JSON objects or `key=value` text.
+   *
+   * @default {"json"}
+   */
+  logFormat?: LogFormat;
   /**
    * Called when the pool replaces a worker or times out a task. Errors it
    * throws are ignored.
@@ -303,7 +300,7 @@ export interface PoolWorkerStats {
  *
  * @example Running on a closed pool
  * ```ts
- * import { PoolClosedError, WorkerPool } from "@sluice/sluice";
+ * import { PoolClosedError, WorkerPool } from "@sluice/sluice/pool";
  * import assert from "node:assert/strict";
  *
  * const pool = await WorkerPool.start({
@@ -445,7 +442,7 @@ type PoolState = "starting" | "running" | "closing" | "closed";
  *
  * @example Running a task
  * ```ts
- * import { WorkerPool } from "@sluice/sluice";
+ * import { WorkerPool } from "@sluice/sluice/pool";
  * import assert from "node:assert/strict";
  *
  * await using pool = await WorkerPool.start({
@@ -468,8 +465,8 @@ export class WorkerPool implements AsyncDisposable {
   #startReportMs: number;
   #objectsRoot: string | undefined;
   #chunkSize: number | undefined;
-  #faults: FaultPolicy | undefined;
   #logLevel: LogLevel;
+  #logFormat: LogFormat;
   #onEvent: ((event: PoolEvent) => void) | undefined;
 
   #state: PoolState = "starting";
@@ -511,11 +508,10 @@ export class WorkerPool implements AsyncDisposable {
       startReportMs = 5,
       objectsRoot,
       chunkSize,
-      faults,
       logLevel = "warn",
+      logFormat = "json",
       onEvent,
     } = options;
-    if (faults !== undefined) validateFaultPolicy(faults);
     this.#handlersUrl = absoluteUrl(handlers);
     if (!Number.isInteger(workers) || workers < 1) {
       throw new RangeError(
@@ -544,11 +540,18 @@ export class WorkerPool implements AsyncDisposable {
         `Cannot create worker pool: chunkSize must be an integer >= 1, received ${chunkSize}`,
       );
     }
-    if (!Object.hasOwn(LOG_LEVEL_RANK, logLevel)) {
+    if (!LOG_LEVELS.includes(logLevel)) {
       throw new RangeError(
         `Cannot create worker pool: logLevel must be one of ${
-          Object.keys(LOG_LEVEL_RANK).join(", ")
+          LOG_LEVELS.join(", ")
         }, received ${String(logLevel)}`,
+      );
+    }
+    if (logFormat !== "json" && logFormat !== "pretty") {
+      throw new RangeError(
+        `Cannot create worker pool: logFormat must be "json" or "pretty", received ${
+          String(logFormat)
+        }`,
       );
     }
     if (onEvent !== undefined && typeof onEvent !== "function") {
@@ -563,8 +566,8 @@ export class WorkerPool implements AsyncDisposable {
     this.#startReportMs = startReportMs;
     this.#objectsRoot = objectsRoot;
     this.#chunkSize = chunkSize;
-    this.#faults = faults;
     this.#logLevel = logLevel;
+    this.#logFormat = logFormat;
     this.#onEvent = onEvent;
   }
 
@@ -585,7 +588,7 @@ export class WorkerPool implements AsyncDisposable {
    *
    * @example Starting and closing a pool
    * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
+   * import { WorkerPool } from "@sluice/sluice/pool";
    * import assert from "node:assert/strict";
    *
    * const pool = await WorkerPool.start({
@@ -670,7 +673,7 @@ export class WorkerPool implements AsyncDisposable {
    *
    * @example Dispatching with a listener
    * ```ts
-   * import { type PoolResult, WorkerPool } from "@sluice/sluice";
+   * import { type PoolResult, WorkerPool } from "@sluice/sluice/pool";
    * import assert from "node:assert/strict";
    *
    * await using pool = await WorkerPool.start({
@@ -719,7 +722,7 @@ export class WorkerPool implements AsyncDisposable {
    *
    * @example A handler failure is a result, not a rejection
    * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
+   * import { WorkerPool } from "@sluice/sluice/pool";
    * import assert from "node:assert/strict";
    *
    * await using pool = await WorkerPool.start({
@@ -857,7 +860,7 @@ export class WorkerPool implements AsyncDisposable {
    *
    * @example Cancelling a running task
    * ```ts
-   * import { WorkerPool } from "@sluice/sluice";
+   * import { WorkerPool } from "@sluice/sluice/pool";
    * import assert from "node:assert/strict";
    *
    * await using pool = await WorkerPool.start({
@@ -951,11 +954,11 @@ export class WorkerPool implements AsyncDisposable {
       workerId: id,
       handlers: this.#handlersUrl,
       logLevel: this.#logLevel,
+      logFormat: this.#logFormat,
       startFlags: handle.flags.buffer as SharedArrayBuffer,
     };
     if (this.#objectsRoot !== undefined) init.objectsRoot = this.#objectsRoot;
     if (this.#chunkSize !== undefined) init.chunkSize = this.#chunkSize;
-    if (this.#faults !== undefined) init.faults = this.#faults;
     worker.postMessage(init);
     return handle;
   }

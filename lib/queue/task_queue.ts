@@ -216,6 +216,7 @@ export class TaskQueue implements AsyncDisposable {
           synchronous: options.synchronous ?? "NORMAL",
           driver: options.driver ?? "auto",
         },
+        ...(options.postgres !== undefined && { postgres: options.postgres }),
       });
       logger.info("store_opened", { store: store.kind });
     } else {
@@ -240,8 +241,8 @@ export class TaskQueue implements AsyncDisposable {
           graceMs,
           ...(options.objectsRoot !== undefined &&
             { objectsRoot: options.objectsRoot }),
-          ...(options.faults !== undefined && { faults: options.faults }),
           logLevel: logger.level,
+          logFormat: logger.format,
           onEvent: (event) => {
             if (target !== undefined) target.#onPoolEvent(event);
           },

@@ -6,11 +6,11 @@
  */
 import type { OverflowPolicy } from "../channel.ts";
 import { deserializeError, type ErrorClass } from "../errors.ts";
-import type { FaultPolicy } from "../faults.ts";
 import type { Logger, LoggerOptions } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { PoolResult, PoolTask } from "../pool/worker_pool.ts";
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
+import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
 import type { TaskRecord, TaskStore } from "../store/store.ts";
 
 /** A task to submit. */
@@ -121,8 +121,9 @@ export interface TaskQueueOptions {
   overflow?: OverflowPolicy;
   /**
    * Where state lives: a SQLite file path (durable), `":memory:"` (SQLite in
-   * memory), a PostgreSQL URL, or a {@linkcode TaskStore}. Without it, an
-   * in-memory store.
+   * memory), a PostgreSQL URL (see `postgres`), or a
+   * {@linkcode TaskStore}. Without it, an in-memory store. A store the
+   * queue opened from a string is closed with the queue.
    *
    * @default {undefined}
    */
@@ -139,6 +140,13 @@ export interface TaskQueueOptions {
    * @default {"auto"}
    */
   driver?: "ffi" | "builtin" | "auto";
+  /**
+   * PostgreSQL settings for a `postgres://` `db`: the schema the queue
+   * lives in, the connection pool's size, notifications.
+   *
+   * @default {{}} schema "sluice", 4 connections
+   */
+  postgres?: PostgresTaskStoreOptions;
   /**
    * Retry policy, or options to build one.
    *
@@ -197,12 +205,6 @@ export interface TaskQueueOptions {
    * @default {Deno.cwd()}
    */
   objectsRoot?: string;
-  /**
-   * Fault injection applied in the workers, for tests and benchmarks.
-   *
-   * @default {undefined}
-   */
-  faults?: FaultPolicy;
   /**
    * The logger, or options for one.
    *

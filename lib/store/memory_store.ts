@@ -62,7 +62,7 @@ function before(a: Entry, b: Entry): boolean {
  *
  * @example Inserting and claiming
  * ```ts
- * import { MemoryTaskStore } from "@sluice/sluice";
+ * import { MemoryTaskStore } from "@sluice/sluice/store";
  * import assert from "node:assert/strict";
  *
  * await using store = new MemoryTaskStore();
@@ -240,7 +240,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example A duplicate idempotency key
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const store = new MemoryTaskStore();
@@ -258,7 +258,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Starting, then releasing with a refund
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -453,7 +453,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Nothing to recover
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -478,7 +478,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Missing task
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -506,7 +506,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Missing key
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -534,7 +534,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example An empty list
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -572,7 +572,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Requeueing nothing
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -616,7 +616,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example An empty store
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -659,7 +659,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example A fresh store
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
@@ -682,7 +682,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Closing twice
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const store = new MemoryTaskStore();
@@ -709,7 +709,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Scoped store
    * ```ts
-   * import { MemoryTaskStore } from "@sluice/sluice";
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
    *
    * await using _store = new MemoryTaskStore();
    * ```

@@ -49,7 +49,7 @@ export interface OpenStoreOptions {
  *
  * @example Telling the two apart
  * ```ts
- * import { isPostgresUrl } from "@sluice/sluice";
+ * import { isPostgresUrl } from "@sluice/sluice/store";
  * import assert from "node:assert/strict";
  *
  * assert.equal(isPostgresUrl("postgres://u@host/db"), true);
@@ -77,7 +77,7 @@ export function isPostgresUrl(db: string): boolean {
  *
  * @example Opening SQLite in memory
  * ```ts
- * import { openStore } from "@sluice/sluice";
+ * import { openStore } from "@sluice/sluice/store";
  * import assert from "node:assert/strict";
  *
  * const store = await openStore(":memory:", { sqlite: { driver: "auto" } });
@@ -87,7 +87,7 @@ export function isPostgresUrl(db: string): boolean {
  *
  * @example Opening read-only never creates a queue
  * ```ts
- * import { openStore } from "@sluice/sluice";
+ * import { openStore } from "@sluice/sluice/store";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();

@@ -5,7 +5,7 @@ import {
   formatBenchmarkTable,
   percentile,
   runBenchmark,
-} from "@sluice/sluice";
+} from "../../lib/benchmark/benchmark.ts";
 import { escapeXml, renderChart } from "../../lib/benchmark/chart.ts";
 import { formatDuration, Progress } from "../../lib/cli/progress.ts";
 import { tempDir } from "../_helpers.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import postgres from "postgres";
+import postgres from "npm:postgres@3.4.9";
 import { PostgresTaskStore } from "../../lib/store/postgres/postgres_store.ts";
 import { isPending, type TempDir, tempDir, waitFor } from "../_helpers.ts";
 

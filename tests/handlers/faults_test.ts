@@ -5,7 +5,7 @@ import {
   SIMULATED_IO_30MS,
   validateFaultPolicy,
   withFaults,
-} from "../../lib/faults.ts";
+} from "../../lib/handlers/faults.ts";
 import type { Handler, TaskContext } from "../../lib/handler.ts";
 import { noop } from "../../lib/handlers/noop.ts";
 import { ObjectStore } from "../../lib/objects.ts";

@@ -489,7 +489,7 @@ Deno.test("WorkerPool.utilization() counts the time workers are busy", async () 
 
 Deno.test("WorkerPool.start() works when imported from a script in another directory", async () => {
   await using dir = await tempDir();
-  const mod = new URL("../../mod.ts", import.meta.url).href;
+  const mod = new URL("../../lib/pool/worker_pool.ts", import.meta.url).href;
   const script = `${dir.path}/run_pool.ts`;
   await Deno.writeTextFile(
     script,

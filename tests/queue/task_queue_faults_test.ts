@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type FaultConfig, SIMULATED_IO_30MS } from "../../lib/faults.ts";
+import {
+  type FaultConfig,
+  faultyHandlers,
+  SIMULATED_IO_30MS,
+} from "../../lib/handlers/faults.ts";
 import { mulberry32, seedFrom } from "../../lib/_rng.ts";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
 import { TaskFailedError } from "../../lib/queue/types.ts";
@@ -79,7 +83,7 @@ async function run(faults: FaultConfig, db: string): Promise<RunReport> {
   await using queue = await TaskQueue.open({
     workers: 2,
     concurrency: 8,
-    faults,
+    handlers: faultyHandlers(faults),
     retry: RETRY,
     logger: QUIET,
     db,
@@ -235,7 +239,7 @@ Deno.test("TaskQueue runs each task for at least 30 ms when faults simulate 30 m
   await using queue = await TaskQueue.open({
     workers,
     concurrency,
-    faults: SIMULATED_IO_30MS,
+    handlers: faultyHandlers(SIMULATED_IO_30MS),
   });
   const started = performance.now();
   const handles = await queue.submitMany(

@@ -2,19 +2,23 @@ import assert from "node:assert/strict";
 import { QueueFullError } from "../../lib/channel.ts";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
 import { TaskFailedError } from "../../lib/queue/types.ts";
+import { faultyHandlers } from "../../lib/handlers/faults.ts";
 import { tempDir } from "../_helpers.ts";
 
 const handlers = new URL("../fixtures/queue_handlers.ts", import.meta.url);
 
 Deno.test("TaskQueue metrics add up exactly after a run with faults and rejections", async () => {
   await using queue = await TaskQueue.open({
-    handlers,
+    handlers: faultyHandlers({
+      transientErrorRate: 0.2,
+      permanentErrorRate: 0.1,
+      seed: 3,
+    }),
     workers: 1,
     concurrency: 4,
     capacity: 8,
     prefetch: 0,
     overflow: "reject",
-    faults: { transientErrorRate: 0.2, permanentErrorRate: 0.1, seed: 3 },
     retry: { maxAttempts: 3, baseMs: 1, capMs: 4, seed: 1 },
   });
   let submitted = 0;

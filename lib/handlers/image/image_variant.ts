@@ -66,7 +66,8 @@ export interface ImageVariantResult {
  *
  * @example Making a thumbnail
  * ```ts
- * import { encodePng, imageVariant, ObjectStore, type TaskContext } from "@sluice/sluice";
+ * import { encodePng, imageVariant } from "@sluice/sluice/image";
+ * import { ObjectStore, type TaskContext } from "@sluice/sluice";
  * import assert from "node:assert/strict";
  *
  * const objects = new ObjectStore(await Deno.makeTempDir());

@@ -256,7 +256,7 @@ const CHANNELS: Record<PngColorType, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
  *
  * @example Decoding what the encoder wrote
  * ```ts
- * import { decodePng, encodePng } from "@sluice/sluice";
+ * import { decodePng, encodePng } from "@sluice/sluice/image";
  * import assert from "node:assert/strict";
  *
  * const rows = [new Uint8Array([255, 0, 0, 255, 0, 255, 0, 128])];
@@ -578,7 +578,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
  *
  * @example Encoding a 1x1 image
  * ```ts
- * import { encodePng } from "@sluice/sluice";
+ * import { encodePng } from "@sluice/sluice/image";
  * import assert from "node:assert/strict";
  *
  * const png = encodePng(

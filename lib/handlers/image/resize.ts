@@ -68,7 +68,7 @@ function checkSize(what: string, size: Size): void {
  *
  * @example Halving a 2x2 image
  * ```ts
- * import { resizeRows } from "@sluice/sluice";
+ * import { resizeRows } from "@sluice/sluice/image";
  * import assert from "node:assert/strict";
  *
  * const source = ReadableStream.from([

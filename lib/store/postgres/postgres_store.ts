@@ -11,7 +11,7 @@
  * @experimental The store interface is not yet a stable API.
  * @module
  */
-import type postgres from "postgres";
+import type postgres from "npm:postgres@3.4.9";
 import { delay } from "../../_delay.ts";
 import { type JsonRule, serializeJson } from "../_json.ts";
 import { newRecord } from "../_record.ts";
@@ -290,7 +290,7 @@ interface Subscription {
  *
  * @example Inserting, claiming and settling a task
  * ```ts
- * import { PostgresTaskStore } from "@sluice/sluice";
+ * import { PostgresTaskStore } from "@sluice/sluice/store";
  * import assert from "node:assert/strict";
  *
  * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -391,7 +391,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Refusing a bad pool size before connecting
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await assert.rejects(
@@ -403,7 +403,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Opening read-only creates nothing
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -486,7 +486,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Refusing an invalid schema name
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await assert.rejects(
@@ -540,7 +540,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Claiming due work
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -840,7 +840,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Recovering after a crash
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -886,7 +886,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Missing task
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -915,7 +915,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Missing key
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -946,7 +946,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Listing queued tasks
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -984,7 +984,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Requeueing nothing
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -1033,7 +1033,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example An empty store
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -1084,7 +1084,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example A fresh store
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -1117,7 +1117,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Refusing what JSON or jsonb would change
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -1158,7 +1158,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Waking on another process's insert
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -1241,7 +1241,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Closing twice
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
@@ -1276,7 +1276,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Scoped store
    * ```ts
-   * import { PostgresTaskStore } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
    *
    * const url = Deno.env.get("SLUICE_TEST_PG");
    * if (url !== undefined) {
@@ -1316,8 +1316,11 @@ async function connect(
   schema: string,
   readonly = false,
 ): Promise<Sql> {
-  const { default: postgresClient } = await import("postgres");
+  // A full specifier, so a project that imports Sluice by URL or path
+  // loads the client without an import map entry of its own.
+  const { default: postgresClient } = await import("npm:postgres@3.4.9");
   return postgresClient(url, {
+    ...explicitSettings(url),
     max,
     onnotice: () => {},
     // Types are fixed by the casts in every statement, so the per-connection
@@ -1342,6 +1345,56 @@ async function connect(
       },
     },
   }) as unknown as Sql;
+}
+
+/**
+ * Settings the client would otherwise read from `PG*` environment
+ * variables, taken from the URL instead, so that opening a store needs no
+ * `--allow-env` beyond `PGAPPNAME` and `PGTARGETSESSIONATTRS` (which the
+ * client always reads) and never prompts for one. A setting the URL's
+ * query gives (`?sslmode=require`) is left to the client.
+ */
+function explicitSettings(url: string): Record<string, unknown> {
+  const parsed = new URL(url);
+  const query = parsed.searchParams;
+  const password = decodeURIComponent(parsed.password);
+  const settings: Record<string, unknown> = {
+    // A function: an empty password would fall through to PGPASSWORD.
+    pass: () => password,
+  };
+  if (parsed.hostname !== "") {
+    settings["host"] = decodeURIComponent(parsed.hostname);
+    settings["port"] = parsed.port === "" ? 5432 : Number(parsed.port);
+  }
+  if (parsed.username !== "") {
+    settings["user"] = decodeURIComponent(parsed.username);
+  }
+  const database = decodeURIComponent(parsed.pathname.slice(1));
+  if (database !== "") settings["database"] = database;
+  const defaults: Record<string, unknown> = {
+    ssl: false,
+    sslnegotiation: null,
+    idle_timeout: null,
+    connect_timeout: 30,
+    max_pipeline: 100,
+    keep_alive: 60,
+    prepare: true,
+    debug: false,
+    publications: "alltables",
+    target_session_attrs: null,
+  };
+  for (const [key, value] of Object.entries(defaults)) {
+    const inQuery = query.has(key) ||
+      (key === "ssl" && query.has("sslmode")) ||
+      (key === "ssl" && query.get("sslrootcert") === "system");
+    if (!inQuery) settings[key] = value;
+  }
+  // max_lifetime and backoff keep the client's own functions; they are
+  // read from PGMAX_LIFETIME and PGBACKOFF only when unset here.
+  settings["max_lifetime"] = () => 60 * (30 + Math.random() * 30);
+  settings["backoff"] = (retries: number) =>
+    (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 20);
+  return settings;
 }
 
 /**

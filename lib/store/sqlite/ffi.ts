@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { granted, readEnv } from "../../_env.ts";
 
 /**
  * The SQLite C functions the FFI driver calls. Hot calls (step, reset,
@@ -292,15 +293,6 @@ let loaded: LoadedSqlite | undefined;
 let holders = 0;
 let failure: Error | undefined;
 
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    // No --allow-env: treated as unset.
-    return undefined;
-  }
-}
-
 function open(): LoadedSqlite {
   if (loaded !== undefined) return loaded;
   if (failure !== undefined) throw failure;
@@ -309,6 +301,13 @@ function open(): LoadedSqlite {
   const candidates = fromEnv ? [fromEnv] : LIBRARY_NAMES;
   const tried: string[] = [];
   const causes: unknown[] = [];
+  // Asked, not tried: on a terminal, a dlopen without --allow-ffi prompts.
+  if (!granted({ name: "ffi" })) {
+    failure = new Error(
+      "Cannot load SQLite: FFI is not allowed (run with --allow-ffi)",
+    );
+    throw failure;
+  }
   for (const path of candidates) {
     let library: SqliteLibrary;
     try {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { granted, readEnv } from "../../_env.ts";
 import type { Database, DriverName, OpenDatabaseOptions } from "./database.ts";
 import { probeSqlite } from "./ffi.ts";
 import { FfiDatabase } from "./ffi_database.ts";
@@ -22,15 +23,6 @@ export interface SqliteDriverInfo {
 }
 
 const DRIVERS: readonly string[] = ["auto", "ffi", "builtin"];
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    // No --allow-env: treated as unset.
-    return undefined;
-  }
-}
 
 interface Choice {
   driver: DriverName;
@@ -72,7 +64,7 @@ let builtinVersion: string | undefined;
  *
  * @example Logging the driver at start-up
  * ```ts
- * import { sqliteDriverInfo } from "@sluice/sluice";
+ * import { sqliteDriverInfo } from "./open_database.ts";
  * import assert from "node:assert/strict";
  *
  * const info = sqliteDriverInfo();
@@ -111,7 +103,7 @@ export function sqliteDriverInfo(): SqliteDriverInfo {
  *
  * @example Round-tripping a row
  * ```ts
- * import { openDatabase } from "@sluice/sluice";
+ * import { openDatabase } from "./open_database.ts";
  * import assert from "node:assert/strict";
  *
  * using db = openDatabase(":memory:");
@@ -151,8 +143,28 @@ export function openDatabase(
       }`,
     );
   }
+  checkAccess(path, readonly);
   const chosen = choose(driver).driver;
   return chosen === "ffi"
     ? new FfiDatabase(path, readonly)
     : new NodeSqliteDatabase(path, readonly);
+}
+
+/**
+ * Refuses, without prompting, a database file the process may not read (or,
+ * unless read-only, write). Checked for both drivers alike: the FFI driver
+ * opens files through SQLite itself, past Deno's own checks, and a
+ * least-privilege command line should mean the same with either.
+ */
+function checkAccess(path: string, readonly: boolean): void {
+  if (path === ":memory:") return;
+  for (
+    const name of readonly ? ["read"] as const : ["read", "write"] as const
+  ) {
+    if (!granted({ name, path })) {
+      throw new Deno.errors.NotCapable(
+        `Cannot open database ${path}: ${name} access to it is not granted (run with --allow-${name}=${path})`,
+      );
+    }
+  }
 }

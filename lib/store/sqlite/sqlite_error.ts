@@ -30,7 +30,8 @@ export interface SqliteErrorOptions extends ErrorOptions {
  *
  * @example Recognising a UNIQUE violation
  * ```ts
- * import { openDatabase, SqliteError } from "@sluice/sluice";
+ * import { openDatabase } from "./open_database.ts";
+ * import { SqliteError } from "@sluice/sluice/store";
  * import assert from "node:assert/strict";
  *
  * using db = openDatabase(":memory:");

@@ -164,7 +164,7 @@ function toRecord(row: Row): TaskRecord {
  *
  * @example Inserting, claiming and settling a task
  * ```ts
- * import { SqliteTaskStore } from "@sluice/sluice";
+ * import { SqliteTaskStore } from "@sluice/sluice/store";
  * import assert from "node:assert/strict";
  *
  * await using store = SqliteTaskStore.open(":memory:");
@@ -249,7 +249,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Opening a file store
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const dir = await Deno.makeTempDir();
@@ -262,7 +262,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Opening a missing file read-only
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const dir = await Deno.makeTempDir();
@@ -416,7 +416,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Refusing what JSON would change
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * assert.equal(SqliteTaskStore.serializePayload({ a: 1 }), '{"a":1}');
@@ -444,7 +444,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Checking results before settling
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * assert.equal(SqliteTaskStore.serializeResult(undefined), null);
@@ -466,7 +466,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Refusing a Map nested in a result
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -529,7 +529,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Claiming due work
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -545,7 +545,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Renewing, starting and recovering in one batch
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -753,7 +753,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Recovering after a crash
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -788,7 +788,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Missing task
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -813,7 +813,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Missing key
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -842,7 +842,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Listing queued tasks
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -875,7 +875,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Requeueing nothing
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -913,7 +913,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example An empty store
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -962,7 +962,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example A fresh store
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * await using store = SqliteTaskStore.open(":memory:");
@@ -987,7 +987,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Closing twice
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    * import assert from "node:assert/strict";
    *
    * const store = SqliteTaskStore.open(":memory:");
@@ -1011,7 +1011,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *
    * @example Scoped store
    * ```ts
-   * import { SqliteTaskStore } from "@sluice/sluice";
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
    *
    * await using _store = SqliteTaskStore.open(":memory:");
    * ```

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import postgres from "postgres";
+import postgres from "npm:postgres@3.4.9";
 import { openStore } from "../../../lib/store/open_store.ts";
 import {
   PostgresTaskStore,

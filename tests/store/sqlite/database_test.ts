@@ -1,15 +1,21 @@
 import assert from "node:assert/strict";
+import type {
+  Database,
+  DriverName,
+} from "../../../lib/store/sqlite/database.ts";
 import {
-  type Database,
-  type DriverName,
   openDatabase,
   sqliteDriverInfo,
-  SqliteError,
-} from "../../../mod.ts";
+} from "../../../lib/store/sqlite/open_database.ts";
+import { SqliteError } from "../../../lib/store/sqlite/sqlite_error.ts";
 import { tempDir } from "../../_helpers.ts";
 
 const DRIVERS: readonly DriverName[] = ["ffi", "builtin"];
 const MOD_URL = new URL("../../../mod.ts", import.meta.url).href;
+const OPEN_URL = new URL(
+  "../../../lib/store/sqlite/open_database.ts",
+  import.meta.url,
+).href;
 const FFI_URL =
   new URL("../../../lib/store/sqlite/ffi.ts", import.meta.url).href;
 
@@ -316,7 +322,7 @@ Deno.test("probeSqlite() throws a clear error when DENO_SQLITE_PATH is bogus", a
   await Deno.writeTextFile(bogus, "not a shared library");
   const result = await runScript(
     `import { probeSqlite } from ${JSON.stringify(FFI_URL)};
-import { openDatabase, sqliteDriverInfo } from ${JSON.stringify(MOD_URL)};
+import { openDatabase, sqliteDriverInfo } from ${JSON.stringify(OPEN_URL)};
 try {
   probeSqlite();
   Deno.exit(3);
@@ -348,7 +354,7 @@ try {
 
 Deno.test("openDatabase() follows SLUICE_SQLITE_DRIVER when the driver is auto", async () => {
   const result = await runScript(
-    `import { openDatabase } from ${JSON.stringify(MOD_URL)};
+    `import { openDatabase } from ${JSON.stringify(OPEN_URL)};
 using db = openDatabase(":memory:");
 console.log(db.driver);
 using explicit = openDatabase(":memory:", { driver: "ffi" });
@@ -359,7 +365,7 @@ console.log(explicit.driver);`,
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stdout, "builtin\nffi\n");
   const invalid = await runScript(
-    `import { openDatabase } from ${JSON.stringify(MOD_URL)};
+    `import { openDatabase } from ${JSON.stringify(OPEN_URL)};
 try {
   openDatabase(":memory:");
 } catch (error) {
@@ -374,14 +380,16 @@ try {
 
 Deno.test("importing mod.ts needs no --allow-ffi or --allow-env", async () => {
   const result = await runScript(
-    `import { openDatabase, sqliteDriverInfo } from ${JSON.stringify(MOD_URL)};
+    `import { TaskQueue } from ${JSON.stringify(MOD_URL)};
+import { openDatabase, sqliteDriverInfo } from ${JSON.stringify(OPEN_URL)};
+console.log(typeof TaskQueue.open === "function" ? "" : "no queue");
 console.log(sqliteDriverInfo().driver);
 using db = openDatabase(":memory:");
 console.log(db.driver);`,
     ["--allow-read"],
   );
   assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.stdout, "builtin\nbuiltin\n");
+  assert.equal(result.stdout, "\nbuiltin\nbuiltin\n");
 });
 
 for (const driver of DRIVERS) {

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { delay } from "./_delay.ts";
-import { mulberry32, seedFrom } from "./_rng.ts";
-import { PermanentError, TransientError } from "./errors.ts";
-import type { Handler, TaskContext } from "./handler.ts";
+import { delay } from "../_delay.ts";
+import { mulberry32, seedFrom } from "../_rng.ts";
+import { PermanentError, TransientError } from "../errors.ts";
+import type { Handler, TaskContext } from "../handler.ts";
 
 /** Faults for one task type (or for all). */
 export interface FaultConfig {
@@ -108,7 +108,7 @@ function checkConfig(config: FaultConfig, where: string): void {
  *
  * @example Rejecting a rate above 1
  * ```ts
- * import { validateFaultPolicy } from "@sluice/sluice";
+ * import { validateFaultPolicy } from "@sluice/sluice/faults";
  * import assert from "node:assert/strict";
  *
  * validateFaultPolicy({ transientErrorRate: 0.2 });
@@ -160,7 +160,9 @@ export function validateFaultPolicy(policy: FaultPolicy): void {
  *
  * @example Failing every task transiently
  * ```ts
- * import { noop, TransientError, withFaults, type TaskContext } from "@sluice/sluice";
+ * import { noop } from "./noop.ts";
+ * import { TransientError, type TaskContext } from "@sluice/sluice";
+ * import { withFaults } from "@sluice/sluice/faults";
  * import assert from "node:assert/strict";
  *
  * const flaky = withFaults(noop, { transientErrorRate: 1 }, "noop");
@@ -203,4 +205,37 @@ export function withFaults(
     }
     return await handler(payload, ctx);
   };
+}
+
+const FAULTY = new URL("./faulty.ts", import.meta.url);
+
+/**
+ * The URL of a handler module exporting every built-in handler wrapped in
+ * `policy`'s faults: point a queue's `handlers` at it. The policy travels
+ * in the URL, so each worker builds the same wrappers.
+ *
+ * @param policy The faults to inject.
+ * @returns The module's URL.
+ * @throws {TypeError | RangeError} When the policy is malformed.
+ *
+ * @example Built-in handlers with 30 ms of simulated I/O
+ * ```ts
+ * import { faultyHandlers, SIMULATED_IO_30MS } from "@sluice/sluice/faults";
+ * import { TaskQueue } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * await using queue = await TaskQueue.open({
+ *   workers: 1,
+ *   handlers: faultyHandlers(SIMULATED_IO_30MS),
+ * });
+ * const started = performance.now();
+ * await (await queue.submit({ type: "noop" })).result;
+ * assert.ok(performance.now() - started >= 29);
+ * ```
+ */
+export function faultyHandlers(policy: FaultPolicy): URL {
+  validateFaultPolicy(policy);
+  const url = new URL(FAULTY);
+  url.searchParams.set("faults", JSON.stringify(policy));
+  return url;
 }
