@@ -29,6 +29,7 @@ export {
   Metrics,
   type MetricsOptions,
   type MetricsSnapshot,
+  type TaskStateCounts,
   type WorkerStats,
   type WorkerUtilization,
 } from "./lib/metrics/metrics.ts";

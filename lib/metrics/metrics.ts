@@ -47,6 +47,14 @@ export const COUNTERS = {
   stale_settles: 11,
 } as const;
 
+/** What a queue reports for the `running` and `claimed` gauges. */
+export interface TaskStateCounts {
+  /** Handlers started and not finished. */
+  running: number;
+  /** Tasks held whose handlers have not started. */
+  claimed: number;
+}
+
 /** A counter's name: a key of {@linkcode COUNTERS}. */
 export type CounterName = keyof typeof COUNTERS;
 
@@ -188,8 +196,10 @@ export interface WorkerUtilization {
  * - `uptime_ms`: milliseconds since the `Metrics` was created.
  * - `counters`: each counter of {@linkcode COUNTERS}, a count since start.
  * - `gauges`: `queue_depth` (tasks waiting now), `queue_depth_max`,
- *   `queue_depth_mean` (time-weighted over the uptime), `in_flight` (tasks
- *   running now), `workers_alive`.
+ *   `queue_depth_mean` (time-weighted over the uptime), `in_flight` (worker
+ *   slots occupied now), `workers_alive`, `running` (handlers started and
+ *   not finished) and `claimed` (tasks this process holds whose handlers
+ *   have not started: waiting for a slot, or just sent to one).
  * - `rates`: `window_s`, then `enqueued_per_s` and `dequeued_per_s` averaged
  *   over the last `window_s` seconds (or the uptime, if shorter).
  * - `latency`: `queue_wait` (enqueue → start), `run` (start → settle),
@@ -213,10 +223,14 @@ export interface MetricsSnapshot {
     queue_depth_max: number;
     /** Queue depth averaged over time since start. */
     queue_depth_mean: number;
-    /** Tasks running now. */
+    /** Worker slots occupied now. */
     in_flight: number;
     /** Workers running now. */
     workers_alive: number;
+    /** Handlers started and not finished. */
+    running: number;
+    /** Tasks held whose handlers have not started. */
+    claimed: number;
   };
   /** Per-second rates over a sliding window. */
   rates: {
@@ -271,6 +285,8 @@ const CSV_COLUMNS: readonly Column[] = [
   ["gauges.queue_depth_mean", (s) => s.gauges.queue_depth_mean],
   ["gauges.in_flight", (s) => s.gauges.in_flight],
   ["gauges.workers_alive", (s) => s.gauges.workers_alive],
+  ["gauges.running", (s) => s.gauges.running],
+  ["gauges.claimed", (s) => s.gauges.claimed],
   ["rates.window_s", (s) => s.rates.window_s],
   ["rates.enqueued_per_s", (s) => s.rates.enqueued_per_s],
   ["rates.dequeued_per_s", (s) => s.rates.dequeued_per_s],
@@ -429,8 +445,22 @@ function prometheus(snapshot: MetricsSnapshot): string {
     "Queue depth averaged over time since start.",
     gauges.queue_depth_mean,
   );
-  out.gauge("sluice_in_flight", "Tasks running now.", gauges.in_flight);
+  out.gauge(
+    "sluice_in_flight",
+    "Worker slots occupied now.",
+    gauges.in_flight,
+  );
   out.gauge("sluice_workers_alive", "Workers running.", gauges.workers_alive);
+  out.gauge(
+    "sluice_tasks_running",
+    "Handlers started and not finished.",
+    gauges.running,
+  );
+  out.gauge(
+    "sluice_tasks_claimed",
+    "Tasks held whose handlers have not started.",
+    gauges.claimed,
+  );
   out.gauge(
     "sluice_enqueued_per_second",
     `Enqueued tasks per second over the last ${rates.window_s} s.`,
@@ -534,6 +564,7 @@ export class Metrics {
   #run: Histogram;
   #endToEnd: Histogram;
   #workerStats: (() => readonly WorkerStats[]) | undefined;
+  #taskStates: (() => TaskStateCounts) | undefined;
 
   /**
    * Creates metrics starting now (per `clock`), with every value at zero.
@@ -901,6 +932,34 @@ export class Metrics {
     this.#workerStats = provider;
   }
 
+  /**
+   * Sets where the `running` and `claimed` gauges come from; called on
+   * every {@linkcode Metrics.snapshot}.
+   *
+   * @param provider Returns the counts, or `undefined` to report zeros.
+   * @throws {TypeError} When `provider` is neither a function nor undefined.
+   *
+   * @example Reporting task states
+   * ```ts
+   * import { Metrics } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * const metrics = new Metrics();
+   * metrics.setTaskStateProvider(() => ({ running: 2, claimed: 5 }));
+   * assert.equal(metrics.snapshot().gauges.claimed, 5);
+   * ```
+   */
+  setTaskStateProvider(
+    provider: (() => TaskStateCounts) | undefined,
+  ): void {
+    if (provider !== undefined && typeof provider !== "function") {
+      throw new TypeError(
+        `Cannot set task state provider: expected a function or undefined, got ${typeof provider}`,
+      );
+    }
+    this.#taskStates = provider;
+  }
+
   #utilization(uptimeMs: number): MetricsSnapshot["utilization"] {
     const stats = this.#workerStats?.() ?? [];
     const byId = new Map<number, WorkerUtilization>();
@@ -959,6 +1018,7 @@ export class Metrics {
   snapshot(): MetricsSnapshot {
     const now = this.#clock();
     const uptime = now - this.#start;
+    const states = this.#taskStates?.();
     const area = this.#depthArea + this.#depth * (now - this.#depthSince);
     const counters = {} as CounterValues;
     for (let i = 0; i < COUNTER_NAMES.length; i++) {
@@ -974,6 +1034,8 @@ export class Metrics {
         queue_depth_mean: uptime > 0 ? area / uptime : this.#depth,
         in_flight: this.#inFlight,
         workers_alive: this.#workersAlive,
+        running: states?.running ?? 0,
+        claimed: states?.claimed ?? 0,
       },
       rates: {
         window_s: this.#window,

@@ -351,6 +351,11 @@ export class TaskQueue implements AsyncDisposable {
       metrics.setWorkerStatsProvider(() => pool.stats());
       metrics.setWorkersAlive(aliveWorkers(pool));
     }
+    const table = this.#table;
+    metrics.setTaskStateProvider(() => ({
+      running: table.count("running"),
+      claimed: table.count("queued") + table.count("dispatched"),
+    }));
   }
 
   /** Tasks waiting in the channel for a worker. */

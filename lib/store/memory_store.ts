@@ -643,6 +643,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         oldestQueuedAgeMs: oldest === undefined || oldest.runAt > now
           ? null
           : now - oldest.runAt,
+        started: 0,
         recentSucceeded,
         windowMs,
       });

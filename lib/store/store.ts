@@ -251,6 +251,13 @@ export interface StoreStatus {
   counts: StatusCounts;
   /** Age of the oldest due queued task in ms, or `null`. */
   oldestQueuedAgeMs: number | null;
+  /**
+   * Of the tasks in `counts.running` (claimed by a worker process), those
+   * whose handler is known to have started: a start was written for their
+   * current claim. The rest wait for a worker slot, or started less than
+   * a few milliseconds ago.
+   */
+  started: number;
   /** Tasks that succeeded within the last `windowMs`. */
   recentSucceeded: number;
   /** The window used for `recentSucceeded`, ms. */

@@ -228,6 +228,8 @@ Deno.test("Metrics.snapshot() has a stable field order and round-trips through J
     "queue_depth_mean",
     "in_flight",
     "workers_alive",
+    "running",
+    "claimed",
   ]);
   assert.deepEqual(Object.keys(snapshot.rates), [
     "window_s",
@@ -261,7 +263,7 @@ Deno.test("Metrics.toCsvRow() matches the header's columns when given snapshots"
     "utilization.workers",
   ]);
   assert.ok(header.includes("latency.end_to_end.p99_ms"));
-  assert.equal(header.length, 2 + 12 + 5 + 3 + 3 * 8 + 2);
+  assert.equal(header.length, 2 + 12 + 7 + 3 + 3 * 8 + 2);
 
   metrics.inc("failed_permanent", 3);
   metrics.recordLatency(1, 2);

@@ -1070,6 +1070,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       oldestQueuedAgeMs: oldest === null || oldest === undefined
         ? null
         : at - oldest,
+      started: 0,
       recentSucceeded: (row?.["recent"] as number | undefined) ?? 0,
       windowMs,
     };

@@ -941,6 +941,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           oldestQueuedAgeMs: oldest === null || oldest === undefined
             ? null
             : now - int(oldest),
+          started: 0,
           recentSucceeded: int(recent ?? 0),
           windowMs,
         });
