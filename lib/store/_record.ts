@@ -8,7 +8,8 @@ import type { NewTask, TaskRecord } from "./store.ts";
 /**
  * Builds the record of a freshly inserted task: `queued` at version 0, or,
  * for a claimed insert, `running` at version 1 with a lease. Either way no
- * attempt is charged yet: attempts are charged when a handler starts.
+ * attempt is charged yet and `startedAt` is `null`: attempts are charged,
+ * and `startedAt` set, when a handler's start is written.
  *
  * @param task The task as inserted.
  * @param now The commit time (epoch ms).
@@ -31,6 +32,7 @@ export function newRecord(
     maxAttempts: task.maxAttempts,
     runAt: task.runAt,
     leaseUntil: claim ? leaseUntil : null,
+    startedAt: null,
     createdAt: now,
     updatedAt: now,
     outputKey: null,

@@ -193,6 +193,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     this.#setStatus(record, "running");
     record.version++;
     record.leaseUntil = leaseUntil;
+    record.startedAt = null;
     record.updatedAt = now;
     this.#running.add(record.id);
     return { ...record };
@@ -268,11 +269,15 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    * assert.equal(claimed[0]!.attempts, 0); // a claim charges nothing
    * const { started } = await store.commit({ starts: [{ id, version }], settles: [], inserts: [], claimDue: 0, leaseMs: 100, now: 1 });
    * assert.deepEqual(started, [true]);
-   * assert.equal((await store.get("a"))?.attempts, 1);
+   * const running = await store.get("a");
+   * assert.deepEqual([running?.attempts, running?.startedAt], [1, 1]);
    * const { released } = await store.commit({ settles: [], releases: [{ id, version, refund: true }], inserts: [], claimDue: 0, leaseMs: 100, now: 2 });
    * assert.deepEqual(released, [true]);
    * const record = await store.get("a");
-   * assert.deepEqual([record?.status, record?.attempts, record?.version], ["queued", 0, version + 1]);
+   * assert.deepEqual(
+   *   [record?.status, record?.attempts, record?.startedAt, record?.version],
+   *   ["queued", 0, null, version + 1],
+   * );
    * ```
    */
   commit(batch: CommitBatch): Promise<CommitResult> {
@@ -312,7 +317,10 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     const started: boolean[] = [];
     for (const { id, version } of batch.starts ?? []) {
       const slot = this.#held(id, version);
-      if (slot !== undefined) slot.record.attempts++;
+      if (slot !== undefined) {
+        slot.record.attempts++;
+        slot.record.startedAt = now;
+      }
       started.push(slot !== undefined);
     }
 
@@ -325,6 +333,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         continue;
       }
       const record = slot.record;
+      // startedAt is kept: a finished task shows its last recorded start.
       if (charge === true) record.attempts++;
       record.version++;
       record.updatedAt = now;
@@ -364,6 +373,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       record.version++;
       record.updatedAt = now;
       record.leaseUntil = null;
+      record.startedAt = null;
       this.#running.delete(id);
       this.#setStatus(record, "queued");
       this.#enqueue(slot);
@@ -426,6 +436,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       if (record.leaseUntil === null || record.leaseUntil >= now) continue;
       this.#running.delete(id);
       record.leaseUntil = null;
+      record.startedAt = null;
       record.updatedAt = now;
       record.version++;
       if (record.attempts >= record.maxAttempts) {
@@ -593,6 +604,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         record.attempts = 0;
         record.runAt = now;
         record.leaseUntil = null;
+        record.startedAt = null;
         record.updatedAt = now;
         record.version++;
         this.#enqueue(slot);
@@ -605,8 +617,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Reads counts by status, the age of the oldest due claimable task, and
-   * how many succeeded within `windowMs`.
+   * Reads counts by status, the age of the oldest due claimable task, how
+   * many running tasks have a recorded start, and how many succeeded
+   * within `windowMs`.
    *
    * @param now The current time (epoch ms).
    * @param windowMs The window for `recentSucceeded`.
@@ -621,8 +634,31 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    *
    * await using store = new MemoryTaskStore();
    * const status = await store.status(0, 1000);
+   * assert.equal(status.started, 0);
    * assert.equal(status.recentSucceeded, 0);
    * assert.equal(status.windowMs, 1000);
+   * ```
+   *
+   * @example Telling started tasks from claimed ones
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 3, runAt: 0 };
+   * const { claimed } = await store.commit({
+   *   settles: [],
+   *   inserts: [{ ...task, id: "a" }, { ...task, id: "b" }],
+   *   claimDue: 2,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * const { id, version } = claimed[0]!;
+   * await store.commit({ starts: [{ id, version }], settles: [], inserts: [], claimDue: 0, leaseMs: 100, now: 7 });
+   * const { counts, started } = await store.status(8);
+   * assert.deepEqual([counts.running, started], [2, 1]);
+   * assert.equal((await store.get("a"))?.startedAt, 7);
+   * assert.equal((await store.get("b"))?.startedAt, null);
    * ```
    */
   status(now: number, windowMs: number = 60_000): Promise<StoreStatus> {
@@ -630,6 +666,11 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       this.#check("read status");
       validateWindow(windowMs);
       const oldest = this.#peek();
+      // Only running tasks can count: walk the running set, not the table.
+      let started = 0;
+      for (const id of this.#running) {
+        if (this.#tasks.get(id)!.record.startedAt !== null) started++;
+      }
       let recentSucceeded = 0;
       const since = now - windowMs;
       for (const slot of this.#tasks.values()) {
@@ -643,7 +684,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         oldestQueuedAgeMs: oldest === undefined || oldest.runAt > now
           ? null
           : now - oldest.runAt,
-        started: 0,
+        started,
         recentSucceeded,
         windowMs,
       });

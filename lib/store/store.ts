@@ -43,6 +43,16 @@ export interface TaskRecord {
   runAt: number;
   /** When the current claim's lease ends; `null` unless running. */
   leaseUntil: number | null;
+  /**
+   * When the handler of the current claim was recorded as started: the
+   * `now` of the batch that applied its {@linkcode Start}. `null` from a
+   * claim (or a claimed insert) until its start is written, and again
+   * after a release, a recovery or a requeue. A settle leaves it as it is,
+   * so a finished task shows its last recorded start; a task settled with
+   * `charge` (its start never written) keeps `null`. A running task with
+   * `startedAt` set counts in {@linkcode StoreStatus.started}.
+   */
+  startedAt: number | null;
   /** When the task was accepted. */
   createdAt: number;
   /** When the record last changed. */
@@ -127,8 +137,9 @@ export interface Settlement {
 }
 
 /**
- * A handler started: charges one attempt to the claimed task. Fenced by
- * version like a settle; it does not change the version.
+ * A handler started: charges one attempt to the claimed task and sets its
+ * `startedAt` to the batch's `now`. Fenced by version like a settle; it
+ * does not change the version.
  */
 export interface Start {
   /** Task id. */
@@ -254,8 +265,8 @@ export interface StoreStatus {
   /**
    * Of the tasks in `counts.running` (claimed by a worker process), those
    * whose handler is known to have started: a start was written for their
-   * current claim. The rest wait for a worker slot, or started less than
-   * a few milliseconds ago.
+   * current claim ({@linkcode TaskRecord.startedAt} is set). The rest wait
+   * for a worker slot, or started less than a few milliseconds ago.
    */
   started: number;
   /** Tasks that succeeded within the last `windowMs`. */

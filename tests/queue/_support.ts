@@ -130,6 +130,7 @@ export function recordOf(task: NewTask | string): TaskRecord {
     lastError: null,
     errorClass: null,
     version: 0,
+    startedAt: null,
   };
 }
 

@@ -185,6 +185,7 @@ export function storeConformance(
       maxAttempts: 3,
       runAt: T0 + 5,
       leaseUntil: null,
+      startedAt: null,
       createdAt: T0,
       updatedAt: T0,
       outputKey: null,
@@ -247,6 +248,7 @@ export function storeConformance(
       assert.equal(record.attempts, 0, "a claim charges no attempt");
       assert.equal(record.version, 1);
       assert.equal(record.leaseUntil, now + LEASE);
+      assert.equal(record.startedAt, null);
       assert.equal(record.updatedAt, now);
     }
     assert.deepEqual(await store.get("early"), first.claimed[0]);
@@ -319,6 +321,7 @@ export function storeConformance(
     assert.equal(record.attempts, 0, "a claimed insert charges no attempt");
     assert.equal(record.version, 1);
     assert.equal(record.leaseUntil, T0 + LEASE);
+    assert.equal(record.startedAt, null, "a claimed insert has not started");
     // A claimed insert is not due work: only "b" is claimed by claimDue.
     assert.deepEqual(ids(claimed), ["b"]);
     assert.deepEqual(await store.get("a"), record);
@@ -548,6 +551,162 @@ export function storeConformance(
     assert.equal(claimed[0]!.attempts, 0);
   });
 
+  test("TaskStore.commit() sets startedAt to the batch's now and status() counts the task as started when its start is applied", async (store) => {
+    const [a, b, c] = await claimAll(store, [task("a"), task("b"), task("c")]);
+    await store.commit(batch({ inserts: [task("queued")] }));
+    const claimedOnly = await store.status(T0);
+    assert.deepEqual(
+      [claimedOnly.counts.running, claimedOnly.started],
+      [3, 0],
+      "a claim is not a start",
+    );
+    const { started } = await store.commit(batch({
+      now: T0 + 7,
+      starts: [
+        fence(a!),
+        fence(b!),
+        { id: "c", version: c!.version + 1 },
+        { id: "queued", version: 0 },
+      ],
+    }));
+    assert.deepEqual(started, [true, true, false, false]);
+    assert.equal((await store.get("a"))?.startedAt, T0 + 7);
+    assert.equal((await store.get("b"))?.startedAt, T0 + 7);
+    assert.equal(
+      (await store.get("c"))?.startedAt,
+      null,
+      "a stale start records nothing",
+    );
+    assert.equal((await store.get("queued"))?.startedAt, null);
+    const status = await store.status(T0 + 8);
+    assert.deepEqual([status.counts.running, status.started], [3, 2]);
+    // A finished task keeps its start but no longer counts as started.
+    await store.commit(batch({ now: T0 + 9, settles: [succeed(a!)] }));
+    const finished = await store.status(T0 + 9);
+    assert.deepEqual([finished.counts.running, finished.started], [2, 1]);
+    assert.equal((await store.get("a"))?.startedAt, T0 + 7);
+  });
+
+  test("TaskStore.commit() resets startedAt to null when a task that started before is claimed again", async (store) => {
+    const [a] = await startAll(store, [task("a")]);
+    await store.commit(batch({ now: T0 + 1, settles: [retry(a!, T0 + 10)] }));
+    const failed = await store.get("a");
+    assert.deepEqual([failed?.status, failed?.startedAt], ["failed", T0]);
+    const { claimed } = await store.commit(
+      batch({ now: T0 + 10, claimDue: 1 }),
+    );
+    assert.deepEqual(
+      claimed.map((r) => [r.id, r.startedAt, r.version]),
+      [["a", null, a!.version + 2]],
+    );
+    assert.deepEqual(await store.get("a"), claimed[0]);
+    const status = await store.status(T0 + 10);
+    assert.deepEqual([status.counts.running, status.started], [1, 0]);
+  });
+
+  test("TaskStore.commit() resets startedAt to null when a started task is released", async (store) => {
+    const [a, b] = await startAll(store, [task("a"), task("b")]);
+    assert.equal((await store.status(T0)).started, 2);
+    const { released } = await store.commit(batch({
+      now: T0 + 5,
+      releases: [fence(a!), { ...fence(b!), refund: true }],
+    }));
+    assert.deepEqual(released, [true, true]);
+    for (const id of ["a", "b"]) {
+      const record = await store.get(id);
+      assert.deepEqual([record?.status, record?.startedAt], ["queued", null]);
+    }
+    const status = await store.status(T0 + 5);
+    assert.deepEqual([status.counts.running, status.started], [0, 0]);
+  });
+
+  test("TaskStore.recoverExpired() resets startedAt to null when it requeues or dead-letters a started task", async (store) => {
+    await startAll(
+      store,
+      [task("requeued"), task("exhausted", { maxAttempts: 1 })],
+      T0,
+      100,
+    );
+    await startAll(store, [task("live")], T0, 10_000);
+    assert.equal((await store.status(T0)).started, 3);
+    assert.equal(await store.recoverExpired(T0 + 101), 2);
+    const after = await Promise.all(
+      ["requeued", "exhausted", "live"].map((id) => store.get(id)),
+    );
+    assert.deepEqual(
+      after.map((r) => [r?.id, r?.status, r?.startedAt]),
+      [
+        ["requeued", "queued", null],
+        ["exhausted", "dead", null],
+        ["live", "running", T0],
+      ],
+    );
+    const status = await store.status(T0 + 101);
+    assert.deepEqual([status.counts.running, status.started], [1, 1]);
+  });
+
+  test("TaskStore.commit() resets startedAt to null when recover takes back an expired started task", async (store) => {
+    const [a] = await startAll(store, [task("a")], T0, 100);
+    const { recovered } = await store.commit(
+      batch({ now: T0 + 200, leaseMs: 100, recover: true }),
+    );
+    assert.equal(recovered, 1);
+    const record = await store.get("a");
+    assert.deepEqual(
+      [record?.status, record?.startedAt, record?.version],
+      ["queued", null, a!.version + 1],
+    );
+    assert.equal((await store.status(T0 + 200)).started, 0);
+  });
+
+  test("TaskStore.commit() keeps startedAt when a settle is applied", async (store) => {
+    const claims = await claimAll(store, [
+      task("ok"),
+      task("again"),
+      task("bad"),
+      task("quick"),
+    ]);
+    const [ok, again, bad, quick] = claims;
+    await store.commit(batch({
+      now: T0 + 3,
+      starts: [ok!, again!, bad!].map(fence),
+    }));
+    const { settled } = await store.commit(batch({
+      now: T0 + 50,
+      settles: [
+        succeed(ok!),
+        retry(again!, T0 + 100),
+        kill(bad!),
+        // Finished before its start was written: charged, never started.
+        { ...succeed(quick!), charge: true },
+      ],
+    }));
+    assert.deepEqual(settled, [true, true, true, true]);
+    const after = await Promise.all(claims.map((c) => store.get(c.id)));
+    assert.deepEqual(
+      after.map((r) => [r?.id, r?.status, r?.attempts, r?.startedAt]),
+      [
+        ["ok", "succeeded", 1, T0 + 3],
+        ["again", "failed", 1, T0 + 3],
+        ["bad", "dead", 1, T0 + 3],
+        ["quick", "succeeded", 1, null],
+      ],
+    );
+    assert.equal((await store.status(T0 + 50)).started, 0);
+  });
+
+  test("TaskStore.requeue() resets startedAt to null when it revives a dead task", async (store) => {
+    const [a, b] = await startAll(store, [task("a"), task("b")]);
+    await store.commit(batch({ now: T0 + 1, settles: [kill(a!), kill(b!)] }));
+    assert.equal((await store.get("a"))?.startedAt, T0);
+    assert.equal(await store.requeue(["a"], T0 + 2), 1);
+    assert.equal((await store.get("a"))?.startedAt, null);
+    assert.equal((await store.get("b"))?.startedAt, T0);
+    assert.equal(await store.requeue("all", T0 + 3), 1);
+    const revived = await store.get("b");
+    assert.deepEqual([revived?.status, revived?.startedAt], ["queued", null]);
+  });
+
   test("TaskStore.list() filters by status and pages when given limit and offset", async (store) => {
     await store.commit(batch({
       inserts: ["a", "b", "c", "d", "e"].map((id) =>
@@ -584,6 +743,7 @@ export function storeConformance(
     assert.deepEqual(empty, {
       counts: { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 },
       oldestQueuedAgeMs: null,
+      started: 0,
       recentSucceeded: 0,
       windowMs: 60_000,
     });
@@ -622,6 +782,7 @@ export function storeConformance(
       dead: 1,
     });
     assert.equal(status.oldestQueuedAgeMs, 4_000);
+    assert.equal(status.started, 0, "the running task's start was not written");
     assert.equal(status.recentSucceeded, 1);
     assert.equal(status.windowMs, 3_000);
     const wide = await store.status(T0 + 6_000, 5_000);
@@ -724,8 +885,8 @@ export function storeConformance(
     assert.deepEqual(started, [true, false, false, false, false]);
     assert.deepEqual(
       await store.get("a"),
-      { ...a!, attempts: 1 },
-      "a start charges one attempt and changes nothing else",
+      { ...a!, attempts: 1, startedAt: T0 + 5 },
+      "a start charges one attempt, records its time and changes nothing else",
     );
     assert.deepEqual(await store.get("b"), b);
     assert.equal((await store.get("queued"))?.attempts, 0);
@@ -801,6 +962,7 @@ export function storeConformance(
       status: "queued",
       attempts,
       leaseUntil: null,
+      startedAt: null,
       updatedAt: T0 + 5,
       version: record.version + 1,
     });

@@ -157,6 +157,7 @@ function toRecord(row: Row): TaskRecord {
     maxAttempts: row["max_attempts"],
     runAt: row["run_at"],
     leaseUntil: row["lease_until"],
+    startedAt: row["started_at"] ?? null,
     createdAt: row["created_at"],
     updatedAt: row["updated_at"],
     outputKey: row["output_key"],
@@ -322,6 +323,7 @@ interface Subscription {
  *     const done = await store.get("t1");
  *     assert.equal(done?.result, 6);
  *     assert.equal(done?.attempts, 1);
+ *     assert.equal(done?.startedAt, now + 1); // kept by the settle
  *   } finally {
  *     await store.close();
  *     await PostgresTaskStore.drop(url, { schema });
@@ -609,7 +611,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       else row.n++;
     }
     const startAt = starts.length === 0 ? -1 : at(
-      inline(q.start, [JSON.stringify([...startCounts.values()])]),
+      inline(q.start, [JSON.stringify([...startCounts.values()]), now]),
     );
 
     const settleRows: string[] = [];
@@ -1022,8 +1024,9 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Reads counts by status, the age of the oldest due claimable task
-   * (queued, or failed and due), and how many succeeded within `windowMs`,
-   * in one statement (one snapshot).
+   * (queued, or failed and due), how many running tasks have a recorded
+   * start, and how many succeeded within `windowMs`, in one statement (one
+   * snapshot).
    *
    * @param now The current time (epoch ms).
    * @param windowMs The window for `recentSucceeded`.
@@ -1042,9 +1045,41 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *   await using store = await PostgresTaskStore.open(url, { schema });
    *   const status = await store.status(Date.now());
    *   assert.equal(status.counts.queued, 0);
+   *   assert.equal(status.started, 0);
    *   assert.equal(status.oldestQueuedAgeMs, null);
    *   await store.close();
    *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   *
+   * @example Telling started tasks from claimed ones
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 3, runAt: 0 };
+   *     const { claimed } = await store.commit({
+   *       settles: [],
+   *       inserts: [{ ...task, id: "a" }, { ...task, id: "b" }],
+   *       claimDue: 2,
+   *       leaseMs: 100,
+   *       now: 0,
+   *     });
+   *     const { id, version } = claimed.find((t) => t.id === "a")!;
+   *     await store.commit({ starts: [{ id, version }], settles: [], inserts: [], claimDue: 0, leaseMs: 100, now: 7 });
+   *     const { counts, started } = await store.status(8);
+   *     assert.deepEqual([counts.running, started], [2, 1]);
+   *     assert.equal((await store.get("a"))?.startedAt, 7);
+   *     assert.equal((await store.get("b"))?.startedAt, null);
+   *   } finally {
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
    * }
    * ```
    */
@@ -1070,7 +1105,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       oldestQueuedAgeMs: oldest === null || oldest === undefined
         ? null
         : at - oldest,
-      started: 0,
+      started: (row?.["started"] as number | undefined) ?? 0,
       recentSucceeded: (row?.["recent"] as number | undefined) ?? 0,
       windowMs,
     };

@@ -83,6 +83,19 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       INSERT INTO ${s}.meta (name, value) VALUES ('stale_settles', 0);
     `,
   },
+  {
+    version: 2,
+    description: "record when a claimed task's handler started",
+    // A nullable column without a default: a catalog change, no table
+    // rewrite; existing rows read NULL (no start of theirs was recorded).
+    // No index: the started count reads the running rows through an index
+    // on status (tasks_lease or tasks_status_created), and an index on
+    // started_at would make every start a non-HOT update, writing an entry
+    // into each index; a start now stays as HOT-eligible as before.
+    sql: (s) => `
+      ALTER TABLE ${s}.tasks ADD COLUMN started_at bigint;
+    `,
+  },
 ];
 
 /** The newest schema version this code knows: the last migration's. */
@@ -118,8 +131,8 @@ export function validateSchemaName(schema: unknown): string {
 
 /** Columns every read returns, in `TaskRecord` order plus `seq`. */
 const COLUMNS = "id, seq, type, idempotency_key, payload, status, attempts, " +
-  "max_attempts, run_at, lease_until, created_at, updated_at, output_key, " +
-  "result, last_error, error_class, version";
+  "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
+  "output_key, result, last_error, error_class, version";
 
 /** The statements of the PostgreSQL task store. */
 export interface PostgresQueries {
@@ -145,8 +158,9 @@ export interface PostgresQueries {
   renew: string;
   /**
    * Charges `n` attempts for each `{id, v, n}` in `$1` (one row per
-   * distinct pair, `n` the starts it had) where the version still matches.
-   * Returns `id, v` of each row charged.
+   * distinct pair, `n` the starts it had) where the version still matches,
+   * and records `$2` (now) as its start. Returns `id, v` of each row
+   * charged.
    */
   start: string;
   /**
@@ -193,7 +207,10 @@ export interface PostgresQueries {
   requeueIds: string;
   /** Requeues every dead task at `$1`; notifies (`$2`, `$3`). */
   requeueAll: string;
-  /** Counts, oldest due `run_at` at `$1`, successes since `$2`, in one snapshot. */
+  /**
+   * Counts, oldest due `run_at` at `$1`, running tasks with a recorded
+   * start, successes since `$2`, in one snapshot.
+   */
   status: string;
   /** The stale settle counter. */
   staleSettles: string;
@@ -207,8 +224,10 @@ export interface PostgresQueries {
  */
 export function postgresQueries(schema: string): PostgresQueries {
   const t = `${schema}.tasks`;
-  // A claim charges no attempt: the handler's start does.
-  const claimSet = "status = 'running', version = t.version + 1";
+  // A claim charges no attempt and clears the previous claim's start: the
+  // handler's start charges and records it.
+  const claimSet =
+    "status = 'running', version = t.version + 1, started_at = NULL";
   return {
     bootstrap: `CREATE SCHEMA IF NOT EXISTS ${schema}; ` +
       `CREATE TABLE IF NOT EXISTS ${schema}.migrations (` +
@@ -226,7 +245,8 @@ export function postgresQueries(schema: string): PostgresQueries {
       `INSERT INTO ${schema}.migrations (version, description) VALUES ($1, $2)`,
     // One statement for every outcome kind: each column keeps its old value
     // unless the outcome writes it, exactly as the SQLite store's three
-    // statements do. The meta row is touched only when a settle was refused,
+    // statements do (started_at is kept, so a finished task shows its last
+    // recorded start). The meta row is touched only when a settle was refused,
     // so commits from different processes do not queue on it.
     settle: `WITH v AS (
         SELECT * FROM json_to_recordset($1::text::json)
@@ -259,12 +279,14 @@ export function postgresQueries(schema: string): PostgresQueries {
     // The version stays, so the claim's later renewals, settle or release
     // still match. An UPDATE … FROM changes a row once however many source
     // rows match it, so duplicate starts arrive folded into `n`.
-    start: `UPDATE ${t} t SET attempts = t.attempts + v.n
+    start: `UPDATE ${t} t SET attempts = t.attempts + v.n,
+        started_at = $2::bigint
       FROM json_to_recordset($1::text::json) AS v(id text, v integer, n integer)
       WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
       RETURNING t.id, v.v`,
     // run_at is kept, so the task is due again at once.
     release: `UPDATE ${t} t SET status = 'queued', lease_until = NULL,
+        started_at = NULL,
         attempts = CASE WHEN v.rf THEN greatest(t.attempts - 1, 0)
           ELSE t.attempts END,
         updated_at = $2::bigint, version = t.version + 1
@@ -290,12 +312,12 @@ export function postgresQueries(schema: string): PostgresQueries {
         FROM (SELECT * FROM v ORDER BY v.o) o
       ), ins AS (
         INSERT INTO ${t} (id, seq, type, idempotency_key, payload, status,
-          attempts, max_attempts, run_at, lease_until, created_at, updated_at,
-          version)
+          attempts, max_attempts, run_at, lease_until, started_at, created_at,
+          updated_at, version)
         OVERRIDING SYSTEM VALUE
         SELECT n.id, n.sq, n.ty, n.key, coalesce(n.p, 'null'::jsonb),
           CASE WHEN n.c THEN 'running' ELSE 'queued' END,
-          0, n.ma, n.ra, n.lu, $2::bigint,
+          0, n.ma, n.ra, n.lu, NULL, $2::bigint,
           $2::bigint, CASE WHEN n.c THEN 1 ELSE 0 END
         FROM n
         ORDER BY n.key COLLATE "C", n.o
@@ -329,7 +351,8 @@ export function postgresQueries(schema: string): PostgresQueries {
             ELSE t.last_error END,
           error_class = CASE WHEN t.attempts >= t.max_attempts THEN 'transient'
             ELSE t.error_class END,
-          lease_until = NULL, updated_at = $1::bigint, version = t.version + 1
+          lease_until = NULL, started_at = NULL, updated_at = $1::bigint,
+          version = t.version + 1
         WHERE t.id IN (
           SELECT id FROM ${t}
           WHERE status = 'running' AND lease_until < $1::bigint
@@ -348,8 +371,8 @@ export function postgresQueries(schema: string): PostgresQueries {
       "ORDER BY created_at, seq LIMIT $2::bigint OFFSET $3::bigint",
     requeueIds: `WITH r AS (
         UPDATE ${t} SET status = 'queued', attempts = 0,
-          run_at = $2::bigint, lease_until = NULL, updated_at = $2::bigint,
-          version = version + 1
+          run_at = $2::bigint, lease_until = NULL, started_at = NULL,
+          updated_at = $2::bigint, version = version + 1
         WHERE id IN (SELECT json_array_elements_text($1::text::json))
           AND status = 'dead'
         RETURNING id
@@ -360,8 +383,8 @@ export function postgresQueries(schema: string): PostgresQueries {
       FROM r`,
     requeueAll: `WITH r AS (
         UPDATE ${t} SET status = 'queued', attempts = 0,
-          run_at = $1::bigint, lease_until = NULL, updated_at = $1::bigint,
-          version = version + 1
+          run_at = $1::bigint, lease_until = NULL, started_at = NULL,
+          updated_at = $1::bigint, version = version + 1
         WHERE status = 'dead'
         RETURNING id
       )
@@ -369,12 +392,17 @@ export function postgresQueries(schema: string): PostgresQueries {
         CASE WHEN $2::boolean AND count(*) > 0
           THEN pg_notify('${NOTIFY_CHANNEL}', $3::text) END AS notified
       FROM r`,
-    // One statement, so the three reads see one snapshot.
+    // One statement, so the four reads see one snapshot. The started
+    // count's status = 'running' is served by tasks_lease (its predicate)
+    // or tasks_status_created (its first column), so it reads the running
+    // rows, never the finished ones.
     status: `SELECT
         (SELECT coalesce(json_object_agg(status, n), '{}'::json)
           FROM (SELECT status, count(*) AS n FROM ${t} GROUP BY status) c) AS counts,
         (SELECT min(run_at) FROM ${t}
           WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint) AS oldest,
+        (SELECT count(*) FROM ${t}
+          WHERE status = 'running' AND started_at IS NOT NULL) AS started,
         (SELECT count(*) FROM ${t}
           WHERE status = 'succeeded' AND updated_at >= $2::bigint) AS recent`,
     staleSettles:

@@ -78,6 +78,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_dead ON tasks (created_at) WHERE status = 'dead';
     `,
   },
+  {
+    version: 3,
+    description: "record when a claimed task's handler started",
+    // No index: the started count reads the running rows through
+    // tasks_lease, and a start, which now writes started_at, still touches
+    // no index (started_at is in none, nor in any partial index's WHERE).
+    // Existing rows read NULL: no start of theirs was recorded.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN started_at INTEGER;
+    `,
+  },
 ];
 
 /** The newest `user_version` this code knows: the last migration's. */
@@ -100,21 +111,24 @@ export const QUERIES = {
   commit: "COMMIT",
   rollback: "ROLLBACK",
   userVersion: "PRAGMA user_version",
-  // No attempt is charged on insert, even for a claimed insert.
+  // No attempt is charged on insert, even for a claimed insert,
+  // nor is a start recorded (started_at NULL).
   insert:
     "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
-    "max_attempts, run_at, lease_until, created_at, updated_at, output_key, " +
-    "result, last_error, error_class, version) " +
-    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?) " +
+    "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
+    "output_key, result, last_error, error_class, version) " +
+    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, ?) " +
     "ON CONFLICT (idempotency_key) DO NOTHING",
   byId: "SELECT * FROM tasks WHERE id = ?",
   byKey: "SELECT * FROM tasks WHERE idempotency_key = ?",
-  // The handler started: charge one attempt. The version stays, so the
-  // claim's later renewals, settle or release still match.
-  start: "UPDATE tasks SET attempts = attempts + 1 " +
+  // The handler started: charge one attempt and record when (binds now).
+  // The version stays, so the claim's later renewals, settle or release
+  // still match.
+  start: "UPDATE tasks SET attempts = attempts + 1, started_at = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   // Each settle binds the charge (0 or 1): a settle whose start was never
-  // written charges its attempt in the same UPDATE.
+  // written charges its attempt in the same UPDATE. started_at is kept, so
+  // a finished task shows its last recorded start.
   settleSucceeded:
     "UPDATE tasks SET status = 'succeeded', result = ?, output_key = ?, " +
     "attempts = attempts + ?, " +
@@ -132,33 +146,38 @@ export const QUERIES = {
   // Binds the refund (0 or 1); attempts never go below 0. run_at is kept,
   // so the task is due again at once.
   release: "UPDATE tasks SET status = 'queued', lease_until = NULL, " +
-    "attempts = max(attempts - ?, 0), updated_at = ?, version = version + 1 " +
+    "started_at = NULL, attempts = max(attempts - ?, 0), updated_at = ?, " +
+    "version = version + 1 " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   renew: "UPDATE tasks SET lease_until = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   countStale: "UPDATE meta SET value = value + ? WHERE name = 'stale_settles'",
   staleSettles: "SELECT value FROM meta WHERE name = 'stale_settles'",
-  // A claim charges no attempt: the handler's start does.
+  // A claim charges no attempt and clears the previous claim's start: the
+  // handler's start charges and records it.
   claimDue: "UPDATE tasks SET status = 'running', " +
-    "version = version + 1, lease_until = ?, updated_at = ? " +
+    "version = version + 1, lease_until = ?, started_at = NULL, " +
+    "updated_at = ? " +
     "WHERE rowid IN (SELECT rowid FROM tasks INDEXED BY tasks_due " +
     "WHERE status IN ('queued', 'failed') AND run_at <= ? " +
     "ORDER BY run_at, rowid LIMIT ?) " +
     "RETURNING *, rowid AS seq",
   expireToDead:
     "UPDATE tasks INDEXED BY tasks_lease SET status = 'dead', last_error = ?, " +
-    "error_class = 'transient', lease_until = NULL, updated_at = ?, " +
-    "version = version + 1 " +
+    "error_class = 'transient', lease_until = NULL, started_at = NULL, " +
+    "updated_at = ?, version = version + 1 " +
     "WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts",
   expireToQueued:
     "UPDATE tasks INDEXED BY tasks_lease SET status = 'queued', lease_until = NULL, " +
-    "updated_at = ?, version = version + 1 " +
+    "started_at = NULL, updated_at = ?, version = version + 1 " +
     "WHERE status = 'running' AND lease_until < ?",
   requeueId: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
-    "lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "lease_until = NULL, started_at = NULL, updated_at = ?, " +
+    "version = version + 1 " +
     "WHERE id = ? AND status = 'dead'",
   requeueAll: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
-    "lease_until = NULL, updated_at = ?, version = version + 1 " +
+    "lease_until = NULL, started_at = NULL, updated_at = ?, " +
+    "version = version + 1 " +
     "WHERE status = 'dead'",
   // Administration only: these scan and sort. The dead-letter list, which
   // operators page through, has its own index.
@@ -173,6 +192,9 @@ export const QUERIES = {
   recentSucceeded:
     "SELECT count(*) AS n FROM tasks INDEXED BY tasks_succeeded " +
     "WHERE status = 'succeeded' AND updated_at >= ?",
+  // Reads only the running rows, through the partial lease index.
+  startedRunning: "SELECT count(*) AS n FROM tasks INDEXED BY tasks_lease " +
+    "WHERE status = 'running' AND started_at IS NOT NULL",
 } as const;
 
 /** Connection settings applied by {@linkcode applyPragmas}. */

@@ -140,6 +140,7 @@ function toRecord(row: Row): TaskRecord {
     maxAttempts: int(row["max_attempts"]),
     runAt: int(row["run_at"]),
     leaseUntil: intOrNull(row["lease_until"]),
+    startedAt: intOrNull(row["started_at"]),
     createdAt: int(row["created_at"]),
     updatedAt: int(row["updated_at"]),
     outputKey: textOrNull(row["output_key"]),
@@ -187,6 +188,7 @@ function toRecord(row: Row): TaskRecord {
  * const claim = first.claimed[0]!;
  * assert.equal(claim.status, "running");
  * assert.equal(claim.attempts, 0); // charged when the handler starts
+ * assert.equal(claim.startedAt, null); // set when its start is written
  *
  * // The handler ran to the end before its start was written: the settle
  * // charges the attempt itself.
@@ -206,6 +208,7 @@ function toRecord(row: Row): TaskRecord {
  * const done = await store.get("t1");
  * assert.equal(done?.result, 6);
  * assert.equal(done?.attempts, 1);
+ * assert.equal(done?.startedAt, null); // no start was written
  * ```
  */
 export class SqliteTaskStore implements TaskStore, AsyncDisposable {
@@ -570,7 +573,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    *   now: 500,
    * });
    * assert.deepEqual([result.renewed, result.started, result.recovered], [[true], [true], 1]);
-   * assert.equal((await store.get("kept"))?.leaseUntil, 600);
+   * const renewed = await store.get("kept");
+   * assert.deepEqual([renewed?.leaseUntil, renewed?.startedAt], [600, 500]);
    * assert.equal((await store.get("lost"))?.status, "queued");
    * ```
    */
@@ -613,7 +617,9 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
 
       const started: boolean[] = [];
       for (const { id, version } of batch.starts ?? []) {
-        started.push(db.prepare(QUERIES.start).run(id, version).changes > 0);
+        started.push(
+          db.prepare(QUERIES.start).run(now, id, version).changes > 0,
+        );
       }
 
       const settled: boolean[] = [];
@@ -902,8 +908,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Reads counts by status, the age of the oldest due claimable task
-   * (queued, or failed and due), and how many succeeded within `windowMs`.
-   * Works on a read-only store while a writer is active.
+   * (queued, or failed and due), how many running tasks have a recorded
+   * start (counted through the index on running rows, never over finished
+   * ones), and how many succeeded within `windowMs`, in one read
+   * transaction. Works on a read-only store while a writer is active.
    *
    * @param now The current time (epoch ms).
    * @param windowMs The window for `recentSucceeded`.
@@ -919,14 +927,37 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * await using store = SqliteTaskStore.open(":memory:");
    * const status = await store.status(Date.now());
    * assert.equal(status.counts.queued, 0);
+   * assert.equal(status.started, 0);
    * assert.equal(status.oldestQueuedAgeMs, null);
+   * ```
+   *
+   * @example Telling started tasks from claimed ones
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 3, runAt: 0 };
+   * const { claimed } = await store.commit({
+   *   settles: [],
+   *   inserts: [{ ...task, id: "a" }, { ...task, id: "b" }],
+   *   claimDue: 2,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * const { id, version } = claimed[0]!;
+   * await store.commit({ starts: [{ id, version }], settles: [], inserts: [], claimDue: 0, leaseMs: 100, now: 7 });
+   * const { counts, started } = await store.status(8);
+   * assert.deepEqual([counts.running, started], [2, 1]);
+   * assert.equal((await store.get("a"))?.startedAt, 7);
+   * assert.equal((await store.get("b"))?.startedAt, null);
    * ```
    */
   status(now: number, windowMs: number = 60_000): Promise<StoreStatus> {
     try {
       validateWindow(windowMs);
       const db = this.#check("read status", false);
-      // One read transaction so the three reads see one snapshot.
+      // One read transaction so the four reads see one snapshot.
       db.exec("BEGIN");
       try {
         const counts: StatusCounts = emptyCounts();
@@ -934,6 +965,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           counts[row["status"] as TaskStatus] = int(row["n"]);
         }
         const oldest = db.prepare(QUERIES.oldestDue).get(now)?.["oldest"];
+        const started = db.prepare(QUERIES.startedRunning).get()?.["n"];
         const recent = db.prepare(QUERIES.recentSucceeded).get(now - windowMs)
           ?.["n"];
         return Promise.resolve({
@@ -941,7 +973,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           oldestQueuedAgeMs: oldest === null || oldest === undefined
             ? null
             : now - int(oldest),
-          started: 0,
+          started: int(started ?? 0),
           recentSucceeded: int(recent ?? 0),
           windowMs,
         });

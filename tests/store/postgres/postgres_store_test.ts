@@ -5,6 +5,11 @@ import {
   PostgresTaskStore,
   type PostgresTaskStoreOptions,
 } from "../../../lib/store/postgres/postgres_store.ts";
+import {
+  POSTGRES_MIGRATIONS,
+  POSTGRES_SCHEMA_VERSION,
+  postgresQueries,
+} from "../../../lib/store/postgres/schema.ts";
 import { mulberry32 } from "../../../lib/_rng.ts";
 import type {
   InsertOutcome,
@@ -190,15 +195,148 @@ Deno.test({
     );
     assert.deepEqual(
       stores.map((store) => store.migrationsApplied).sort(),
-      [0, 0, 0, 1],
+      [0, 0, 0, POSTGRES_MIGRATIONS.length],
     );
     await using sql = admin();
     const rows = await sql.unsafe(
       `SELECT version FROM "${fx.schema}".migrations ORDER BY version`,
     );
-    assert.deepEqual(rows.map((row) => row["version"]), [1]);
+    assert.deepEqual(
+      rows.map((row) => row["version"]),
+      POSTGRES_MIGRATIONS.map((step) => step.version),
+    );
     const reopened = await fx.open();
     assert.equal(reopened.migrationsApplied, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.open() migrates a version 1 schema and keeps its tasks, with no start recorded, and refuses it read-only",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const quoted = `"${fx.schema}"`;
+    const q = postgresQueries(quoted);
+    const first = POSTGRES_MIGRATIONS[0]!;
+    {
+      await using sql = admin();
+      await sql.unsafe(q.bootstrap).simple();
+      await sql.unsafe(first.sql(quoted)).simple();
+      await sql.unsafe(q.recordMigration, [first.version, first.description]);
+      const insertRow = `INSERT INTO ${quoted}.tasks (id, type,
+          idempotency_key, payload, status, attempts, max_attempts, run_at,
+          lease_until, created_at, updated_at, result, version)
+        VALUES ($1, 'noop', $2, '{"n":1}', $3, $4, 3, $5, $6, 1, 1, $7::text::jsonb, $8)`;
+      await sql.unsafe(insertRow, [
+        "done",
+        "k-done",
+        "succeeded",
+        1,
+        1,
+        null,
+        "[7]",
+        2,
+      ]);
+      await sql.unsafe(insertRow, [
+        "held",
+        "k-held",
+        "running",
+        1,
+        T0,
+        T0 + 100,
+        null,
+        3,
+      ]);
+    }
+    await assert.rejects(fx.open({ readonly: true }), {
+      message:
+        `Cannot open task store read-only: schema ${fx.schema} has version 1, older than ${POSTGRES_SCHEMA_VERSION}, and cannot be migrated read-only`,
+    });
+    const store = await fx.open();
+    assert.equal(store.migrationsApplied, POSTGRES_MIGRATIONS.length - 1);
+    const done = await store.getByKey("k-done");
+    assert.deepEqual(
+      [done?.status, done?.payload, done?.result, done?.startedAt],
+      ["succeeded", { n: 1 }, [7], null],
+    );
+    const held = await store.get("held");
+    assert.deepEqual(
+      [held?.status, held?.leaseUntil, held?.startedAt],
+      ["running", T0 + 100, null],
+    );
+    assert.equal((await store.status(T0)).started, 0);
+    const { started } = await store.commit(batch({
+      now: T0 + 5,
+      starts: [{ id: "held", version: 3 }],
+    }));
+    assert.deepEqual(started, [true]);
+    assert.equal((await store.get("held"))?.startedAt, T0 + 5);
+    assert.equal((await store.status(T0 + 5)).started, 1);
+    const reader = await fx.open({ readonly: true });
+    assert.equal((await reader.status(T0 + 5)).started, 1);
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.status() counts started tasks through an index on running rows when finished rows dominate",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const store = await fx.open();
+    const [a] = (await store.commit(
+      batch({ inserts: [task("a"), task("b")], claimDue: 2 }),
+    )).claimed;
+    await store.commit(batch({
+      now: T0 + 1,
+      starts: [{ id: a!.id, version: a!.version }],
+    }));
+    await using sql = admin();
+    const t = `"${fx.schema}".tasks`;
+    await sql.unsafe(
+      `INSERT INTO ${t} (id, type, payload, status, attempts, max_attempts,
+        run_at, created_at, updated_at, version, started_at)
+      SELECT 'done-' || i, 't', 'null', 'succeeded', 1, 3, 0, 0, 0, 1, 0
+      FROM generate_series(1, 5000) i`,
+    );
+    await sql.unsafe(`ANALYZE ${t}`);
+    const status = await store.status(T0 + 2);
+    assert.deepEqual([status.counts.running, status.started], [2, 1]);
+    // The started count's plan node reads the running rows through an
+    // index; the finished rows (all with a start recorded) are not read.
+    const text = postgresQueries(`"${fx.schema}"`).status
+      .replace("$1::bigint", String(T0 + 2))
+      .replace("$2::bigint", String(T0 - 60_000));
+    const [explained] = await sql.unsafe(`EXPLAIN (FORMAT JSON) ${text}`);
+    interface PlanNode {
+      "Node Type": string;
+      "Index Name"?: string;
+      Filter?: string;
+      "Index Cond"?: string;
+      "Recheck Cond"?: string;
+      Plans?: PlanNode[];
+    }
+    const nodes: PlanNode[] = [];
+    const walk = (node: PlanNode): void => {
+      nodes.push(node);
+      for (const child of node.Plans ?? []) walk(child);
+    };
+    walk((explained!["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan);
+    const reading = nodes.filter((node) =>
+      [node.Filter, node["Index Cond"], node["Recheck Cond"]].some((cond) =>
+        cond?.includes("started_at") === true
+      )
+    );
+    assert.equal(reading.length, 1, JSON.stringify(nodes));
+    assert.notEqual(reading[0]!["Node Type"], "Seq Scan");
+    // Either an index condition on status, or the partial lease index,
+    // whose predicate is status = 'running'.
+    assert.match(
+      JSON.stringify(reading[0]),
+      /status = 'running'|tasks_lease/,
+      "the index picks the running rows",
+    );
   },
 });
 

@@ -114,12 +114,57 @@ Deno.test("migrate() upgrades a version 1 database and keeps its tasks", async (
   ]);
   assert.equal((await store.getByKey("k"))?.lastError, "boom");
   using db = openDatabase(path);
-  assert.equal(readUserVersion(db), 2);
+  assert.equal(readUserVersion(db), SCHEMA_VERSION);
   const indexes = db.prepare(
     "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'tasks_%'",
   ).all().map((row) => row["name"]);
   assert.ok(indexes.includes("tasks_dead"));
   assert.ok(!indexes.includes("tasks_status_created"));
+});
+
+Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no start recorded", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = openDatabase(path);
+    db.exec(MIGRATIONS[0]!.sql);
+    db.exec(MIGRATIONS[1]!.sql);
+    db.exec("PRAGMA user_version = 2");
+    const insert = db.prepare(
+      "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
+        "max_attempts, run_at, lease_until, created_at, updated_at, result, version) " +
+        "VALUES (?, 'noop', ?, '{\"n\":1}', ?, ?, 3, ?, ?, 1, 1, ?, ?)",
+    );
+    insert.run("done", "k-done", "succeeded", 1, 1, null, "[7]", 2);
+    insert.run("held", "k-held", "running", 1, T0, T0 + 100, null, 3);
+    insert.run("waiting", null, "queued", 0, T0, null, null, 0);
+  }
+  {
+    using db = openDatabase(path);
+    assert.equal(migrate(db, path), 1, "only step 3 is applied");
+    assert.equal(readUserVersion(db), SCHEMA_VERSION);
+  }
+  await using store = SqliteTaskStore.open(path);
+  const done = await store.getByKey("k-done");
+  assert.deepEqual(
+    [done?.status, done?.result, done?.attempts, done?.startedAt],
+    ["succeeded", [7], 1, null],
+  );
+  assert.deepEqual((await store.get("waiting"))?.payload, { n: 1 });
+  const held = await store.get("held");
+  assert.deepEqual(
+    [held?.status, held?.leaseUntil, held?.startedAt],
+    ["running", T0 + 100, null],
+  );
+  assert.equal((await store.status(T0)).started, 0);
+  // A row written before the column existed takes a start like any other.
+  const { started } = await store.commit(batch({
+    now: T0 + 5,
+    starts: [{ id: "held", version: 3 }],
+  }));
+  assert.deepEqual(started, [true]);
+  assert.equal((await store.get("held"))?.startedAt, T0 + 5);
+  assert.equal((await store.status(T0 + 5)).started, 1);
 });
 
 Deno.test("migrate() creates the schema when the database is empty", () => {
@@ -166,6 +211,7 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     ["expireToDead", QUERIES.expireToDead],
     ["expireToQueued", QUERIES.expireToQueued],
     ["recentSucceeded", QUERIES.recentSucceeded],
+    ["startedRunning", QUERIES.startedRunning],
     ["oldestDue", QUERIES.oldestDue],
     ["listDead", QUERIES.listDead],
     ["requeueAll", QUERIES.requeueAll],
@@ -182,6 +228,8 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     oldestDue: /USING (COVERING )?INDEX tasks_due/,
     listDead: /USING INDEX tasks_dead/,
     recentSucceeded: /USING (COVERING )?INDEX tasks_succeeded/,
+    // Running rows only, through the partial lease index.
+    startedRunning: /USING INDEX tasks_lease/,
   };
   for (const [name, sql] of queries) {
     const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((row) =>
@@ -405,16 +453,25 @@ Deno.test("SqliteTaskStore.open() refuses a readonly store when the file has no 
 
 Deno.test("SqliteTaskStore.open() refuses a readonly store when the schema is older than known", async () => {
   await using dir = await tempDir();
-  const path = `${dir.path}/tasks.db`;
-  {
-    using db = openDatabase(path);
-    db.exec(MIGRATIONS[0]!.sql);
-    db.exec("PRAGMA user_version = 1");
+  for (const step of MIGRATIONS.slice(0, -1)) {
+    const path = `${dir.path}/tasks-${step.version}.db`;
+    {
+      using db = openDatabase(path);
+      for (const earlier of MIGRATIONS.slice(0, step.version)) {
+        db.exec(earlier.sql);
+      }
+      db.exec(`PRAGMA user_version = ${step.version}`);
+    }
+    assert.throws(
+      () => SqliteTaskStore.open(path, { readonly: true }),
+      {
+        message:
+          `Cannot open task store ${path} read-only: schema version ${step.version} is older than ${SCHEMA_VERSION} and cannot be migrated read-only`,
+      },
+    );
+    using db = openDatabase(path, { readonly: true });
+    assert.equal(readUserVersion(db), step.version, "nothing was migrated");
   }
-  assert.throws(
-    () => SqliteTaskStore.open(path, { readonly: true }),
-    /schema version 1 is older than \d+ and cannot be migrated read-only/,
-  );
 });
 
 for (const driver of DRIVERS) {
