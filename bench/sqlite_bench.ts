@@ -1,10 +1,13 @@
 /**
  * Question: is the FFI driver at least as fast as `node:sqlite` on the
- * statements the task store runs per task?
+ * statements the task store runs per task? And what do the triggers that
+ * keep the status counts (schema version 4) cost the store's group commit,
+ * with `synchronous` NORMAL (the default) and FULL (every commit synced)?
  *
  * Run: deno bench --allow-read --allow-write --allow-env --allow-ffi bench/sqlite_bench.ts
  */
 import type { Database, DriverName } from "../lib/store/sqlite/database.ts";
+import { migrate } from "../lib/store/sqlite/schema.ts";
 import { openDatabase } from "../lib/store/sqlite/open_database.ts";
 import { SqliteTaskStore } from "../lib/store/sqlite/sqlite_store.ts";
 import { uuidv7 } from "../lib/_id.ts";
@@ -128,41 +131,92 @@ for (const [driver, db] of databases) {
 // settles charge their attempts (`charge`), as they do for handlers that
 // finish before their start is written.
 const COMMIT_TASKS = 100;
+
+/**
+ * One group commit as the queue issues it under load: `COMMIT_TASKS`
+ * claimed inserts, and the settles of the previous commit's inserts.
+ */
+function groupCommit(store: SqliteTaskStore): () => Promise<void> {
+  let previous: { id: string; version: number }[] = [];
+  return async () => {
+    const now = Date.now();
+    const inserts = Array.from({ length: COMMIT_TASKS }, () => ({
+      id: uuidv7(), // the queue's time-ordered ids
+      type: "noop",
+      idempotencyKey: null,
+      payload: { image_key: "img/000001.jpg", size: "200x200" },
+      maxAttempts: 3,
+      runAt: now,
+      claim: true,
+    }));
+    const { inserted } = await store.commit({
+      settles: previous.map(({ id, version }) => ({
+        id,
+        version,
+        outcome: { kind: "succeeded", result: null, outputKey: null },
+        charge: true,
+      })),
+      inserts,
+      claimDue: 0,
+      leaseMs: 30_000,
+      now,
+    });
+    previous = inserted.map(({ record }) => ({
+      id: record.id,
+      version: record.version,
+    }));
+  };
+}
+
 for (const driver of DRIVERS) {
   const store = SqliteTaskStore.open(`${dir}/store-${driver}.db`, { driver });
-  let previous: { id: string; version: number }[] = [];
   Deno.bench({
     name: `${driver}: commit ${COMMIT_TASKS} inserts + ${COMMIT_TASKS} settles`,
     group: "store commit",
     baseline: driver === "builtin",
-    async fn(): Promise<void> {
-      const now = Date.now();
-      const inserts = Array.from({ length: COMMIT_TASKS }, () => ({
-        id: uuidv7(), // the queue's time-ordered ids
-        type: "noop",
-        idempotencyKey: null,
-        payload: { image_key: "img/000001.jpg", size: "200x200" },
-        maxAttempts: 3,
-        runAt: now,
-        claim: true,
-      }));
-      const { inserted } = await store.commit({
-        settles: previous.map(({ id, version }) => ({
-          id,
-          version,
-          outcome: { kind: "succeeded", result: null, outputKey: null },
-          charge: true,
-        })),
-        inserts,
-        claimDue: 0,
-        leaseMs: 30_000,
-        now,
-      });
-      previous = inserted.map(({ record }) => ({
-        id: record.id,
-        version: record.version,
-      }));
-    },
+    fn: groupCommit(store),
   });
   globalThis.addEventListener("unload", () => void store.close());
+}
+
+/**
+ * A store on a fresh file at the current schema, without the counting
+ * triggers when `counted` is false: the same commit path as before they
+ * existed (status_counts then stays as seeded; nothing here reads it).
+ */
+function storeFor(
+  name: string,
+  counted: boolean,
+  synchronous: "NORMAL" | "FULL",
+): SqliteTaskStore {
+  const path = `${dir}/${name}.db`;
+  {
+    using db = openDatabase(path, { driver: "ffi" });
+    db.exec("PRAGMA journal_mode = WAL");
+    migrate(db, path);
+    if (!counted) {
+      db.exec(
+        "DROP TRIGGER tasks_count_insert; DROP TRIGGER tasks_count_delete; " +
+          "DROP TRIGGER tasks_count_update;",
+      );
+    }
+  }
+  const store = SqliteTaskStore.open(path, { driver: "ffi", synchronous });
+  globalThis.addEventListener("unload", () => void store.close());
+  return store;
+}
+
+for (const synchronous of ["NORMAL", "FULL"] as const) {
+  for (const counted of [false, true]) {
+    const label = counted ? "with counting triggers" : "without triggers";
+    Deno.bench({
+      name:
+        `ffi ${synchronous}: commit ${COMMIT_TASKS} inserts + ${COMMIT_TASKS} settles, ${label}`,
+      group: `store commit: counting triggers, synchronous ${synchronous}`,
+      baseline: !counted,
+      fn: groupCommit(
+        storeFor(`counts-${synchronous}-${counted}`, counted, synchronous),
+      ),
+    });
+  }
 }

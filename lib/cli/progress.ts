@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isTerminal } from "./output.ts";
 
 /** Where a {@linkcode Progress} writes. */
 export interface ProgressStream {
@@ -46,17 +47,16 @@ export interface ProgressOptions {
    * @default {performance.now}
    */
   clock?: () => number;
+  /**
+   * More to show at the end of the line, read only when it is drawn (for
+   * example the queue's running and claimed gauges).
+   *
+   * @default {undefined}
+   */
+  detail?: () => string;
 }
 
 const encoder = new TextEncoder();
-
-function isTerminal(stream: ProgressStream): boolean {
-  try {
-    return stream.isTerminal();
-  } catch {
-    return false;
-  }
-}
 
 /** Formats seconds as `1m05s` or `12s`. */
 export function formatDuration(seconds: number): string {
@@ -74,6 +74,7 @@ export class Progress implements Disposable {
   #enabled: boolean;
   #intervalMs: number;
   #clock: () => number;
+  #detail: (() => string) | undefined;
   #start: number;
   #lastDraw = -Infinity;
   #done = 0;
@@ -82,7 +83,7 @@ export class Progress implements Disposable {
   /**
    * Creates the display.
    *
-   * @param options Label, total, stream, redraw interval and clock.
+   * @param options Label, total, stream, redraw interval, clock and detail.
    * @throws {RangeError} When `total` or `intervalMs` is negative.
    */
   constructor(options: ProgressOptions = {}) {
@@ -92,6 +93,7 @@ export class Progress implements Disposable {
       stream = Deno.stderr,
       intervalMs = 100,
       clock = () => performance.now(),
+      detail,
     } = options;
     if (!(total >= 0)) {
       throw new RangeError(
@@ -109,6 +111,7 @@ export class Progress implements Disposable {
     this.#enabled = isTerminal(stream);
     this.#intervalMs = intervalMs;
     this.#clock = clock;
+    this.#detail = detail;
     this.#start = clock();
   }
 
@@ -173,6 +176,7 @@ export class Progress implements Disposable {
         `ETA ${rate > 0 ? formatDuration(left / rate) : "?"}`,
       );
     }
+    if (this.#detail !== undefined) parts.push(this.#detail());
     return parts.filter((p) => p !== "").join("  ");
   }
 

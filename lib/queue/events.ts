@@ -142,6 +142,13 @@ export interface TaskEventMap {
   };
   /** A settle was refused: another process had taken the task over. */
   stale_settle: TaskEventBase;
+  /** Finished tasks the retention policy no longer keeps were deleted. */
+  pruned: {
+    /** Succeeded tasks deleted. */
+    succeeded: number;
+    /** Dead-lettered tasks deleted. */
+    dead: number;
+  };
   /** Expired leases of a crashed process were recovered. */
   recovered: {
     /** How many tasks were requeued or dead-lettered. */

@@ -35,6 +35,7 @@ export function newRecord(
     startedAt: null,
     createdAt: now,
     updatedAt: now,
+    dedupeUntil: task.dedupeUntil ?? null,
     outputKey: null,
     result: null,
     lastError: null,

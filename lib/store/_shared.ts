@@ -8,6 +8,7 @@
 import type {
   CommitBatch,
   ListOptions,
+  RetentionPolicy,
   StatusCounts,
   TaskStatus,
 } from "./store.ts";
@@ -139,6 +140,19 @@ export function validateBatch(batch: CommitBatch): void {
         `Cannot store task ${task.id}: runAt must be a finite number, got ${task.runAt}`,
       );
     }
+    const until = task.dedupeUntil;
+    if (until !== undefined && until !== null) {
+      if (typeof until !== "number") {
+        throw new TypeError(
+          `Cannot store task ${task.id}: dedupeUntil must be a number or null, got ${typeof until}`,
+        );
+      }
+      if (!Number.isFinite(until)) {
+        throw new RangeError(
+          `Cannot store task ${task.id}: dedupeUntil must be a finite number, got ${until}`,
+        );
+      }
+    }
   }
   checkFenced(batch.renewals ?? [], "renewals");
   checkFenced(batch.starts ?? [], "starts");
@@ -195,16 +209,129 @@ export function validateList(options: ListOptions): CheckedListOptions {
   return { status, limit, offset };
 }
 
+/** One status's retention after checking: what a prune may delete. */
+export interface CheckedRule {
+  /**
+   * Tasks finished (`updatedAt`) strictly before this time may go, or
+   * `null` for no age limit.
+   */
+  before: number | null;
+  /** How many of the newest to keep at least, or `null` for no limit. */
+  keep: number | null;
+}
+
+/** A {@linkcode RetentionPolicy} after checking, both statuses filled in. */
+export interface CheckedPolicy {
+  /** Rule for succeeded tasks. */
+  succeeded: CheckedRule;
+  /** Rule for dead tasks. */
+  dead: CheckedRule;
+}
+
+/** The statuses a retention policy may name: the finished ones. */
+export const FINISHED_STATUSES: readonly ("succeeded" | "dead")[] = [
+  "succeeded",
+  "dead",
+];
+
 /**
- * Checks the window of a status read.
+ * Checks a retention policy and the time it is applied at, and turns each
+ * rule into a cutoff time and a count to keep.
  *
- * @param windowMs The window, ms.
- * @throws {RangeError} When it is negative or not finite.
+ * @param policy The caller's policy.
+ * @param now The time the policy is applied at (epoch ms).
+ * @param action What is being done, for messages ("prune tasks").
+ * @returns The checked policy.
+ * @throws {TypeError} When the policy, a rule or a limit has the wrong type.
+ * @throws {RangeError} When `now` is not finite, a limit is negative or
+ *   not a number (a count must also be an integer), or the policy names a
+ *   status that is not finished.
  */
-export function validateWindow(windowMs: number): void {
-  if (!Number.isFinite(windowMs) || windowMs < 0) {
+export function checkRetention(
+  policy: RetentionPolicy,
+  now: number,
+  action: string,
+): CheckedPolicy {
+  if (typeof now !== "number" || !Number.isFinite(now)) {
     throw new RangeError(
-      `Cannot read status: windowMs must be a non-negative finite number, got ${windowMs}`,
+      `Cannot ${action}: now must be a finite number, got ${now}`,
+    );
+  }
+  if (typeof policy !== "object" || policy === null) {
+    throw new TypeError(
+      `Cannot ${action}: policy must be an object, got ${
+        policy === null ? "null" : typeof policy
+      }`,
+    );
+  }
+  for (const name of Object.keys(policy)) {
+    if (!(FINISHED_STATUSES as readonly string[]).includes(name)) {
+      throw new RangeError(
+        `Cannot ${action}: policy can only name succeeded and dead, got ${
+          JSON.stringify(name)
+        }`,
+      );
+    }
+  }
+  const rule = (status: "succeeded" | "dead"): CheckedRule => {
+    const given = policy[status];
+    if (given === undefined) return { before: null, keep: null };
+    if (typeof given !== "object" || given === null) {
+      throw new TypeError(
+        `Cannot ${action}: policy.${status} must be an object, got ${
+          given === null ? "null" : typeof given
+        }`,
+      );
+    }
+    const { maxAgeMs = Infinity, maxCount = Infinity } = given;
+    for (
+      const [field, value] of [["maxAgeMs", maxAgeMs], [
+        "maxCount",
+        maxCount,
+      ]] as const
+    ) {
+      if (typeof value !== "number") {
+        throw new TypeError(
+          `Cannot ${action}: policy.${status}.${field} must be a number, got ${typeof value}`,
+        );
+      }
+      if (Number.isNaN(value) || value < 0) {
+        throw new RangeError(
+          `Cannot ${action}: policy.${status}.${field} must be a non-negative number or Infinity, got ${value}`,
+        );
+      }
+    }
+    if (maxCount !== Infinity && !Number.isSafeInteger(maxCount)) {
+      throw new RangeError(
+        `Cannot ${action}: policy.${status}.maxCount must be an integer or Infinity, got ${maxCount}`,
+      );
+    }
+    const before = now - maxAgeMs;
+    return {
+      // Older than any time a store can hold: no age limit.
+      before: before < -Number.MAX_SAFE_INTEGER ? null : before,
+      keep: maxCount === Infinity ? null : maxCount,
+    };
+  };
+  return { succeeded: rule("succeeded"), dead: rule("dead") };
+}
+
+/**
+ * Checks the most tasks one prune may delete.
+ *
+ * @param limit The limit.
+ * @throws {TypeError} When it is not a number.
+ * @throws {RangeError} When it is not a non-negative safe integer.
+ */
+export function checkPruneLimit(limit: number): void {
+  if (typeof limit !== "number") {
+    throw new TypeError(
+      `Cannot prune tasks: limit must be a number, got ${typeof limit}`,
+    );
+  }
+  if (!Number.isSafeInteger(limit) || limit < 0) {
+    throw new RangeError(
+      `Cannot prune tasks: limit must be a non-negative integer, got ${limit}`,
     );
   }
 }

@@ -6,55 +6,56 @@
  * @module
  */
 import { isCloneable } from "../_clone.ts";
+import { type IndexEntry, OrderedIndex } from "./_ordered_index.ts";
 import { newRecord } from "./_record.ts";
 import {
+  type CheckedPolicy,
+  checkPruneLimit,
+  checkRetention,
   emptyCounts,
+  FINISHED_STATUSES,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
-  validateWindow,
 } from "./_shared.ts";
 import type {
   CommitBatch,
   CommitResult,
   InsertOutcome,
   ListOptions,
+  PruneResult,
+  RetentionPolicy,
   StatusCounts,
+  StatusTotals,
   StoreStatus,
   TaskRecord,
   TaskStatus,
   TaskStore,
 } from "./store.ts";
 
-/** A task and its place in the claim order. */
+/** A task, its place in the insertion order and in one index. */
 interface Slot {
   record: TaskRecord;
-  /** Insertion order, the `rowid` twin: ties on `runAt` go to the older task. */
+  /** Insertion order, the `rowid` twin: ties on time go to the older task. */
   order: number;
-  /** Matches the live ready entry; 0 while not claimable. */
+  /**
+   * The token of the task's live entry: in the ready index while queued or
+   * failed, in its status's finished index while succeeded or dead; 0
+   * while running (in no index).
+   */
   token: number;
 }
 
-/** A claimable task's place in the ready structures. */
-interface Entry {
-  id: string;
-  runAt: number;
-  order: number;
-  token: number;
-}
-
-function before(a: Entry, b: Entry): boolean {
-  return a.runAt < b.runAt || (a.runAt === b.runAt && a.order < b.order);
-}
+type Finished = "succeeded" | "dead";
 
 /**
  * A {@linkcode TaskStore} in memory: nothing survives the process.
  *
- * Claimable tasks wait in two sorted sources merged at claim time: a FIFO
- * for tasks that arrive in `runAt` order (the common case, O(1) per claim)
- * and a min-heap for the rest (delayed or out-of-order tasks). Entries are
- * removed lazily: an entry whose token no longer matches its task is
- * skipped.
+ * Claimable tasks wait in an index by `runAt`, finished tasks in one index
+ * per status by `updatedAt` (each a FIFO for in-order arrivals merged with a
+ * min-heap for the rest, entries removed lazily), so claims and prunes take
+ * the oldest first without a scan. Memory is O(tasks held): a pruned task
+ * leaves every structure, and dead index entries are compacted away.
  *
  * Payloads and results are kept as given, not copied or serialized.
  *
@@ -86,9 +87,14 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #byKey = new Map<string, string>();
   #running = new Set<string>();
   #counts: StatusCounts = emptyCounts();
-  #fifo: Entry[] = [];
-  #fifoHead = 0;
-  #heap: Entry[] = [];
+  #totals: StatusTotals = { succeeded: 0, dead: 0 };
+  #live = (entry: IndexEntry): boolean =>
+    this.#tasks.get(entry.id)?.token === entry.token;
+  #ready = new OrderedIndex(this.#live);
+  #finished: Record<Finished, OrderedIndex> = {
+    succeeded: new OrderedIndex(this.#live),
+    dead: new OrderedIndex(this.#live),
+  };
   #nextOrder = 1;
   #nextToken = 1;
   #staleSettles = 0;
@@ -98,104 +104,86 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     if (this.#closed) throw new Error(`Cannot ${action}: task store is closed`);
   }
 
-  #setStatus(record: TaskRecord, status: TaskStatus): void {
-    this.#counts[record.status]--;
+  /**
+   * Enters a slot into its status: the count, the running set or an index
+   * (by `runAt` when claimable, by `updatedAt` when finished, so both must
+   * be set first), and the totals.
+   */
+  #enter(slot: Slot): void {
+    const record = slot.record;
+    const status = record.status;
     this.#counts[status]++;
-    record.status = status;
+    switch (status) {
+      case "running":
+        slot.token = 0;
+        this.#running.add(record.id);
+        break;
+      case "queued":
+      case "failed":
+        this.#place(this.#ready, slot, record.runAt);
+        break;
+      case "succeeded":
+      case "dead":
+        this.#totals[status]++;
+        this.#place(this.#finished[status], slot, record.updatedAt);
+        break;
+    }
   }
 
-  /** Makes a queued or failed task claimable from `record.runAt`. */
-  #enqueue(slot: Slot): void {
-    const entry: Entry = {
+  /** Takes a slot out of its status; its index entry dies with the token. */
+  #leave(slot: Slot): void {
+    const record = slot.record;
+    this.#counts[record.status]--;
+    if (record.status === "running") this.#running.delete(record.id);
+    slot.token = 0;
+  }
+
+  /**
+   * The one way a held task changes status: every structure that depends
+   * on the status moves with it. Set the record's times first.
+   */
+  #setStatus(slot: Slot, status: TaskStatus): void {
+    this.#leave(slot);
+    slot.record.status = status;
+    this.#enter(slot);
+  }
+
+  #place(index: OrderedIndex, slot: Slot, at: number): void {
+    slot.token = this.#nextToken++;
+    index.push({
       id: slot.record.id,
-      runAt: slot.record.runAt,
+      at,
       order: slot.order,
-      token: this.#nextToken++,
-    };
-    slot.token = entry.token;
-    const tail = this.#fifo[this.#fifo.length - 1];
-    if (this.#fifoHead >= this.#fifo.length || !before(entry, tail!)) {
-      this.#fifo.push(entry);
-    } else {
-      this.#heapPush(entry);
+      token: slot.token,
+    });
+  }
+
+  /** Drops a finished task from every structure. */
+  #delete(slot: Slot): void {
+    const record = slot.record;
+    this.#leave(slot);
+    this.#tasks.delete(record.id);
+    const key = record.idempotencyKey;
+    if (key !== null && this.#byKey.get(key) === record.id) {
+      this.#byKey.delete(key);
     }
   }
 
-  #live(entry: Entry): boolean {
-    const slot = this.#tasks.get(entry.id);
-    return slot !== undefined && slot.token === entry.token;
-  }
-
-  /** The earliest live entry, dropping dead ones on the way. */
-  #peek(): Entry | undefined {
-    while (this.#fifoHead < this.#fifo.length) {
-      const head = this.#fifo[this.#fifoHead]!;
-      if (this.#live(head)) break;
-      this.#fifoHead++;
-    }
-    if (this.#fifoHead > 1024 && this.#fifoHead * 2 > this.#fifo.length) {
-      this.#fifo = this.#fifo.slice(this.#fifoHead);
-      this.#fifoHead = 0;
-    }
-    while (this.#heap.length > 0 && !this.#live(this.#heap[0]!)) {
-      this.#heapPop();
-    }
-    const a = this.#fifoHead < this.#fifo.length
-      ? this.#fifo[this.#fifoHead]
-      : undefined;
-    const b = this.#heap[0];
-    if (a === undefined) return b;
-    if (b === undefined) return a;
-    return before(b, a) ? b : a;
-  }
-
-  #heapPush(entry: Entry): void {
-    const heap = this.#heap;
-    heap.push(entry);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const above = heap[parent]!;
-      if (!before(entry, above)) break;
-      heap[i] = above;
-      i = parent;
-    }
-    heap[i] = entry;
-  }
-
-  #heapPop(): void {
-    const heap = this.#heap;
-    const last = heap.pop()!;
-    if (heap.length === 0) return;
-    heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const left = 2 * i + 1;
-      const right = left + 1;
-      let smallest = i;
-      if (left < heap.length && before(heap[left]!, heap[smallest]!)) {
-        smallest = left;
-      }
-      if (right < heap.length && before(heap[right]!, heap[smallest]!)) {
-        smallest = right;
-      }
-      if (smallest === i) return;
-      const below = heap[smallest]!;
-      heap[smallest] = heap[i]!;
-      heap[i] = below;
-      i = smallest;
+  /** Drops dead index entries once they outnumber the live ones. */
+  #compact(): void {
+    this.#ready.compact(this.#counts.queued + this.#counts.failed);
+    for (const status of FINISHED_STATUSES) {
+      this.#finished[status].compact(this.#counts[status]);
     }
   }
 
   #claim(slot: Slot, now: number, leaseUntil: number): TaskRecord {
     const record = slot.record;
-    slot.token = 0;
-    this.#setStatus(record, "running");
     record.version++;
     record.leaseUntil = leaseUntil;
     record.startedAt = null;
     record.updatedAt = now;
-    this.#running.add(record.id);
+    this.#setStatus(slot, "running");
     return { ...record };
   }
 
@@ -294,12 +282,18 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     const { now } = batch;
     const leaseUntil = now + batch.leaseMs;
     // Dry-run the inserts so a conflicting id refuses the whole batch
-    // before anything changes, as the SQLite transaction would.
+    // before anything changes, as the SQLite transaction would. A key held
+    // by this batch's own insert, or by a task whose window is open, makes
+    // a duplicate, which needs no id.
     const newKeys = new Set<string>();
     const newIds = new Set<string>();
     for (const task of batch.inserts) {
       const key = task.idempotencyKey;
-      if (key !== null && (this.#byKey.has(key) || newKeys.has(key))) continue;
+      if (key !== null) {
+        if (newKeys.has(key)) continue;
+        const holder = this.#byKey.get(key);
+        if (holder !== undefined && !this.#released(holder, now)) continue;
+      }
       if (this.#tasks.has(task.id) || newIds.has(task.id)) {
         throw new Error(`Cannot store task ${task.id}: id already exists`);
       }
@@ -338,24 +332,22 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       record.version++;
       record.updatedAt = now;
       record.leaseUntil = null;
-      this.#running.delete(id);
       switch (outcome.kind) {
         case "succeeded":
-          this.#setStatus(record, "succeeded");
           record.result = outcome.result === undefined ? null : outcome.result;
           record.outputKey = outcome.outputKey;
+          this.#setStatus(slot, "succeeded");
           break;
         case "retry":
-          this.#setStatus(record, "failed");
           record.runAt = outcome.runAt;
           record.lastError = outcome.error;
           record.errorClass = outcome.errorClass;
-          this.#enqueue(slot);
+          this.#setStatus(slot, "failed");
           break;
         case "dead":
-          this.#setStatus(record, "dead");
           record.lastError = outcome.error;
           record.errorClass = outcome.errorClass;
+          this.#setStatus(slot, "dead");
           break;
       }
       settled.push(true);
@@ -374,9 +366,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       record.updatedAt = now;
       record.leaseUntil = null;
       record.startedAt = null;
-      this.#running.delete(id);
-      this.#setStatus(record, "queued");
-      this.#enqueue(slot);
+      this.#setStatus(slot, "queued");
       released.push(true);
     }
 
@@ -385,37 +375,34 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     const inserted: InsertOutcome[] = [];
     for (const task of batch.inserts) {
       const key = task.idempotencyKey;
-      const existing = key === null ? undefined : this.#byKey.get(key);
-      if (existing !== undefined) {
-        inserted.push({
-          inserted: false,
-          record: { ...this.#tasks.get(existing)!.record },
-        });
-        continue;
+      const holder = key === null ? undefined : this.#byKey.get(key);
+      if (holder !== undefined) {
+        const existing = this.#tasks.get(holder)!.record;
+        if (newIds.has(holder) || !this.#released(holder, now)) {
+          inserted.push({ inserted: false, record: { ...existing } });
+          continue;
+        }
+        // The holder's window has passed: it gives the key up and keeps
+        // the rest of its record.
+        existing.idempotencyKey = null;
       }
-      const claim = task.claim === true;
       const record = newRecord(task, now, leaseUntil);
       const slot: Slot = { record, order: this.#nextOrder++, token: 0 };
       this.#tasks.set(task.id, slot);
       if (key !== null) this.#byKey.set(key, task.id);
-      if (claim) {
-        this.#counts.running++;
-        this.#running.add(task.id);
-      } else {
-        this.#counts.queued++;
-        this.#enqueue(slot);
-      }
+      this.#enter(slot);
       inserted.push({ inserted: true, record: { ...record } });
     }
 
     const claimed: TaskRecord[] = [];
     let wanted = batch.claimDue;
     while (wanted > 0) {
-      const entry = this.#peek();
-      if (entry === undefined || entry.runAt > now) break;
+      const entry = this.#ready.peek();
+      if (entry === undefined || entry.at > now) break;
       claimed.push(this.#claim(this.#tasks.get(entry.id)!, now, leaseUntil));
       wanted--;
     }
+    this.#compact();
     return {
       renewed,
       started,
@@ -427,6 +414,12 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     };
   }
 
+  /** Whether the task `id`'s key window has passed at `now`. */
+  #released(id: string, now: number): boolean {
+    const until = this.#tasks.get(id)!.record.dedupeUntil;
+    return until !== null && until < now;
+  }
+
   /** Recovers expired leases; the caller has checked the store is open. */
   #recover(now: number): number {
     let count = 0;
@@ -434,18 +427,16 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       const slot = this.#tasks.get(id)!;
       const record = slot.record;
       if (record.leaseUntil === null || record.leaseUntil >= now) continue;
-      this.#running.delete(id);
       record.leaseUntil = null;
       record.startedAt = null;
       record.updatedAt = now;
       record.version++;
       if (record.attempts >= record.maxAttempts) {
-        this.#setStatus(record, "dead");
         record.lastError = LEASE_EXPIRED_MESSAGE;
         record.errorClass = "transient";
+        this.#setStatus(slot, "dead");
       } else {
-        this.#setStatus(record, "queued");
-        this.#enqueue(slot);
+        this.#setStatus(slot, "queued");
       }
       count++;
     }
@@ -474,7 +465,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   recoverExpired(now: number): Promise<number> {
     try {
       this.#check("recover expired leases");
-      return Promise.resolve(this.#recover(now));
+      const count = this.#recover(now);
+      this.#compact();
+      return Promise.resolve(count);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -593,23 +586,26 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   requeue(ids: string[] | "all", now: number): Promise<number> {
     try {
       this.#check("requeue tasks");
+      // Collected first: requeueing changes what the walk would see.
       const slots: Iterable<Slot | undefined> = ids === "all"
-        ? this.#tasks.values()
+        ? [...this.#tasks.values()].filter((slot) =>
+          slot.record.status === "dead"
+        )
         : ids.map((id) => this.#tasks.get(id));
       let count = 0;
       for (const slot of slots) {
         if (slot === undefined || slot.record.status !== "dead") continue;
         const record = slot.record;
-        this.#setStatus(record, "queued");
         record.attempts = 0;
         record.runAt = now;
         record.leaseUntil = null;
         record.startedAt = null;
         record.updatedAt = now;
         record.version++;
-        this.#enqueue(slot);
+        this.#setStatus(slot, "queued");
         count++;
       }
+      this.#compact();
       return Promise.resolve(count);
     } catch (error) {
       return Promise.reject(error);
@@ -617,14 +613,13 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Reads counts by status, the age of the oldest due claimable task, how
-   * many running tasks have a recorded start, and how many succeeded
-   * within `windowMs`.
+   * Reads counts by status, totals of tasks ever succeeded and
+   * dead-lettered, the age of the oldest due claimable task, and how many
+   * running tasks have a recorded start. Counts and totals are kept as
+   * tasks change status; nothing is scanned but the running tasks.
    *
    * @param now The current time (epoch ms).
-   * @param windowMs The window for `recentSucceeded`.
    * @returns The snapshot.
-   * @throws {RangeError} When `windowMs` is negative or not finite.
    * @throws {Error} When the store is closed.
    *
    * @example An empty store
@@ -633,10 +628,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    * import assert from "node:assert/strict";
    *
    * await using store = new MemoryTaskStore();
-   * const status = await store.status(0, 1000);
+   * const status = await store.status(0);
    * assert.equal(status.started, 0);
-   * assert.equal(status.recentSucceeded, 0);
-   * assert.equal(status.windowMs, 1000);
+   * assert.deepEqual(status.totals, { succeeded: 0, dead: 0 });
    * ```
    *
    * @example Telling started tasks from claimed ones
@@ -661,36 +655,187 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    * assert.equal((await store.get("b"))?.startedAt, null);
    * ```
    */
-  status(now: number, windowMs: number = 60_000): Promise<StoreStatus> {
+  status(now: number): Promise<StoreStatus> {
     try {
       this.#check("read status");
-      validateWindow(windowMs);
-      const oldest = this.#peek();
+      const oldest = this.#ready.peek();
       // Only running tasks can count: walk the running set, not the table.
       let started = 0;
       for (const id of this.#running) {
         if (this.#tasks.get(id)!.record.startedAt !== null) started++;
       }
-      let recentSucceeded = 0;
-      const since = now - windowMs;
-      for (const slot of this.#tasks.values()) {
-        const record = slot.record;
-        if (record.status === "succeeded" && record.updatedAt >= since) {
-          recentSucceeded++;
-        }
-      }
       return Promise.resolve({
         counts: { ...this.#counts },
-        oldestQueuedAgeMs: oldest === undefined || oldest.runAt > now
+        oldestQueuedAgeMs: oldest === undefined || oldest.at > now
           ? null
-          : now - oldest.runAt,
+          : now - oldest.at,
         started,
-        recentSucceeded,
-        windowMs,
+        totals: { ...this.#totals },
       });
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Deletes at most `limit` finished tasks that `policy` no longer keeps
+   * at `now`, oldest `updatedAt` first across both statuses (then
+   * insertion order). A task is pruned once it finished before
+   * `now - maxAgeMs`, or is not among the newest `maxCount` of its status.
+   * Pruned tasks leave every structure of the store, and their keys are
+   * free. Never `skipped`: one process owns a memory store.
+   *
+   * @param policy What to keep of succeeded and dead tasks.
+   * @param now The time the policy is applied at (epoch ms).
+   * @param limit The most tasks to delete in this call.
+   * @returns How many tasks of each status were deleted.
+   * @throws {TypeError} When the policy, a rule or `limit` has the wrong type.
+   * @throws {RangeError} When a limit is negative or not an integer where
+   *   one is needed, `now` is not finite, or the policy names another status.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Keeping the newest succeeded task
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0, claim: true };
+   * const { inserted } = await store.commit({
+   *   settles: [],
+   *   inserts: [{ ...task, id: "a" }, { ...task, id: "b" }],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * await store.commit({
+   *   settles: inserted.map(({ record: { id, version } }) => ({
+   *     id,
+   *     version,
+   *     outcome: { kind: "succeeded" as const, result: id, outputKey: null },
+   *   })),
+   *   inserts: [],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 1,
+   * });
+   * const policy = { succeeded: { maxCount: 1 } };
+   * assert.deepEqual(await store.prunable(policy, 2), { succeeded: 1, dead: 0, skipped: false });
+   * assert.deepEqual(await store.prune(policy, 2, 100), { succeeded: 1, dead: 0, skipped: false });
+   * assert.equal(await store.get("a"), undefined);
+   * assert.equal((await store.get("b"))?.result, "b");
+   * assert.equal((await store.status(2)).totals.succeeded, 2);
+   * ```
+   */
+  prune(
+    policy: RetentionPolicy,
+    now: number,
+    limit: number,
+  ): Promise<PruneResult> {
+    try {
+      this.#check("prune tasks");
+      const rules = checkRetention(policy, now, "prune tasks");
+      checkPruneLimit(limit);
+      const result: PruneResult = { succeeded: 0, dead: 0, skipped: false };
+      for (let n = 0; n < limit; n++) {
+        const s = this.#prunableHead("succeeded", rules);
+        const d = this.#prunableHead("dead", rules);
+        const entry = s === undefined
+          ? d
+          : d === undefined
+          ? s
+          : d.at < s.at || (d.at === s.at && d.order < s.order)
+          ? d
+          : s;
+        if (entry === undefined) break;
+        const slot = this.#tasks.get(entry.id)!;
+        result[slot.record.status as Finished]++;
+        this.#delete(slot);
+      }
+      this.#compact();
+      return Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * The oldest task of `status` if the policy lets it go: beyond the count
+   * kept, or finished before the cutoff.
+   */
+  #prunableHead(
+    status: Finished,
+    rules: CheckedPolicy,
+  ): IndexEntry | undefined {
+    const entry = this.#finished[status].peek();
+    if (entry === undefined) return undefined;
+    const { before, keep } = rules[status];
+    const over = keep !== null && this.#counts[status] > keep;
+    return over || (before !== null && entry.at < before) ? entry : undefined;
+  }
+
+  /**
+   * Counts what {@linkcode MemoryTaskStore.prune} would delete if called
+   * until it deletes nothing, at the same `now`. Changes nothing.
+   *
+   * @param policy What to keep of succeeded and dead tasks.
+   * @param now The time the policy is applied at (epoch ms).
+   * @returns How many tasks of each status would go; `skipped` is `false`.
+   * @throws {TypeError} When the policy or a rule has the wrong type.
+   * @throws {RangeError} When a limit is out of range or `now` not finite.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Nothing to prune
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * const counted = await store.prunable({ dead: { maxAgeMs: 0 } }, Date.now());
+   * assert.deepEqual(counted, { succeeded: 0, dead: 0, skipped: false });
+   * ```
+   */
+  prunable(policy: RetentionPolicy, now: number): Promise<PruneResult> {
+    try {
+      this.#check("count prunable tasks");
+      const rules = checkRetention(policy, now, "count prunable tasks");
+      const count = (status: Finished): number => {
+        const { before, keep } = rules[status];
+        const over = keep === null
+          ? 0
+          : Math.max(0, this.#counts[status] - keep);
+        const old = before === null
+          ? 0
+          : this.#finished[status].countBefore(before);
+        return Math.max(over, old);
+      };
+      return Promise.resolve({
+        succeeded: count("succeeded"),
+        dead: count("dead"),
+        skipped: false,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * How many entries each internal structure holds, for tests that check
+   * the store's memory stays bounded by the tasks it holds.
+   *
+   * @internal
+   * @returns Entries per structure: `tasks`, `keys`, `running`, and the
+   *   `ready`, `succeeded` and `dead` indexes (live and not yet dropped).
+   */
+  internalSizes(): Record<string, number> {
+    return {
+      tasks: this.#tasks.size,
+      keys: this.#byKey.size,
+      running: this.#running.size,
+      ready: this.#ready.size,
+      succeeded: this.#finished.succeeded.size,
+      dead: this.#finished.dead.size,
+    };
   }
 
   /**
@@ -738,9 +883,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     this.#tasks.clear();
     this.#byKey.clear();
     this.#running.clear();
-    this.#fifo = [];
-    this.#fifoHead = 0;
-    this.#heap = [];
+    this.#ready.clear();
+    for (const status of FINISHED_STATUSES) this.#finished[status].clear();
     return Promise.resolve();
   }
 

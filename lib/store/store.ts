@@ -55,8 +55,18 @@ export interface TaskRecord {
   startedAt: number | null;
   /** When the task was accepted. */
   createdAt: number;
-  /** When the record last changed. */
+  /**
+   * When the record last changed (for a finished task: when it finished,
+   * the time retention measures its age from).
+   */
   updatedAt: number;
+  /**
+   * The end of the idempotency key's window: from `dedupeUntil` on (an
+   * insert whose batch `now` is past it), a new task with the same key
+   * takes the key over. `null`: the key deduplicates for as long as the
+   * task is kept.
+   */
+  dedupeUntil: number | null;
   /** Object key the handler reported writing, if any. */
   outputKey: string | null;
   /** The handler's result once succeeded. */
@@ -88,6 +98,18 @@ export interface NewTask {
   /** Earliest run time. */
   runAt: number;
   /**
+   * End of the idempotency key's window (epoch ms). While the task is kept
+   * and `now < dedupeUntil` (or always, when `null`), an insert with the
+   * same key is its duplicate. Once a batch's `now` is past it, the next
+   * insert with the key takes the key over: the old task keeps its record
+   * but its `idempotencyKey` becomes `null`, and the new task is inserted,
+   * in the same transaction. Within one batch, the batch's own first
+   * insert of a key holds it for the rest of the batch.
+   *
+   * @default {null}
+   */
+  dedupeUntil?: number | null;
+  /**
    * Insert the task already claimed by the inserting process: `running`,
    * 0 attempts charged, version 1, leased until `now + leaseMs` of the
    * batch. The submitting process runs it without a separate claim write,
@@ -100,7 +122,9 @@ export interface NewTask {
 export interface InsertOutcome {
   /** `false` when the idempotency key already existed. */
   inserted: boolean;
-  /** The new record, or the existing one for a duplicate key. */
+  /**
+   * The new record (as inserted), or the existing one for a duplicate key.
+   */
   record: TaskRecord;
 }
 
@@ -256,9 +280,32 @@ export interface ListOptions {
   offset?: number;
 }
 
-/** A snapshot for `status` and `monitor`, read without disturbing writers. */
+/**
+ * Monotonic counts of transitions into a finished status, over the life of
+ * the store (a database: every process using it). Pruning never lowers
+ * them: a monitor takes differences between two reads to compute rates.
+ */
+export interface StatusTotals {
+  /**
+   * Times a task reached `succeeded`. A store migrated from a version
+   * without totals starts from the succeeded rows it held.
+   */
+  succeeded: number;
+  /**
+   * Times a task was dead-lettered; a task requeued and dead-lettered
+   * again counts twice. Seeded like `succeeded`.
+   */
+  dead: number;
+}
+
+/**
+ * A snapshot for `status` and `monitor`, read without disturbing writers
+ * and without reading the tasks table: counts and totals are kept by the
+ * writes themselves, the oldest due task is an index's first entry, and
+ * `started` reads the running rows only.
+ */
 export interface StoreStatus {
-  /** Tasks by status. */
+  /** Tasks by status, as the store holds them now. */
   counts: StatusCounts;
   /** Age of the oldest due queued task in ms, or `null`. */
   oldestQueuedAgeMs: number | null;
@@ -269,15 +316,66 @@ export interface StoreStatus {
    * for a worker slot, or started less than a few milliseconds ago.
    */
   started: number;
-  /** Tasks that succeeded within the last `windowMs`. */
-  recentSucceeded: number;
-  /** The window used for `recentSucceeded`, ms. */
-  windowMs: number;
+  /** Tasks ever succeeded and dead-lettered, for rates. */
+  totals: StatusTotals;
 }
 
 /**
- * Where task state lives. Implementations: SQLite (FFI or built-in driver)
- * and memory.
+ * How long to keep the finished tasks of one status. A task is kept while
+ * both limits keep it: pruning removes it once it is older than `maxAgeMs`
+ * or no longer among the newest `maxCount` (whichever keeps fewer).
+ */
+export interface RetentionRule {
+  /**
+   * Keep tasks finished (`updatedAt`) less than this long before `now`.
+   *
+   * @default {Infinity}
+   */
+  maxAgeMs?: number;
+  /**
+   * Keep at most this many tasks, the most recently finished.
+   *
+   * @default {Infinity}
+   */
+  maxCount?: number;
+}
+
+/**
+ * What {@linkcode TaskStore.prune} keeps of each finished status. A status
+ * without a rule is kept entirely; queued, running and failed tasks are
+ * never pruned.
+ */
+export interface RetentionPolicy {
+  /**
+   * Rule for succeeded tasks.
+   *
+   * @default {{}}
+   */
+  succeeded?: RetentionRule;
+  /**
+   * Rule for dead-lettered tasks.
+   *
+   * @default {{}}
+   */
+  dead?: RetentionRule;
+}
+
+/** What one {@linkcode TaskStore.prune} deleted, or `prunable` counted. */
+export interface PruneResult {
+  /** Succeeded tasks. */
+  succeeded: number;
+  /** Dead-lettered tasks. */
+  dead: number;
+  /**
+   * `true` when another process was pruning the same store: nothing was
+   * deleted, try again later.
+   */
+  skipped: boolean;
+}
+
+/**
+ * Where task state lives. Implementations: SQLite (FFI or built-in driver),
+ * PostgreSQL and memory.
  *
  * @experimental
  */
@@ -304,8 +402,28 @@ export interface TaskStore {
   list(options?: ListOptions): Promise<TaskRecord[]>;
   /** Moves dead tasks back to queued with fresh attempts; returns how many. */
   requeue(ids: string[] | "all", now: number): Promise<number>;
-  /** Counts, age and throughput for status displays. */
-  status(now: number, windowMs?: number): Promise<StoreStatus>;
+  /**
+   * Counts, totals, the oldest due task's age and the started count, for
+   * status displays. Reads no more rows than there are running tasks.
+   */
+  status(now: number): Promise<StoreStatus>;
+  /**
+   * Deletes at most `limit` finished tasks (succeeded or dead, oldest
+   * `updatedAt` first across both) that `policy` no longer keeps at `now`,
+   * in one short transaction, through indexes. Call it repeatedly to prune
+   * in steps; the calls converge. A pruned task is gone: `get` returns
+   * `undefined` and its idempotency key is free.
+   */
+  prune(
+    policy: RetentionPolicy,
+    now: number,
+    limit: number,
+  ): Promise<PruneResult>;
+  /**
+   * Counts what pruning to completion at `now` would delete, changing
+   * nothing (works on a read-only store). `skipped` is always `false`.
+   */
+  prunable(policy: RetentionPolicy, now: number): Promise<PruneResult>;
   /**
    * Subscribes to "new work may be due" wake-ups from other processes
    * (PostgreSQL `LISTEN/NOTIFY`). Stores that cannot tell leave it out and

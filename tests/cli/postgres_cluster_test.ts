@@ -275,8 +275,8 @@ Deno.test({
       "fail",
       "--payload",
       '{"error_message":"boom"}',
-      "--max-retries",
-      "0",
+      "--max-attempts",
+      "1",
       "--log-level",
       "warn",
     ], env)).trim();
@@ -319,7 +319,7 @@ Deno.test({
     }
 
     const frame = JSON.parse(
-      await ok(["monitor", "--once", "--export", "json"], env),
+      await ok(["monitor", "--once", "--format", "json"], env),
     ) as { counts: Record<string, number>; dead_letters: number };
     assert.equal(frame.counts["succeeded"], 3);
     assert.equal(frame.dead_letters, 1);

@@ -131,6 +131,7 @@ export function recordOf(task: NewTask | string): TaskRecord {
     errorClass: null,
     version: 0,
     startedAt: null,
+    dedupeUntil: null,
   };
 }
 

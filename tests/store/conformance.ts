@@ -9,8 +9,11 @@ import assert from "node:assert/strict";
 import type {
   CommitBatch,
   NewTask,
+  RetentionPolicy,
+  RetentionRule,
   Settlement,
   Start,
+  StatusCounts,
   TaskRecord,
   TaskStore,
 } from "../../lib/store/store.ts";
@@ -121,6 +124,40 @@ async function startAll(
   return claims;
 }
 
+/** How a finished task ended, and when (its `updatedAt`). */
+type Ending = [id: string, outcome: "succeeded" | "dead", at: number];
+
+/**
+ * Inserts the tasks claimed at {@linkcode T0}, then settles each at its
+ * own time, in the order given, one commit per time.
+ */
+async function finish(store: TaskStore, endings: Ending[]): Promise<void> {
+  const claims = await claimAll(store, endings.map(([id]) => task(id)));
+  const times = [...new Set(endings.map(([, , at]) => at))];
+  for (const at of times) {
+    const settles = endings.flatMap(([id, outcome, when], i) =>
+      when !== at
+        ? []
+        : [outcome === "succeeded" ? succeed(claims[i]!, id) : kill(claims[i]!)]
+    );
+    const { settled } = await store.commit(batch({ now: at, settles }));
+    assert.ok(settled.every((ok) => ok));
+  }
+}
+
+/** Which of `ids` the store still holds. */
+async function kept(store: TaskStore, wanted: string[]): Promise<string[]> {
+  const found = await Promise.all(wanted.map((id) => store.get(id)));
+  return wanted.filter((_, i) => found[i] !== undefined);
+}
+
+/** Counts by status, from a full listing: what status() must report. */
+async function listedCounts(store: TaskStore): Promise<StatusCounts> {
+  const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+  for (const record of await store.list()) counts[record.status]++;
+  return counts;
+}
+
 /** What the suite expects of payloads and results. */
 export interface ConformanceOptions {
   /**
@@ -188,6 +225,7 @@ export function storeConformance(
       startedAt: null,
       createdAt: T0,
       updatedAt: T0,
+      dedupeUntil: null,
       outputKey: null,
       result: null,
       lastError: null,
@@ -738,14 +776,13 @@ export function storeConformance(
     await assert.rejects(store.list({ offset: 1.5 }), RangeError);
   });
 
-  test("TaskStore.status() counts tasks, ages the oldest due task and counts recent successes when asked", async (store) => {
+  test("TaskStore.status() counts tasks, ages the oldest due task and totals finished tasks when asked", async (store) => {
     const empty = await store.status(T0);
     assert.deepEqual(empty, {
       counts: { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 },
       oldestQueuedAgeMs: null,
       started: 0,
-      recentSucceeded: 0,
-      windowMs: 60_000,
+      totals: { succeeded: 0, dead: 0 },
     });
     const [s1, s2, dead, failed] = await claimAll(store, [
       task("s1"),
@@ -773,7 +810,7 @@ export function storeConformance(
         task("q-future", { runAt: T0 + 20_000 }),
       ],
     }));
-    const status = await store.status(T0 + 6_000, 3_000);
+    const status = await store.status(T0 + 6_000);
     assert.deepEqual(status.counts, {
       queued: 3,
       running: 1,
@@ -783,11 +820,7 @@ export function storeConformance(
     });
     assert.equal(status.oldestQueuedAgeMs, 4_000);
     assert.equal(status.started, 0, "the running task's start was not written");
-    assert.equal(status.recentSucceeded, 1);
-    assert.equal(status.windowMs, 3_000);
-    const wide = await store.status(T0 + 6_000, 5_000);
-    assert.equal(wide.recentSucceeded, 2);
-    assert.equal(wide.windowMs, 5_000);
+    assert.deepEqual(status.totals, { succeeded: 2, dead: 1 });
     const { claimed } = await store.commit(
       batch({ claimDue: 10, now: T0 + 6_000 }),
     );
@@ -1252,6 +1285,470 @@ export function storeConformance(
       assert.deepEqual((await store.get("a"))?.payload, payload);
     });
   }
+
+  test("TaskStore.prune() deletes finished tasks older than maxAgeMs, oldest first, and never unfinished ones, when a rule sets an age", async (store) => {
+    await finish(store, [
+      ["s1", "succeeded", T0 + 10],
+      ["d1", "dead", T0 + 15],
+      ["s2", "succeeded", T0 + 20],
+      ["d2", "dead", T0 + 25],
+      ["s3", "succeeded", T0 + 30],
+    ]);
+    const [running, failing] = await claimAll(store, [task("r"), task("f")]);
+    await store.commit(batch({
+      now: T0 + 5,
+      settles: [retry(failing!, T0 + 10_000)],
+      inserts: [task("q")],
+    }));
+    assert.equal(running?.status, "running");
+    const all = ["s1", "d1", "s2", "d2", "s3", "r", "f", "q"];
+    const policy: RetentionPolicy = {
+      succeeded: { maxAgeMs: 100 },
+      dead: { maxAgeMs: 100 },
+    };
+    // At T0 + 125 the cutoff is T0 + 25: finished strictly before it go.
+    const now = T0 + 125;
+    assert.deepEqual(await store.prunable(policy, now), {
+      succeeded: 2,
+      dead: 1,
+      skipped: false,
+    });
+    assert.deepEqual(await store.prune(policy, now, 2), {
+      succeeded: 1,
+      dead: 1,
+      skipped: false,
+    });
+    assert.deepEqual(await kept(store, all), [
+      "s2",
+      "d2",
+      "s3",
+      "r",
+      "f",
+      "q",
+    ]);
+    assert.deepEqual(await store.prune(policy, now, 10), {
+      succeeded: 1,
+      dead: 0,
+      skipped: false,
+    });
+    assert.deepEqual(await store.prune(policy, now, 10), {
+      succeeded: 0,
+      dead: 0,
+      skipped: false,
+    });
+    // Age 0 far in the future: every finished task goes, nothing else.
+    const everything: RetentionPolicy = {
+      succeeded: { maxAgeMs: 0 },
+      dead: { maxAgeMs: 0 },
+    };
+    assert.deepEqual(await store.prunable(everything, T0 + 1e9), {
+      succeeded: 1,
+      dead: 1,
+      skipped: false,
+    });
+    assert.deepEqual(await store.prune(everything, T0 + 1e9, 100), {
+      succeeded: 1,
+      dead: 1,
+      skipped: false,
+    });
+    assert.deepEqual(await kept(store, all), ["r", "f", "q"]);
+    assert.equal(await store.get("s1"), undefined);
+  });
+
+  test("TaskStore.prune() keeps the newest maxCount of each status separately, insertion order breaking ties, when a rule sets a count", async (store) => {
+    await finish(store, [
+      ["s1", "succeeded", T0 + 1],
+      ["d1", "dead", T0 + 1],
+      ["s2", "succeeded", T0 + 2],
+      ["s3", "succeeded", T0 + 3],
+      ["d2", "dead", T0 + 3],
+      // Same time: s4, inserted first, is the older of the two.
+      ["s4", "succeeded", T0 + 4],
+      ["s5", "succeeded", T0 + 4],
+      ["d3", "dead", T0 + 5],
+    ]);
+    const now = T0 + 10;
+    const succeeded: RetentionPolicy = { succeeded: { maxCount: 1 } };
+    assert.deepEqual(await store.prunable(succeeded, now), {
+      succeeded: 4,
+      dead: 0,
+      skipped: false,
+    });
+    assert.deepEqual(await store.prune(succeeded, now, 100), {
+      succeeded: 4,
+      dead: 0,
+      skipped: false,
+    });
+    const all = ["s1", "s2", "s3", "s4", "s5", "d1", "d2", "d3"];
+    assert.deepEqual(await kept(store, all), ["s5", "d1", "d2", "d3"]);
+    const dead: RetentionPolicy = { dead: { maxCount: 2 } };
+    assert.deepEqual(await store.prune(dead, now, 100), {
+      succeeded: 0,
+      dead: 1,
+      skipped: false,
+    });
+    assert.deepEqual(await kept(store, all), ["s5", "d2", "d3"]);
+    // Infinity and an empty rule keep everything.
+    const none: RetentionPolicy = {
+      succeeded: { maxCount: Infinity, maxAgeMs: Infinity },
+      dead: {},
+    };
+    assert.deepEqual(await store.prunable(none, now + 1e9), {
+      succeeded: 0,
+      dead: 0,
+      skipped: false,
+    });
+    assert.deepEqual(await store.prune(none, now + 1e9, 100), {
+      succeeded: 0,
+      dead: 0,
+      skipped: false,
+    });
+    assert.deepEqual(await store.prune({}, now + 1e9, 100), {
+      succeeded: 0,
+      dead: 0,
+      skipped: false,
+    });
+    assert.deepEqual(await kept(store, all), ["s5", "d2", "d3"]);
+  });
+
+  test("TaskStore.prune() deletes what either limit lets go when a rule sets both an age and a count", async (store) => {
+    await finish(
+      store,
+      [10, 20, 30, 40, 50, 60].map((dt, i) => [
+        `s${i + 1}`,
+        "succeeded",
+        T0 + dt,
+      ]),
+    );
+    const now = T0 + 60;
+    const all = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    // The age lets two go (cutoff T0 + 25), the count one: two go.
+    const byAge: RetentionPolicy = {
+      succeeded: { maxAgeMs: 35, maxCount: 5 },
+    };
+    // The age lets none go (cutoff T0 + 5), the count three: three go.
+    const byCount: RetentionPolicy = {
+      succeeded: { maxAgeMs: 55, maxCount: 3 },
+    };
+    assert.equal((await store.prunable(byAge, now)).succeeded, 2);
+    assert.equal((await store.prunable(byCount, now)).succeeded, 3);
+    assert.equal((await store.prune(byAge, now, 1)).succeeded, 1);
+    assert.deepEqual(await kept(store, all), all.slice(1));
+    assert.equal((await store.prune(byAge, now, 1)).succeeded, 1);
+    assert.equal((await store.prune(byAge, now, 1)).succeeded, 0);
+    assert.equal((await store.prunable(byCount, now)).succeeded, 1);
+    assert.equal((await store.prune(byCount, now, 10)).succeeded, 1);
+    assert.deepEqual(await kept(store, all), ["s4", "s5", "s6"]);
+  });
+
+  test("TaskStore.prune() deletes at most limit tasks per call, oldest first across statuses, and converges to what prunable counted when called repeatedly", async (store) => {
+    const endings: Ending[] = [];
+    for (let i = 0; i < 30; i++) {
+      endings.push([`t${i}`, i % 3 === 0 ? "dead" : "succeeded", T0 + i]);
+    }
+    await finish(store, endings);
+    const now = T0 + 100;
+    const policy: RetentionPolicy = {
+      succeeded: { maxCount: 5 },
+      dead: { maxAgeMs: 80 },
+    };
+    // 20 succeeded, 5 kept; the dead finished before T0 + 20: t0 … t18.
+    const counted = await store.prunable(policy, now);
+    assert.deepEqual(counted, { succeeded: 15, dead: 7, skipped: false });
+    assert.deepEqual(await store.prune(policy, now, 0), {
+      succeeded: 0,
+      dead: 0,
+      skipped: false,
+    });
+    const first = await store.prune(policy, now, 7);
+    assert.equal(first.succeeded + first.dead, 7);
+    assert.deepEqual(
+      await kept(store, endings.slice(0, 8).map(([id]) => id)),
+      ["t7"],
+      "the seven oldest went first",
+    );
+    let succeeded = first.succeeded;
+    let dead = first.dead;
+    for (let calls = 0;; calls++) {
+      assert.ok(calls < 10, "prune converges");
+      const result = await store.prune(policy, now, 7);
+      assert.ok(result.succeeded + result.dead <= 7);
+      if (result.succeeded + result.dead === 0) break;
+      succeeded += result.succeeded;
+      dead += result.dead;
+    }
+    assert.deepEqual([succeeded, dead], [counted.succeeded, counted.dead]);
+    assert.deepEqual(await store.prunable(policy, now), {
+      succeeded: 0,
+      dead: 0,
+      skipped: false,
+    });
+    const left = await store.list();
+    assert.deepEqual(
+      left.filter((r) => r.status === "succeeded").map((r) => r.id),
+      ["t23", "t25", "t26", "t28", "t29"],
+    );
+    assert.deepEqual(
+      left.filter((r) => r.status === "dead").map((r) => r.id),
+      ["t21", "t24", "t27"],
+    );
+  });
+
+  test("TaskStore.prune() and prunable() refuse a bad policy, time or limit when given one", async (store) => {
+    const cases: [RetentionPolicy, number, number, ErrorConstructor][] = [
+      [{ succeeded: { maxAgeMs: -1 } }, T0, 10, RangeError],
+      [{ succeeded: { maxAgeMs: NaN } }, T0, 10, RangeError],
+      [{ dead: { maxCount: 1.5 } }, T0, 10, RangeError],
+      [{ dead: { maxCount: -1 } }, T0, 10, RangeError],
+      [{ dead: { maxCount: "1" as unknown as number } }, T0, 10, TypeError],
+      [{ dead: null as unknown as RetentionRule }, T0, 10, TypeError],
+      [{ queued: {} } as unknown as RetentionPolicy, T0, 10, RangeError],
+      [null as unknown as RetentionPolicy, T0, 10, TypeError],
+      [{}, NaN, 10, RangeError],
+      [{}, T0, -1, RangeError],
+      [{}, T0, 1.5, RangeError],
+    ];
+    for (const [policy, now, limit, type] of cases) {
+      const what = JSON.stringify([policy, now, limit]);
+      await assert.rejects(
+        store.prune(policy, now, limit),
+        (error: unknown) =>
+          error instanceof type &&
+          /^Cannot prune tasks: /.test((error as Error).message),
+        what,
+      );
+      if (limit === 10) {
+        await assert.rejects(
+          store.prunable(policy, now),
+          (error: unknown) =>
+            error instanceof type &&
+            /^Cannot count prunable tasks: /.test((error as Error).message),
+          what,
+        );
+      }
+    }
+  });
+
+  test("TaskStore.prune() frees a task's key and id when it prunes the task", async (store) => {
+    const [claim] = await claimAll(store, [task("a", { idempotencyKey: "k" })]);
+    await store.commit(batch({ now: T0 + 1, settles: [succeed(claim!, 1)] }));
+    const { inserted } = await store.commit(
+      batch({ now: T0 + 2, inserts: [task("b", { idempotencyKey: "k" })] }),
+    );
+    assert.deepEqual([inserted[0]?.inserted, inserted[0]?.record.id], [
+      false,
+      "a",
+    ]);
+    assert.deepEqual(
+      await store.prune({ succeeded: { maxCount: 0 } }, T0 + 3, 10),
+      { succeeded: 1, dead: 0, skipped: false },
+    );
+    assert.equal(await store.get("a"), undefined);
+    assert.equal(await store.getByKey("k"), undefined);
+    const again = await store.commit(batch({
+      now: T0 + 4,
+      inserts: [task("c", { idempotencyKey: "k" }), task("a")],
+    }));
+    assert.deepEqual(
+      again.inserted.map((o) => [o.inserted, o.record.id]),
+      [[true, "c"], [true, "a"]],
+    );
+    assert.equal((await store.getByKey("k"))?.id, "c");
+  });
+
+  test("TaskStore.commit() takes a key over, leaving the old task its record but not its key, when the holder's dedupeUntil has passed", async (store) => {
+    const [claim] = await claimAll(store, [
+      task("a", { idempotencyKey: "k", dedupeUntil: T0 + 100 }),
+    ]);
+    assert.equal(claim?.dedupeUntil, T0 + 100);
+    await store.commit(
+      batch({ now: T0 + 1, settles: [succeed(claim!, "first")] }),
+    );
+    // At the window's end the key still deduplicates.
+    const held = await store.commit(
+      batch({ now: T0 + 100, inserts: [task("b", { idempotencyKey: "k" })] }),
+    );
+    assert.deepEqual(
+      [held.inserted[0]?.inserted, held.inserted[0]?.record.id],
+      [
+        false,
+        "a",
+      ],
+    );
+    // Past it, the next insert takes the key; a second insert of the key
+    // in the same batch is its duplicate.
+    const taken = await store.commit(batch({
+      now: T0 + 101,
+      inserts: [
+        task("b", { idempotencyKey: "k", payload: "second" }),
+        task("c", { idempotencyKey: "k" }),
+      ],
+    }));
+    assert.deepEqual(
+      taken.inserted.map((o) => [o.inserted, o.record.id]),
+      [[true, "b"], [false, "b"]],
+    );
+    assert.equal(taken.inserted[0]?.record.idempotencyKey, "k");
+    assert.equal(taken.inserted[0]?.record.dedupeUntil, null);
+    assert.equal(await store.get("c"), undefined);
+    const old = await store.get("a");
+    assert.deepEqual(
+      [old?.status, old?.result, old?.idempotencyKey, old?.version],
+      ["succeeded", "first", null, claim!.version + 1],
+    );
+    const current = await store.getByKey("k");
+    assert.deepEqual([current?.id, current?.payload], ["b", "second"]);
+    // b has no window: the key now deduplicates for as long as b is kept.
+    const later = await store.commit(
+      batch({ now: T0 + 1e9, inserts: [task("d", { idempotencyKey: "k" })] }),
+    );
+    assert.deepEqual(later.inserted.map((o) => [o.inserted, o.record.id]), [[
+      false,
+      "b",
+    ]]);
+    const counts = (await store.status(T0 + 1e9)).counts;
+    assert.deepEqual([counts.queued, counts.succeeded], [1, 1]);
+  });
+
+  test("TaskStore.commit() keeps the batch's own first insert of a key when its dedupeUntil has already passed", async (store) => {
+    const { inserted } = await store.commit(batch({
+      now: T0,
+      inserts: [
+        task("x", { idempotencyKey: "w", dedupeUntil: T0 - 1 }),
+        task("y", { idempotencyKey: "w" }),
+      ],
+    }));
+    assert.deepEqual(
+      inserted.map((o) => [o.inserted, o.record.id]),
+      [[true, "x"], [false, "x"]],
+    );
+    // The next batch finds x's window passed and takes the key.
+    const next = await store.commit(
+      batch({ now: T0 + 1, inserts: [task("y", { idempotencyKey: "w" })] }),
+    );
+    assert.deepEqual(next.inserted.map((o) => [o.inserted, o.record.id]), [[
+      true,
+      "y",
+    ]]);
+    assert.equal((await store.get("x"))?.idempotencyKey, null);
+    assert.equal((await store.getByKey("w"))?.id, "y");
+  });
+
+  test("TaskStore.commit() deduplicates a key until the holder's dedupeUntil when it is in the future", async (store) => {
+    await store.commit(batch({
+      inserts: [task("a", { idempotencyKey: "k", dedupeUntil: T0 + 1_000 })],
+    }));
+    for (const now of [T0 + 1, T0 + 999, T0 + 1_000]) {
+      const { inserted } = await store.commit(batch({
+        now,
+        inserts: [task(`b${now}`, { idempotencyKey: "k" })],
+      }));
+      assert.equal(inserted[0]?.inserted, false, `at ${now - T0}`);
+      assert.equal(inserted[0]?.record.id, "a");
+      assert.equal(inserted[0]?.record.dedupeUntil, T0 + 1_000);
+    }
+    assert.equal((await store.list()).length, 1);
+    await assert.rejects(
+      store.commit(
+        batch({ inserts: [task("n", { dedupeUntil: NaN })] }),
+      ),
+      RangeError,
+    );
+    await assert.rejects(
+      store.commit(
+        batch({
+          inserts: [task("n", { dedupeUntil: "1" as unknown as number })],
+        }),
+      ),
+      TypeError,
+    );
+  });
+
+  test("TaskStore.status() keeps counts exact when inserts, claims, starts, settles, releases, recovery, requeue and prune change them", async (store) => {
+    const check = async (step: string, now = T0): Promise<void> => {
+      assert.deepEqual(
+        (await store.status(now)).counts,
+        await listedCounts(store),
+        step,
+      );
+    };
+    await check("empty");
+    const { inserted, claimed } = await store.commit(batch({
+      inserts: [
+        task("a"),
+        task("b"),
+        task("c"),
+        task("d", { claim: true }),
+        task("e", { claim: true, maxAttempts: 1 }),
+        task("k1", { idempotencyKey: "k" }),
+        task("k2", { idempotencyKey: "k" }),
+      ],
+      claimDue: 3,
+    }));
+    assert.equal(inserted.filter((o) => o.inserted).length, 6);
+    await check("inserts and claims");
+    const [a, b, c] = claimed;
+    const d = inserted[3]!.record;
+    const e = inserted[4]!.record;
+    await store.commit(batch({
+      now: T0 + 1,
+      starts: [fence(a!), fence(e)],
+      settles: [succeed(a!), retry(b!, T0 + 2), kill(c!), succeed(a!)],
+      releases: [fence(d)],
+    }));
+    await check("starts, settles and releases", T0 + 1);
+    const { recovered } = await store.commit(
+      batch({ now: T0 + LEASE + 5, recover: true, claimDue: 1 }),
+    );
+    assert.equal(recovered, 1, "e is recovered to dead");
+    await check("recovery and a claim", T0 + LEASE + 5);
+    assert.equal(await store.requeue("all", T0 + LEASE + 6), 2);
+    await check("requeue", T0 + LEASE + 6);
+    await store.commit(batch({ now: T0 + LEASE + 7, claimDue: 100 }));
+    await check("claim everything", T0 + LEASE + 7);
+    const running = await store.list({ status: "running" });
+    await store.commit(batch({
+      now: T0 + LEASE + 8,
+      settles: running.map((r, i) => i % 2 === 0 ? succeed(r) : kill(r)),
+    }));
+    await check("settle everything", T0 + LEASE + 8);
+    await store.prune(
+      { succeeded: { maxCount: 1 }, dead: { maxAgeMs: 0 } },
+      T0 + LEASE + 9,
+      2,
+    );
+    await check("a prune step", T0 + LEASE + 9);
+    await store.prune({ succeeded: { maxCount: 0 } }, T0 + LEASE + 9, 100);
+    await check("a prune to the end", T0 + LEASE + 9);
+  });
+
+  test("TaskStore.status() reports totals that only grow when tasks succeed, die, are requeued and are pruned", async (store) => {
+    await finish(store, [
+      ["s1", "succeeded", T0 + 1],
+      ["s2", "succeeded", T0 + 2],
+      ["d1", "dead", T0 + 3],
+    ]);
+    const totals = async (): Promise<[number, number]> => {
+      const { succeeded, dead } = (await store.status(T0 + 10)).totals;
+      return [succeeded, dead];
+    };
+    assert.deepEqual(await totals(), [2, 1]);
+    assert.equal(await store.requeue(["d1"], T0 + 4), 1);
+    assert.deepEqual(await totals(), [2, 1], "a requeue takes nothing back");
+    const { claimed } = await store.commit(
+      batch({ now: T0 + 5, claimDue: 1 }),
+    );
+    await store.commit(batch({ now: T0 + 6, settles: [kill(claimed[0]!)] }));
+    assert.deepEqual(await totals(), [2, 2], "dead-lettered twice");
+    await store.prune(
+      { succeeded: { maxAgeMs: 0 }, dead: { maxAgeMs: 0 } },
+      T0 + 10,
+      100,
+    );
+    const status = await store.status(T0 + 10);
+    assert.deepEqual([status.counts.succeeded, status.counts.dead], [0, 0]);
+    assert.deepEqual(await totals(), [2, 2], "pruning lowers no total");
+  });
 
   test("TaskStore.close() is idempotent and later calls reject when the store is closed", async (store) => {
     await store.close();

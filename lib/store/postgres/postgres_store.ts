@@ -17,11 +17,13 @@ import { type JsonRule, serializeJson } from "../_json.ts";
 import { newRecord } from "../_record.ts";
 import type { ErrorClass } from "../../errors.ts";
 import {
+  type CheckedRule,
+  checkPruneLimit,
+  checkRetention,
   emptyCounts,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
-  validateWindow,
 } from "../_shared.ts";
 import {
   NOTIFY_CHANNEL,
@@ -35,7 +37,11 @@ import type {
   CommitBatch,
   CommitResult,
   ListOptions,
+  NewTask,
+  PruneResult,
+  RetentionPolicy,
   StatusCounts,
+  StatusTotals,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -137,6 +143,12 @@ function storableMessage(message: string): string {
   return message.toWellFormed().replaceAll("\0", "\uFFFD");
 }
 
+/** A task's key window end as stored: rounded up, like `runAt`. */
+function dedupeUntil(task: NewTask): number | null {
+  const until = task.dedupeUntil;
+  return until === undefined || until === null ? null : Math.ceil(until);
+}
+
 /** Checks an epoch-ms time fits `bigint` exactly. */
 function checkTime(value: number, action: string, what: string): void {
   if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
@@ -160,6 +172,7 @@ function toRecord(row: Row): TaskRecord {
     startedAt: row["started_at"] ?? null,
     createdAt: row["created_at"],
     updatedAt: row["updated_at"],
+    dedupeUntil: row["dedupe_until"] ?? null,
     outputKey: row["output_key"],
     result: row["result"] ?? null,
     lastError: row["last_error"],
@@ -188,6 +201,30 @@ const RETRYABLE: ReadonlySet<string> = new Set([
 ]);
 /** Tries of a commit the server aborted as a deadlock or serialization failure. */
 const COMMIT_TRIES = 5;
+
+/**
+ * A store folds the count deltas into the count rows once every this many
+ * of its commits (when no other transaction is folding), so that a status
+ * read sums a few hundred delta rows at most, whether or not anyone
+ * prunes.
+ */
+const FOLD_EVERY = 64;
+
+/** A count that keeps everything: larger than any table. */
+const KEEP_ALL = Number.MAX_SAFE_INTEGER;
+
+/** A cutoff that lets nothing go: earlier than any time stored. */
+const NO_CUTOFF = -Number.MAX_SAFE_INTEGER;
+
+/** A checked rule as the prune and prunable statements bind it. */
+function ruleParams(rule: CheckedRule): [number, number] {
+  return [
+    rule.keep ?? KEEP_ALL,
+    rule.before === null
+      ? NO_CUTOFF
+      : Math.min(Math.ceil(rule.before), Number.MAX_SAFE_INTEGER),
+  ];
+}
 
 /**
  * Sends a commit's statements as one simple-protocol query, so they run as
@@ -348,6 +385,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
   #sql: Sql;
   #queries: PostgresQueries;
   #notify: boolean;
+  #commits = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
   // The LISTEN subscription exists while at least one listener does; the
@@ -695,6 +733,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     );
 
     const insertRows: string[] = [];
+    const keys = new Set<string>();
     batch.inserts.forEach((task, i) => {
       const payload = jsonText(
         task.payload,
@@ -705,6 +744,11 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       );
       const runAt = Math.ceil(task.runAt);
       checkTime(runAt, `store task ${task.id}`, "runAt");
+      const until = dedupeUntil(task);
+      if (until !== null) {
+        checkTime(until, `store task ${task.id}`, "dedupeUntil");
+      }
+      if (task.idempotencyKey !== null) keys.add(task.idempotencyKey);
       const claim = task.claim === true;
       insertRows.push(
         `{"o":${i},"id":${JSON.stringify(task.id)},"ty":${
@@ -713,9 +757,14 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
           JSON.stringify(task.idempotencyKey)
         },"p":${payload},"c":${claim},"ma":${task.maxAttempts},"ra":${runAt},"lu":${
           claim ? leaseUntil : "null"
-        }}`,
+        },"du":${until}}`,
       );
     });
+    // Keys whose holder's window has passed are released first, in their
+    // own statement of the same transaction: the insert then takes them.
+    if (keys.size > 0) {
+      at(inline(q.releaseKeys, [JSON.stringify([...keys]), now]));
+    }
     const insertAt = insertRows.length === 0
       ? -1
       : at(inline(q.insert, [`[${insertRows.join(",")}]`, now]));
@@ -743,6 +792,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       claimed: [],
     };
     if (statements.length === 0) return result;
+    if (++this.#commits % FOLD_EVERY === 0) at(q.fold);
     const results = await runStatements(sql, statements);
 
     const renewedPairs = returnedPairs(results, renewAt);
@@ -785,7 +835,11 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
         const key = task.idempotencyKey;
         if (ids.has(task.id)) {
           const record = newRecord(
-            { ...task, runAt: Math.ceil(task.runAt) },
+            {
+              ...task,
+              runAt: Math.ceil(task.runAt),
+              dedupeUntil: dedupeUntil(task),
+            },
             now,
             leaseUntil,
           );
@@ -1023,15 +1077,15 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Reads counts by status, the age of the oldest due claimable task
-   * (queued, or failed and due), how many running tasks have a recorded
-   * start, and how many succeeded within `windowMs`, in one statement (one
-   * snapshot).
+   * Reads counts by status and the totals of tasks ever succeeded and
+   * dead-lettered (five rows plus the deltas commits appended since the
+   * last fold), the age of the oldest due claimable task (queued, or
+   * failed and due: the due index's first entry), and how many running
+   * tasks have a recorded start (through an index on running rows), in one
+   * statement (one snapshot). No read grows with the tasks table.
    *
    * @param now The current time (epoch ms).
-   * @param windowMs The window for `recentSucceeded`.
    * @returns The snapshot.
-   * @throws {RangeError} When `windowMs` is negative or not finite.
    * @throws {Error} When the store is closed or the server fails.
    *
    * @example An empty store
@@ -1047,6 +1101,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *   assert.equal(status.counts.queued, 0);
    *   assert.equal(status.started, 0);
    *   assert.equal(status.oldestQueuedAgeMs, null);
+   *   assert.deepEqual(status.totals, { succeeded: 0, dead: 0 });
    *   await store.close();
    *   await PostgresTaskStore.drop(url, { schema });
    * }
@@ -1083,21 +1138,20 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    * }
    * ```
    */
-  async status(now: number, windowMs: number = 60_000): Promise<StoreStatus> {
-    validateWindow(windowMs);
+  async status(now: number): Promise<StoreStatus> {
     const sql = this.#check("read status");
     const at = Math.floor(now);
     checkTime(at, "read status", "now");
-    const since = Math.ceil(now - windowMs);
-    checkTime(since, "read status", "now - windowMs");
-    const [row] = await run(sql, this.#queries.status, [at, since]);
+    const [row] = await run(sql, this.#queries.status, [at]);
     const counts: StatusCounts = emptyCounts();
+    const totals: StatusTotals = { succeeded: 0, dead: 0 };
     for (
-      const [status, n] of Object.entries(
-        (row?.["counts"] ?? {}) as Record<string, number>,
+      const [status, [n, entered]] of Object.entries(
+        (row?.["counts"] ?? {}) as Record<string, [number, number]>,
       )
     ) {
       counts[status as TaskStatus] = n;
+      if (status === "succeeded" || status === "dead") totals[status] = entered;
     }
     const oldest = row?.["oldest"] as number | null | undefined;
     return {
@@ -1106,8 +1160,141 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
         ? null
         : at - oldest,
       started: (row?.["started"] as number | undefined) ?? 0,
-      recentSucceeded: (row?.["recent"] as number | undefined) ?? 0,
-      windowMs,
+      totals,
+    };
+  }
+
+  /**
+   * Deletes at most `limit` finished tasks that `policy` no longer keeps
+   * at `now`, oldest `updatedAt` first across both statuses (then
+   * insertion order), in one transaction of one statement: each status's
+   * candidates are read from its `(updated_at, seq)` index, bounded by
+   * `limit`; rows another transaction holds are skipped. A task is pruned
+   * once it finished before `now - maxAgeMs`, or is not among the newest
+   * `maxCount` of its status. Only one process prunes a schema at a time:
+   * the statement takes `pg_try_advisory_xact_lock`, and when another
+   * prune holds it the result is `skipped` and nothing is deleted. The
+   * same transaction folds the count deltas into the count rows.
+   *
+   * @param policy What to keep of succeeded and dead tasks.
+   * @param now The time the policy is applied at (epoch ms).
+   * @param limit The most tasks to delete in this call.
+   * @returns How many tasks of each status were deleted, or `skipped`.
+   * @throws {TypeError} When the policy, a rule or `limit` has the wrong type.
+   * @throws {RangeError} When a limit is negative or not an integer where
+   *   one is needed, `now` is out of range, or the policy names another
+   *   status.
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails.
+   *
+   * @example Keeping the newest succeeded task
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0, claim: true };
+   *     const { inserted } = await store.commit({
+   *       settles: [],
+   *       inserts: [{ ...task, id: "a" }, { ...task, id: "b" }],
+   *       claimDue: 0,
+   *       leaseMs: 100,
+   *       now: 0,
+   *     });
+   *     await store.commit({
+   *       settles: inserted.map(({ record: { id, version } }) => ({
+   *         id,
+   *         version,
+   *         outcome: { kind: "succeeded" as const, result: id, outputKey: null },
+   *       })),
+   *       inserts: [],
+   *       claimDue: 0,
+   *       leaseMs: 100,
+   *       now: 1,
+   *     });
+   *     const policy = { succeeded: { maxCount: 1 } };
+   *     assert.deepEqual(await store.prune(policy, 2, 100), { succeeded: 1, dead: 0, skipped: false });
+   *     assert.equal(await store.get("a"), undefined);
+   *     assert.equal((await store.status(2)).totals.succeeded, 2);
+   *   } finally {
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async prune(
+    policy: RetentionPolicy,
+    now: number,
+    limit: number,
+  ): Promise<PruneResult> {
+    const sql = this.#check("prune tasks", true);
+    const rules = checkRetention(policy, now, "prune tasks");
+    checkPruneLimit(limit);
+    checkTime(Math.floor(now), "prune tasks", "now");
+    const q = this.#queries;
+    const [pruned] = await runStatements(sql, [
+      inline(q.prune, [
+        limit,
+        ...ruleParams(rules.succeeded),
+        ...ruleParams(rules.dead),
+      ]),
+      q.fold,
+    ]);
+    const row = pruned![0];
+    return {
+      succeeded: (row?.["succeeded"] as number | undefined) ?? 0,
+      dead: (row?.["dead"] as number | undefined) ?? 0,
+      skipped: row?.["locked"] !== true,
+    };
+  }
+
+  /**
+   * Counts what {@linkcode PostgresTaskStore.prune} would delete if called
+   * until it deletes nothing, at the same `now`, changing nothing: the
+   * rows beyond the count kept (from the kept counts) or finished before
+   * the cutoff (counted in the status's index), whichever is more. Works
+   * read-only.
+   *
+   * @param policy What to keep of succeeded and dead tasks.
+   * @param now The time the policy is applied at (epoch ms).
+   * @returns How many tasks of each status would go; `skipped` is `false`.
+   * @throws {TypeError} When the policy or a rule has the wrong type.
+   * @throws {RangeError} When a limit is out of range or `now` is.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example Counting before purging
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   await using store = await PostgresTaskStore.open(url, { schema });
+   *   const counted = await store.prunable({ dead: { maxAgeMs: 0 } }, Date.now());
+   *   assert.deepEqual(counted, { succeeded: 0, dead: 0, skipped: false });
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async prunable(policy: RetentionPolicy, now: number): Promise<PruneResult> {
+    const sql = this.#check("count prunable tasks");
+    const rules = checkRetention(policy, now, "count prunable tasks");
+    checkTime(Math.floor(now), "count prunable tasks", "now");
+    const [row] = await run(sql, this.#queries.prunable, [
+      ...ruleParams(rules.succeeded),
+      ...ruleParams(rules.dead),
+    ]);
+    return {
+      succeeded: (row?.["succeeded"] as number | undefined) ?? 0,
+      dead: (row?.["dead"] as number | undefined) ?? 0,
+      skipped: false,
     };
   }
 

@@ -31,6 +31,20 @@ export interface PostgresMigration {
  */
 export const MIGRATION_LOCK_KEY = 0x736c75696365;
 
+/**
+ * The high 32 bits of the transaction-scoped advisory lock one prune of a
+ * schema holds (ASCII "slpr"); the low 32 bits are the schema's oid, so
+ * prunes of different schemas do not exclude each other. Taken with
+ * `pg_try_advisory_xact_lock`: a second pruner skips instead of waiting.
+ */
+export const PRUNE_LOCK_CLASS = 0x736c7072;
+
+/**
+ * Like {@linkcode PRUNE_LOCK_CLASS}, for folding the count deltas
+ * ("slfo"): held by whichever transaction folds, a prune or a commit.
+ */
+export const FOLD_LOCK_CLASS = 0x736c666f;
+
 /** The channel commits `NOTIFY` on; the payload is the schema name. */
 export const NOTIFY_CHANNEL = "sluice_tasks";
 
@@ -96,6 +110,86 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       ALTER TABLE ${s}.tasks ADD COLUMN started_at bigint;
     `,
   },
+  {
+    version: 3,
+    description:
+      "keep counts by status, add key windows and indexes for pruning",
+    // Counts without a hot row: every statement that changes tasks appends
+    // its net change per status to status_deltas (statement-level triggers
+    // with transition tables, in the writing transaction), an insert-only
+    // table with no index, so concurrent commits never wait on each other
+    // there. status_counts holds one row per status that only a fold
+    // (under the fold advisory lock) changes: it deletes the deltas its
+    // snapshot sees and adds them to the rows, in one statement. A read
+    // sums the rows and the deltas not yet folded. n is the rows now in a
+    // status, entered the transitions into it ever (the totals); both are
+    // seeded from the rows present (ALTER TABLE holds writers off until
+    // this step commits). PostgreSQL refuses transition tables on a
+    // trigger with a column list (UPDATE OF status), so the UPDATE trigger
+    // fires for every UPDATE and keeps only the rows whose status changed.
+    // The prune indexes order each finished status by (updated_at, seq);
+    // the succeeded one replaces tasks_succeeded (updated_at only), whose
+    // window count is gone.
+    sql: (s) => `
+      ALTER TABLE ${s}.tasks ADD COLUMN dedupe_until bigint;
+      CREATE INDEX tasks_succeeded_updated ON ${s}.tasks (updated_at, seq)
+        WHERE status = 'succeeded';
+      DROP INDEX ${s}.tasks_succeeded;
+      CREATE INDEX tasks_dead_updated ON ${s}.tasks (updated_at, seq)
+        WHERE status = 'dead';
+      CREATE TABLE ${s}.status_counts (
+        status text PRIMARY KEY,
+        n bigint NOT NULL,
+        entered bigint NOT NULL
+      );
+      CREATE TABLE ${s}.status_deltas (
+        status text NOT NULL,
+        n bigint NOT NULL,
+        entered bigint NOT NULL
+      );
+      INSERT INTO ${s}.status_counts (status, n, entered)
+        SELECT v.status, coalesce(c.n, 0), coalesce(c.n, 0)
+        FROM (VALUES ('queued'), ('running'), ('succeeded'), ('failed'),
+          ('dead')) AS v(status)
+        LEFT JOIN (SELECT status, count(*) AS n FROM ${s}.tasks
+          GROUP BY status) c ON c.status = v.status;
+      CREATE FUNCTION ${s}.count_inserted() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO ${s}.status_deltas (status, n, entered)
+          SELECT status, count(*), count(*) FROM inserted GROUP BY status;
+        RETURN NULL;
+      END $$;
+      CREATE FUNCTION ${s}.count_deleted() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO ${s}.status_deltas (status, n, entered)
+          SELECT status, -count(*), 0 FROM deleted GROUP BY status;
+        RETURN NULL;
+      END $$;
+      CREATE FUNCTION ${s}.count_updated() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO ${s}.status_deltas (status, n, entered)
+          SELECT d.status, sum(d.n), sum(d.entered)
+          FROM old_rows o JOIN new_rows a ON a.id = o.id
+          CROSS JOIN LATERAL (VALUES (o.status, -1, 0), (a.status, 1, 1))
+            AS d(status, n, entered)
+          WHERE a.status <> o.status
+          GROUP BY d.status;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER tasks_count_insert AFTER INSERT ON ${s}.tasks
+        REFERENCING NEW TABLE AS inserted
+        FOR EACH STATEMENT EXECUTE FUNCTION ${s}.count_inserted();
+      CREATE TRIGGER tasks_count_delete AFTER DELETE ON ${s}.tasks
+        REFERENCING OLD TABLE AS deleted
+        FOR EACH STATEMENT EXECUTE FUNCTION ${s}.count_deleted();
+      CREATE TRIGGER tasks_count_update AFTER UPDATE ON ${s}.tasks
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION ${s}.count_updated();
+    `,
+  },
 ];
 
 /** The newest schema version this code knows: the last migration's. */
@@ -132,7 +226,7 @@ export function validateSchemaName(schema: unknown): string {
 /** Columns every read returns, in `TaskRecord` order plus `seq`. */
 const COLUMNS = "id, seq, type, idempotency_key, payload, status, attempts, " +
   "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
-  "output_key, result, last_error, error_class, version";
+  "dedupe_until, output_key, result, last_error, error_class, version";
 
 /** The statements of the PostgreSQL task store. */
 export interface PostgresQueries {
@@ -184,6 +278,14 @@ export interface PostgresQueries {
    * JSON).
    */
   insert: string;
+  /**
+   * Takes the keys in `$1` (JSON array of strings) from the rows holding
+   * them whose window ended before `$2` (now): their `idempotency_key`
+   * becomes NULL. Locks those rows in key order first. Runs before
+   * `insert` in the same transaction, so the insert takes the keys over.
+   * Returns `n`, the keys released.
+   */
+  releaseKeys: string;
   /** Rows whose idempotency key is in `$1` (JSON array of strings). */
   byKeys: string;
   /** Claims up to `$3` due tasks at `$1` (now) until `$2` (lease end). */
@@ -208,10 +310,29 @@ export interface PostgresQueries {
   /** Requeues every dead task at `$1`; notifies (`$2`, `$3`). */
   requeueAll: string;
   /**
-   * Counts, oldest due `run_at` at `$1`, running tasks with a recorded
-   * start, successes since `$2`, in one snapshot.
+   * Counts and totals (`counts`: JSON object of status to `[n, entered]`),
+   * the oldest due `run_at` at `$1`, and running tasks with a recorded
+   * start, in one snapshot.
    */
   status: string;
+  /**
+   * Deletes at most `$1` finished rows the policy lets go, oldest
+   * `(updated_at, seq)` first: `$2`/`$3` the succeeded count kept and
+   * cutoff, `$4`/`$5` the dead ones (a huge count and a very early cutoff
+   * stand for no limit), if it gets the prune lock. Returns `locked` and
+   * the rows deleted per status.
+   */
+  prune: string;
+  /**
+   * Folds the count deltas this snapshot sees into `status_counts`, if it
+   * gets the fold lock. Returns `folded` (whether it had the lock).
+   */
+  fold: string;
+  /**
+   * What pruning to completion would delete: `$1`/`$2` and `$3`/`$4` as in
+   * `prune`. Returns `succeeded` and `dead`.
+   */
+  prunable: string;
   /** The stale settle counter. */
   staleSettles: string;
 }
@@ -224,6 +345,12 @@ export interface PostgresQueries {
  */
 export function postgresQueries(schema: string): PostgresQueries {
   const t = `${schema}.tasks`;
+  // Counts and totals as kept: the folded rows and the pending deltas.
+  const counted = `(SELECT status, n, entered FROM ${schema}.status_counts
+    UNION ALL SELECT status, n, entered FROM ${schema}.status_deltas)`;
+  // A lock of this schema: the class in the high half, its oid in the low.
+  const lockKey = (lockClass: number): string =>
+    `(${lockClass}::bigint << 32) | '${schema}'::regnamespace::oid::bigint`;
   // A claim charges no attempt and clears the previous claim's start: the
   // handler's start charges and records it.
   const claimSet =
@@ -306,19 +433,19 @@ export function postgresQueries(schema: string): PostgresQueries {
     insert: `WITH v AS (
         SELECT * FROM json_to_recordset($1::text::json)
           AS v(o integer, id text, ty text, key text, p jsonb, c boolean,
-            ma integer, ra bigint, lu bigint)
+            ma integer, ra bigint, lu bigint, du bigint)
       ), n AS (
         SELECT o.*, nextval((SELECT pg_get_serial_sequence('${t}', 'seq'))::regclass) AS sq
         FROM (SELECT * FROM v ORDER BY v.o) o
       ), ins AS (
         INSERT INTO ${t} (id, seq, type, idempotency_key, payload, status,
           attempts, max_attempts, run_at, lease_until, started_at, created_at,
-          updated_at, version)
+          updated_at, version, dedupe_until)
         OVERRIDING SYSTEM VALUE
         SELECT n.id, n.sq, n.ty, n.key, coalesce(n.p, 'null'::jsonb),
           CASE WHEN n.c THEN 'running' ELSE 'queued' END,
           0, n.ma, n.ra, n.lu, NULL, $2::bigint,
-          $2::bigint, CASE WHEN n.c THEN 1 ELSE 0 END
+          $2::bigint, CASE WHEN n.c THEN 1 ELSE 0 END, n.du
         FROM n
         ORDER BY n.key COLLATE "C", n.o
         ON CONFLICT (idempotency_key) DO NOTHING
@@ -328,6 +455,26 @@ export function postgresQueries(schema: string): PostgresQueries {
       UNION ALL
       SELECT t.id, row_to_json(t) AS row FROM ${t} t
       WHERE t.idempotency_key IN (SELECT key FROM v WHERE key IS NOT NULL)`,
+    // Only rows whose window has passed are locked and changed; a key
+    // still deduplicating is read by the insert's conflict check alone.
+    // Locks are taken in key order, like the insert's. A row whose key a
+    // concurrent commit takes first is re-checked once that commit ends
+    // (its key is then NULL) and skipped; that commit's new row then
+    // deduplicates this insert.
+    // Returns a row (the count) like every statement of a commit: the
+    // client leaves a row-less statement's result out of a multi-statement
+    // reply, which would shift the later results.
+    releaseKeys: `WITH r AS (
+        UPDATE ${t} t SET idempotency_key = NULL
+        WHERE t.id IN (
+          SELECT id FROM ${t}
+          WHERE idempotency_key IN (SELECT json_array_elements_text($1::text::json))
+            AND dedupe_until < $2::bigint
+          ORDER BY idempotency_key COLLATE "C"
+          FOR UPDATE)
+        RETURNING 1
+      )
+      SELECT count(*) AS n FROM r`,
     byKeys: `SELECT ${COLUMNS} FROM ${t} WHERE idempotency_key IN ` +
       "(SELECT json_array_elements_text($1::text::json))",
     claimDue: `UPDATE ${t} t SET ${claimSet},
@@ -392,19 +539,119 @@ export function postgresQueries(schema: string): PostgresQueries {
         CASE WHEN $2::boolean AND count(*) > 0
           THEN pg_notify('${NOTIFY_CHANNEL}', $3::text) END AS notified
       FROM r`,
-    // One statement, so the four reads see one snapshot. The started
-    // count's status = 'running' is served by tasks_lease (its predicate)
-    // or tasks_status_created (its first column), so it reads the running
-    // rows, never the finished ones.
+    // One statement, so the three reads see one snapshot. Counts and
+    // totals: five rows plus the deltas not yet folded (a few per recent
+    // commit), never the tasks. The oldest due run_at is the first entry
+    // of tasks_due. The started count's status = 'running' is served by
+    // tasks_lease (its predicate) or tasks_status_created (its first
+    // column), so it reads the running rows, never the finished ones.
     status: `SELECT
-        (SELECT coalesce(json_object_agg(status, n), '{}'::json)
-          FROM (SELECT status, count(*) AS n FROM ${t} GROUP BY status) c) AS counts,
+        (SELECT coalesce(json_object_agg(status, json_build_array(n, entered)),
+            '{}'::json)
+          FROM (SELECT status, sum(n) AS n, sum(entered) AS entered
+            FROM ${counted} u GROUP BY status) c) AS counts,
         (SELECT min(run_at) FROM ${t}
           WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint) AS oldest,
         (SELECT count(*) FROM ${t}
-          WHERE status = 'running' AND started_at IS NOT NULL) AS started,
-        (SELECT count(*) FROM ${t}
-          WHERE status = 'succeeded' AND updated_at >= $2::bigint) AS recent`,
+          WHERE status = 'running' AND started_at IS NOT NULL) AS started`,
+    // Each status's candidates are two prefixes of its (updated_at, seq)
+    // index: the first e rows (e = the rows beyond the count kept, at most
+    // the limit), then the rows after them finished before the cutoff;
+    // their union is what the policy lets go. The second part's OFFSET is
+    // e only when e is below the limit, so no part reads more than the
+    // limit's worth of index entries. The chosen ids reach the tasks as an
+    // array (= ANY), which the primary key serves whatever the planner
+    // guesses of the LIMIT. Rows a transaction holds (a requeue) are
+    // skipped, and the status is re-checked on the locked row. Without the
+    // prune lock the limit is 0: nothing is read or deleted.
+    prune: `WITH lock AS MATERIALIZED (
+        SELECT pg_try_advisory_xact_lock(${lockKey(PRUNE_LOCK_CLASS)}) AS ok
+      ), lim AS MATERIALIZED (
+        SELECT CASE WHEN ok THEN $1::bigint ELSE 0 END AS n FROM lock
+      ), kept AS MATERIALIZED (
+        SELECT status, sum(n) AS n FROM ${counted} u
+        WHERE status IN ('succeeded', 'dead') GROUP BY status
+      ), e AS MATERIALIZED (
+        SELECT
+          least((SELECT n FROM lim), greatest(coalesce(
+            (SELECT n FROM kept WHERE status = 'succeeded'), 0) - $2::bigint,
+            0)) AS s,
+          least((SELECT n FROM lim), greatest(coalesce(
+            (SELECT n FROM kept WHERE status = 'dead'), 0) - $4::bigint,
+            0)) AS d
+      ), candidates AS (
+        (SELECT id, updated_at, seq FROM ${t} WHERE status = 'succeeded'
+          ORDER BY updated_at, seq LIMIT (SELECT s FROM e))
+        UNION ALL
+        (SELECT id, updated_at, seq FROM ${t}
+          WHERE status = 'succeeded' AND updated_at < $3::bigint
+          ORDER BY updated_at, seq
+          LIMIT (SELECT n FROM lim) - (SELECT s FROM e)
+          OFFSET (SELECT s FROM e))
+        UNION ALL
+        (SELECT id, updated_at, seq FROM ${t} WHERE status = 'dead'
+          ORDER BY updated_at, seq LIMIT (SELECT d FROM e))
+        UNION ALL
+        (SELECT id, updated_at, seq FROM ${t}
+          WHERE status = 'dead' AND updated_at < $5::bigint
+          ORDER BY updated_at, seq
+          LIMIT (SELECT n FROM lim) - (SELECT d FROM e)
+          OFFSET (SELECT d FROM e))
+      ), pick AS (
+        SELECT id FROM ${t}
+        WHERE id = ANY (ARRAY(SELECT id FROM candidates
+            ORDER BY updated_at, seq LIMIT (SELECT n FROM lim)))
+          AND status IN ('succeeded', 'dead')
+        FOR UPDATE SKIP LOCKED
+      ), gone AS (
+        DELETE FROM ${t} t
+        WHERE t.id = ANY (ARRAY(SELECT id FROM pick))
+          AND t.status IN ('succeeded', 'dead')
+        RETURNING t.status
+      )
+      SELECT (SELECT ok FROM lock) AS locked,
+        count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+        count(*) FILTER (WHERE status = 'dead') AS dead
+      FROM gone`,
+    // Deletes the deltas this statement's snapshot sees and adds them to
+    // the five rows, in one statement; a delta committed meanwhile stays
+    // for the next fold. A second folder skips (the lock); one that took
+    // the lock after a fold committed finds those deltas already gone
+    // (READ COMMITTED re-checks the rows) and adds to the new row values.
+    fold: `WITH lock AS MATERIALIZED (
+        SELECT pg_try_advisory_xact_lock(${lockKey(FOLD_LOCK_CLASS)}) AS ok
+      ), gone AS (
+        DELETE FROM ${schema}.status_deltas WHERE (SELECT ok FROM lock)
+        RETURNING status, n, entered
+      ), sums AS (
+        SELECT status, sum(n) AS n, sum(entered) AS entered
+        FROM gone GROUP BY status
+      ), folded AS (
+        UPDATE ${schema}.status_counts c
+        SET n = c.n + s.n, entered = c.entered + s.entered
+        FROM sums s WHERE c.status = s.status
+        RETURNING c.status
+      )
+      SELECT (SELECT ok FROM lock) AS folded,
+        (SELECT count(*) FROM folded) AS statuses`,
+    // The rows beyond the count kept (from the kept counts), or those
+    // finished before the cutoff (counted in the status's index),
+    // whichever is more.
+    prunable: `WITH kept AS MATERIALIZED (
+        SELECT status, sum(n) AS n FROM ${counted} u
+        WHERE status IN ('succeeded', 'dead') GROUP BY status
+      )
+      SELECT
+        greatest(coalesce((SELECT n FROM kept WHERE status = 'succeeded'), 0)
+          - $1::bigint,
+          (SELECT count(*) FROM ${t}
+            WHERE status = 'succeeded' AND updated_at < $2::bigint),
+          0)::bigint AS succeeded,
+        greatest(coalesce((SELECT n FROM kept WHERE status = 'dead'), 0)
+          - $3::bigint,
+          (SELECT count(*) FROM ${t}
+            WHERE status = 'dead' AND updated_at < $4::bigint),
+          0)::bigint AS dead`,
     staleSettles:
       `SELECT value FROM ${schema}.meta WHERE name = 'stale_settles'`,
   };

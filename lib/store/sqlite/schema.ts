@@ -89,6 +89,51 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN started_at INTEGER;
     `,
   },
+  {
+    version: 4,
+    description:
+      "keep counts by status, add key windows and an index for pruning dead tasks",
+    // status_counts holds, per status, the rows now in it (n) and the
+    // transitions into it ever (entered: the succeeded and dead totals),
+    // kept by triggers in the writing transaction, so status() reads five
+    // rows instead of counting the table. Seeded from the rows present;
+    // entered starts there too. The UPDATE trigger is limited to
+    // statements that set status (renewals and starts do not fire it) and
+    // to rows whose status changed.
+    // tasks_dead_updated lets prune take the oldest dead rows by
+    // updated_at, as tasks_succeeded does for succeeded ones.
+    // dedupe_until is in no index: the takeover reads it from the row the
+    // key index finds.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN dedupe_until INTEGER;
+      CREATE INDEX tasks_dead_updated ON tasks (updated_at)
+        WHERE status = 'dead';
+      CREATE TABLE status_counts (
+        status TEXT PRIMARY KEY,
+        n INTEGER NOT NULL,
+        entered INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO status_counts (status, n, entered)
+        SELECT column1, 0, 0 FROM (VALUES ('queued'), ('running'),
+          ('succeeded'), ('failed'), ('dead'));
+      UPDATE status_counts SET n = c.n, entered = c.n
+        FROM (SELECT status, count(*) AS n FROM tasks GROUP BY status) AS c
+        WHERE status_counts.status = c.status;
+      CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
+        UPDATE status_counts SET n = n + 1, entered = entered + 1
+          WHERE status = NEW.status;
+      END;
+      CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
+        UPDATE status_counts SET n = n - 1 WHERE status = OLD.status;
+      END;
+      CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks
+        WHEN OLD.status <> NEW.status BEGIN
+        UPDATE status_counts SET n = n - 1 WHERE status = OLD.status;
+        UPDATE status_counts SET n = n + 1, entered = entered + 1
+          WHERE status = NEW.status;
+      END;
+    `,
+  },
 ];
 
 /** The newest `user_version` this code knows: the last migration's. */
@@ -116,11 +161,14 @@ export const QUERIES = {
   insert:
     "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
     "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
-    "output_key, result, last_error, error_class, version) " +
-    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, ?) " +
+    "output_key, result, last_error, error_class, version, dedupe_until) " +
+    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, ?, ?) " +
     "ON CONFLICT (idempotency_key) DO NOTHING",
   byId: "SELECT * FROM tasks WHERE id = ?",
   byKey: "SELECT * FROM tasks WHERE idempotency_key = ?",
+  // A key whose window has passed: its holder gives it up and keeps the
+  // rest of its record (no trigger fires: status is not set).
+  releaseKey: "UPDATE tasks SET idempotency_key = NULL WHERE id = ?",
   // The handler started: charge one attempt and record when (binds now).
   // The version stays, so the claim's later renewals, settle or release
   // still match.
@@ -186,12 +234,46 @@ export const QUERIES = {
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
   listDead: "SELECT * FROM tasks INDEXED BY tasks_dead WHERE status = 'dead' " +
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
-  countByStatus: "SELECT status, count(*) AS n FROM tasks GROUP BY status",
+  // Five rows kept by the counting triggers, never the tasks table.
+  statusCounts: "SELECT status, n, entered FROM status_counts",
+  countsOf:
+    "SELECT status, n FROM status_counts WHERE status IN ('succeeded', 'dead')",
   oldestDue: "SELECT min(run_at) AS oldest FROM tasks INDEXED BY tasks_due " +
     "WHERE status IN ('queued', 'failed') AND run_at <= ?",
-  recentSucceeded:
+  // Pruning takes each finished status's oldest rows through its partial
+  // index on updated_at (rowid breaks ties, as the index does): first the
+  // rows beyond the count kept (LIMIT min(excess, limit)),
+  // then, past those (OFFSET), the rows finished before the cutoff. The
+  // two are prefixes of one order, so together they are the longer one.
+  // Each read walks the index in order and stops at its LIMIT (no sort);
+  // SQLite re-reads each candidate's row for the status term, so a prune
+  // touches at most about twice its limit in rows.
+  oldestSucceeded: "SELECT rowid AS r, updated_at AS u " +
+    "FROM tasks INDEXED BY tasks_succeeded WHERE status = 'succeeded' " +
+    "ORDER BY updated_at, rowid LIMIT ?",
+  oldestSucceededBefore: "SELECT rowid AS r, updated_at AS u " +
+    "FROM tasks INDEXED BY tasks_succeeded " +
+    "WHERE status = 'succeeded' AND updated_at < ? " +
+    "ORDER BY updated_at, rowid LIMIT ? OFFSET ?",
+  oldestDead: "SELECT rowid AS r, updated_at AS u " +
+    "FROM tasks INDEXED BY tasks_dead_updated WHERE status = 'dead' " +
+    "ORDER BY updated_at, rowid LIMIT ?",
+  oldestDeadBefore: "SELECT rowid AS r, updated_at AS u " +
+    "FROM tasks INDEXED BY tasks_dead_updated " +
+    "WHERE status = 'dead' AND updated_at < ? " +
+    "ORDER BY updated_at, rowid LIMIT ? OFFSET ?",
+  // Deletes the rows chosen above (a JSON array of rowids, at most the
+  // prune's limit), by rowid; the status check keeps a row that is no
+  // longer finished.
+  deleteRows: "DELETE FROM tasks WHERE rowid IN " +
+    "(SELECT value FROM json_each(?)) AND status IN ('succeeded', 'dead')",
+  // For prunable: the rows finished before a cutoff, counted in the index.
+  countSucceededBefore:
     "SELECT count(*) AS n FROM tasks INDEXED BY tasks_succeeded " +
-    "WHERE status = 'succeeded' AND updated_at >= ?",
+    "WHERE status = 'succeeded' AND updated_at < ?",
+  countDeadBefore:
+    "SELECT count(*) AS n FROM tasks INDEXED BY tasks_dead_updated " +
+    "WHERE status = 'dead' AND updated_at < ?",
   // Reads only the running rows, through the partial lease index.
   startedRunning: "SELECT count(*) AS n FROM tasks INDEXED BY tasks_lease " +
     "WHERE status = 'running' AND started_at IS NOT NULL",

@@ -24,18 +24,23 @@ import type {
   CommitResult,
   InsertOutcome,
   ListOptions,
+  PruneResult,
+  RetentionPolicy,
   StatusCounts,
+  StatusTotals,
   StoreStatus,
   TaskRecord,
   TaskStatus,
   TaskStore,
 } from "../store.ts";
 import {
+  type CheckedRule,
+  checkPruneLimit,
+  checkRetention,
   emptyCounts,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
-  validateWindow,
 } from "../_shared.ts";
 
 /** Options for {@linkcode SqliteTaskStore.open}. */
@@ -143,6 +148,7 @@ function toRecord(row: Row): TaskRecord {
     startedAt: intOrNull(row["started_at"]),
     createdAt: int(row["created_at"]),
     updatedAt: int(row["updated_at"]),
+    dedupeUntil: intOrNull(row["dedupe_until"]),
     outputKey: textOrNull(row["output_key"]),
     result: result === null || result === undefined
       ? null
@@ -151,6 +157,43 @@ function toRecord(row: Row): TaskRecord {
     errorClass: textOrNull(row["error_class"]) as ErrorClass | null,
     version: int(row["version"]),
   };
+}
+
+/** A finished row prune may delete: its rowid and `updated_at`. */
+interface Prunable {
+  r: number;
+  u: number;
+}
+
+/**
+ * The oldest rows of one finished status that `rule` lets go, oldest
+ * first, at most `limit`: the first `min(excess, limit)` rows of the
+ * status's index, then the rows after them finished before the cutoff.
+ * Both are prefixes of the index order, so the result is their union. The
+ * second read happens only when the first left room, so its `OFFSET` is
+ * below `limit`.
+ */
+function oldestPrunable(
+  db: Database,
+  oldest: string,
+  oldestBefore: string,
+  rule: CheckedRule,
+  count: number,
+  limit: number,
+): Prunable[] {
+  const excess = rule.keep === null ? 0 : Math.max(0, count - rule.keep);
+  const take = Math.min(excess, limit);
+  const rows = take > 0 ? db.prepare(oldest).all(take) : [];
+  if (rows.length < limit && rule.before !== null) {
+    rows.push(
+      ...db.prepare(oldestBefore).all(
+        rule.before,
+        limit - rows.length,
+        rows.length,
+      ),
+    );
+  }
+  return rows.map((row) => ({ r: int(row["r"]), u: int(row["u"]) }));
 }
 
 /**
@@ -681,33 +724,52 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       const recovered = batch.recover === true ? this.#recover(db, now) : 0;
 
       const inserted: InsertOutcome[] = [];
+      // Keys this batch inserted with a window already past: the only rows
+      // of the batch a later insert could otherwise take a key from.
+      let ownExpired: Set<string> | undefined;
       for (let i = 0; i < batch.inserts.length; i++) {
         const task = batch.inserts[i]!;
         const claim = task.claim === true;
-        const { changes } = db.prepare(QUERIES.insert).run(
-          task.id,
-          task.type,
-          task.idempotencyKey,
-          payloads[i]!,
-          claim ? "running" : "queued",
-          task.maxAttempts,
-          task.runAt,
-          claim ? leaseUntil : null,
-          now,
-          now,
-          claim ? 1 : 0,
-        );
-        if (changes > 0) {
-          inserted.push({
-            inserted: true,
-            record: newRecord(task, now, leaseUntil),
-          });
-        } else {
+        const until = task.dedupeUntil ?? null;
+        const insert = (): number =>
+          db.prepare(QUERIES.insert).run(
+            task.id,
+            task.type,
+            task.idempotencyKey,
+            payloads[i]!,
+            claim ? "running" : "queued",
+            task.maxAttempts,
+            task.runAt,
+            claim ? leaseUntil : null,
+            now,
+            now,
+            claim ? 1 : 0,
+            until,
+          ).changes;
+        if (insert() === 0) {
           // Only the idempotency key can conflict without throwing, so the
           // existing row (possibly inserted earlier in this batch) exists.
-          const row = db.prepare(QUERIES.byKey).get(task.idempotencyKey);
-          inserted.push({ inserted: false, record: toRecord(row!) });
+          const key = task.idempotencyKey!;
+          const row = db.prepare(QUERIES.byKey).get(key)!;
+          const held = row["dedupe_until"];
+          if (
+            held === null || held === undefined || int(held) >= now ||
+            ownExpired?.has(key) === true
+          ) {
+            inserted.push({ inserted: false, record: toRecord(row) });
+            continue;
+          }
+          // The holder's window has passed: it gives the key up.
+          db.prepare(QUERIES.releaseKey).run(row["id"] as string);
+          insert();
         }
+        if (until !== null && until < now && task.idempotencyKey !== null) {
+          (ownExpired ??= new Set()).add(task.idempotencyKey);
+        }
+        inserted.push({
+          inserted: true,
+          record: newRecord(task, now, leaseUntil),
+        });
       }
 
       const claimed: TaskRecord[] = [];
@@ -907,16 +969,16 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Reads counts by status, the age of the oldest due claimable task
-   * (queued, or failed and due), how many running tasks have a recorded
-   * start (counted through the index on running rows, never over finished
-   * ones), and how many succeeded within `windowMs`, in one read
-   * transaction. Works on a read-only store while a writer is active.
+   * Reads counts by status and the totals of tasks ever succeeded and
+   * dead-lettered (five rows the counting triggers keep in the writing
+   * transactions), the age of the oldest due claimable task (queued, or
+   * failed and due: the due index's first entry), and how many running
+   * tasks have a recorded start (through the index on running rows), in
+   * one read transaction. No read grows with the finished rows. Works on a
+   * read-only store while a writer is active.
    *
    * @param now The current time (epoch ms).
-   * @param windowMs The window for `recentSucceeded`.
    * @returns The snapshot.
-   * @throws {RangeError} When `windowMs` is negative or not finite.
    * @throws {Error} When the store is closed.
    *
    * @example An empty store
@@ -929,6 +991,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * assert.equal(status.counts.queued, 0);
    * assert.equal(status.started, 0);
    * assert.equal(status.oldestQueuedAgeMs, null);
+   * assert.deepEqual(status.totals, { succeeded: 0, dead: 0 });
    * ```
    *
    * @example Telling started tasks from claimed ones
@@ -953,29 +1016,30 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * assert.equal((await store.get("b"))?.startedAt, null);
    * ```
    */
-  status(now: number, windowMs: number = 60_000): Promise<StoreStatus> {
+  status(now: number): Promise<StoreStatus> {
     try {
-      validateWindow(windowMs);
       const db = this.#check("read status", false);
-      // One read transaction so the four reads see one snapshot.
+      // One read transaction so the three reads see one snapshot.
       db.exec("BEGIN");
       try {
         const counts: StatusCounts = emptyCounts();
-        for (const row of db.prepare(QUERIES.countByStatus).all()) {
-          counts[row["status"] as TaskStatus] = int(row["n"]);
+        const totals: StatusTotals = { succeeded: 0, dead: 0 };
+        for (const row of db.prepare(QUERIES.statusCounts).all()) {
+          const status = row["status"] as TaskStatus;
+          counts[status] = int(row["n"]);
+          if (status === "succeeded" || status === "dead") {
+            totals[status] = int(row["entered"]);
+          }
         }
         const oldest = db.prepare(QUERIES.oldestDue).get(now)?.["oldest"];
         const started = db.prepare(QUERIES.startedRunning).get()?.["n"];
-        const recent = db.prepare(QUERIES.recentSucceeded).get(now - windowMs)
-          ?.["n"];
         return Promise.resolve({
           counts,
           oldestQueuedAgeMs: oldest === null || oldest === undefined
             ? null
             : now - int(oldest),
           started: int(started ?? 0),
-          recentSucceeded: int(recent ?? 0),
-          windowMs,
+          totals,
         });
       } finally {
         db.exec("COMMIT");
@@ -983,6 +1047,178 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Deletes at most `limit` finished tasks that `policy` no longer keeps
+   * at `now`, oldest `updatedAt` first across both statuses (then
+   * insertion order), in one `BEGIN IMMEDIATE` transaction: a few index
+   * range reads bounded by `limit` (each status's partial index on
+   * `updated_at`), then one `DELETE` by rowid. A task is pruned once it
+   * finished before `now - maxAgeMs`, or is not among the newest
+   * `maxCount` of its status. The counting triggers lower the counts;
+   * the totals stay. Never `skipped`: SQLite has one writer at a time.
+   *
+   * @param policy What to keep of succeeded and dead tasks.
+   * @param now The time the policy is applied at (epoch ms).
+   * @param limit The most tasks to delete in this call.
+   * @returns How many tasks of each status were deleted.
+   * @throws {TypeError} When the policy, a rule or `limit` has the wrong type.
+   * @throws {RangeError} When a limit is negative or not an integer where
+   *   one is needed, `now` is not finite, or the policy names another status.
+   * @throws {SqliteError} When SQLite fails; nothing is deleted.
+   * @throws {Error} When the store is closed or read-only.
+   *
+   * @example Pruning dead tasks older than an hour
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * const { inserted } = await store.commit({
+   *   settles: [],
+   *   inserts: [{ id: "a", type: "t", idempotencyKey: "k", payload: 1, maxAttempts: 1, runAt: 0, claim: true }],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * const { id, version } = inserted[0]!.record;
+   * await store.commit({
+   *   settles: [{ id, version, outcome: { kind: "dead", error: "Cannot run: bad", errorClass: "permanent" } }],
+   *   inserts: [],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 1,
+   * });
+   * const policy = { dead: { maxAgeMs: 3_600_000 } };
+   * assert.equal((await store.prune(policy, 3_600_001, 1000)).dead, 0);
+   * assert.equal((await store.prune(policy, 3_600_002, 1000)).dead, 1);
+   * assert.equal(await store.getByKey("k"), undefined);
+   * assert.deepEqual((await store.status(3_600_002)).totals, { succeeded: 0, dead: 1 });
+   * ```
+   */
+  prune(
+    policy: RetentionPolicy,
+    now: number,
+    limit: number,
+  ): Promise<PruneResult> {
+    try {
+      const db = this.#check("prune tasks", true);
+      const rules = checkRetention(policy, now, "prune tasks");
+      checkPruneLimit(limit);
+      const result: PruneResult = { succeeded: 0, dead: 0, skipped: false };
+      if (limit === 0) return Promise.resolve(result);
+      return Promise.resolve(this.#transaction(db, () => {
+        const counts = this.#finishedCounts(db);
+        const succeeded = oldestPrunable(
+          db,
+          QUERIES.oldestSucceeded,
+          QUERIES.oldestSucceededBefore,
+          rules.succeeded,
+          counts.succeeded,
+          limit,
+        );
+        const dead = oldestPrunable(
+          db,
+          QUERIES.oldestDead,
+          QUERIES.oldestDeadBefore,
+          rules.dead,
+          counts.dead,
+          limit,
+        );
+        // Merge the two oldest-first lists and keep the first `limit`.
+        const rowids: number[] = [];
+        let i = 0;
+        let j = 0;
+        while (rowids.length < limit) {
+          const s = succeeded[i];
+          const d = dead[j];
+          if (s === undefined && d === undefined) break;
+          if (
+            d === undefined ||
+            (s !== undefined && (s.u < d.u || (s.u === d.u && s.r < d.r)))
+          ) {
+            rowids.push(s!.r);
+            i++;
+          } else {
+            rowids.push(d.r);
+            j++;
+          }
+        }
+        if (rowids.length > 0) {
+          db.prepare(QUERIES.deleteRows).run(JSON.stringify(rowids));
+        }
+        result.succeeded = i;
+        result.dead = j;
+        return result;
+      }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Counts what {@linkcode SqliteTaskStore.prune} would delete if called
+   * until it deletes nothing, at the same `now`, changing nothing: the
+   * rows beyond the count kept (from the kept counts) or finished before
+   * the cutoff (counted in the status's `updated_at` index), whichever is
+   * more. Works read-only.
+   *
+   * @param policy What to keep of succeeded and dead tasks.
+   * @param now The time the policy is applied at (epoch ms).
+   * @returns How many tasks of each status would go; `skipped` is `false`.
+   * @throws {TypeError} When the policy or a rule has the wrong type.
+   * @throws {RangeError} When a limit is out of range or `now` not finite.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Counting before purging
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * const counted = await store.prunable({ succeeded: { maxCount: 0 } }, Date.now());
+   * assert.deepEqual(counted, { succeeded: 0, dead: 0, skipped: false });
+   * ```
+   */
+  prunable(policy: RetentionPolicy, now: number): Promise<PruneResult> {
+    try {
+      const db = this.#check("count prunable tasks", false);
+      const rules = checkRetention(policy, now, "count prunable tasks");
+      db.exec("BEGIN");
+      try {
+        const counts = this.#finishedCounts(db);
+        const count = (rule: CheckedRule, n: number, query: string): number => {
+          const over = rule.keep === null ? 0 : Math.max(0, n - rule.keep);
+          const old = rule.before === null
+            ? 0
+            : int(db.prepare(query).get(rule.before)?.["n"] ?? 0);
+          return Math.max(over, old);
+        };
+        return Promise.resolve({
+          succeeded: count(
+            rules.succeeded,
+            counts.succeeded,
+            QUERIES.countSucceededBefore,
+          ),
+          dead: count(rules.dead, counts.dead, QUERIES.countDeadBefore),
+          skipped: false,
+        });
+      } finally {
+        db.exec("COMMIT");
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The kept counts of the finished statuses. */
+  #finishedCounts(db: Database): { succeeded: number; dead: number } {
+    const counts = { succeeded: 0, dead: 0 };
+    for (const row of db.prepare(QUERIES.countsOf).all()) {
+      counts[row["status"] as "succeeded" | "dead"] = int(row["n"]);
+    }
+    return counts;
   }
 
   /**

@@ -89,7 +89,13 @@ Deno.test("migrate() sets user_version and does nothing when run again", async (
   ).all().map((row) => row["name"]);
   assert.deepEqual(
     names.filter((name) => !String(name).startsWith("sqlite_autoindex")),
-    ["tasks_dead", "tasks_due", "tasks_lease", "tasks_succeeded"],
+    [
+      "tasks_dead",
+      "tasks_dead_updated",
+      "tasks_due",
+      "tasks_lease",
+      "tasks_succeeded",
+    ],
   );
   const journal = db.prepare("PRAGMA journal_mode").get()?.["journal_mode"];
   assert.equal(journal, "wal");
@@ -141,7 +147,7 @@ Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no 
   }
   {
     using db = openDatabase(path);
-    assert.equal(migrate(db, path), 1, "only step 3 is applied");
+    assert.equal(migrate(db, path), 2, "only steps 3 and 4 are applied");
     assert.equal(readUserVersion(db), SCHEMA_VERSION);
   }
   await using store = SqliteTaskStore.open(path);
@@ -165,6 +171,130 @@ Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no 
   assert.deepEqual(started, [true]);
   assert.equal((await store.get("held"))?.startedAt, T0 + 5);
   assert.equal((await store.status(T0 + 5)).started, 1);
+});
+
+Deno.test("migrate() upgrades a version 3 database, keeping its tasks and seeding counts and totals from them", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = openDatabase(path);
+    for (const step of MIGRATIONS.slice(0, 3)) db.exec(step.sql);
+    db.exec("PRAGMA user_version = 3");
+    const insert = db.prepare(
+      "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
+        "max_attempts, run_at, lease_until, created_at, updated_at, result, version) " +
+        "VALUES (?, 'noop', ?, 'null', ?, 1, 3, ?, ?, 1, ?, ?, 2)",
+    );
+    insert.run("s1", "k-s1", "succeeded", 1, null, T0 + 1, "1");
+    insert.run("s2", null, "succeeded", 1, null, T0 + 2, "2");
+    insert.run("s3", null, "succeeded", 1, null, T0 + 3, "3");
+    insert.run("d1", "k-d1", "dead", 1, null, T0 + 1, null);
+    insert.run("r1", null, "running", T0, T0 + 100, T0, null);
+    insert.run("q1", null, "queued", T0, null, T0, null);
+  }
+  {
+    using db = openDatabase(path);
+    assert.equal(migrate(db, path), 1, "only step 4 is applied");
+    assert.equal(readUserVersion(db), SCHEMA_VERSION);
+  }
+  await using store = SqliteTaskStore.open(path);
+  const status = await store.status(T0);
+  assert.deepEqual(status.counts, {
+    queued: 1,
+    running: 1,
+    succeeded: 3,
+    failed: 0,
+    dead: 1,
+  });
+  assert.deepEqual(status.totals, { succeeded: 3, dead: 1 });
+  const old = await store.getByKey("k-s1");
+  assert.deepEqual([old?.result, old?.dedupeUntil], [1, null]);
+  // Existing rows prune through the new dead index and the old one.
+  assert.deepEqual(
+    await store.prune(
+      { succeeded: { maxCount: 1 }, dead: { maxAgeMs: 0 } },
+      T0 + 10,
+      100,
+    ),
+    { succeeded: 2, dead: 1, skipped: false },
+  );
+  const after = await store.status(T0);
+  assert.deepEqual([after.counts.succeeded, after.counts.dead], [1, 0]);
+  assert.deepEqual(after.totals, { succeeded: 3, dead: 1 });
+  // A key held by a row from before the migration (no window) still
+  // deduplicates; the pruned one's key is free.
+  const { inserted } = await store.commit(batch({
+    now: T0 + 11,
+    inserts: [
+      task("new-d1", { idempotencyKey: "k-d1" }),
+      task("x", { idempotencyKey: "k-s1" }),
+    ],
+  }));
+  assert.deepEqual(inserted.map((o) => o.inserted), [true, true]);
+});
+
+Deno.test("SqliteTaskStore counts through triggers every write to the tasks table, its own or not, when rows change status", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  await using store = SqliteTaskStore.open(path);
+  await store.commit(batch({ inserts: [task("a"), task("b"), task("c")] }));
+  using raw = openDatabase(path);
+  raw.exec("PRAGMA busy_timeout = 5000");
+  // Another writer's SQL: an insert, a change of status, an update that
+  // sets status to its value (no change), and a delete.
+  raw.exec(
+    "INSERT INTO tasks (id, type, payload, status, attempts, max_attempts, " +
+      "run_at, created_at, updated_at, version) " +
+      "VALUES ('x', 't', 'null', 'dead', 1, 1, 0, 0, 0, 0)",
+  );
+  raw.exec("UPDATE tasks SET status = 'succeeded' WHERE id IN ('a', 'b')");
+  raw.exec("UPDATE tasks SET status = 'succeeded' WHERE id = 'a'");
+  raw.exec("DELETE FROM tasks WHERE id = 'c'");
+  const status = await store.status(T0);
+  assert.deepEqual(status.counts, {
+    queued: 0,
+    running: 0,
+    succeeded: 2,
+    failed: 0,
+    dead: 1,
+  });
+  assert.deepEqual(status.totals, { succeeded: 2, dead: 1 });
+  const [counted] = raw.prepare(
+    "SELECT (SELECT count(*) FROM tasks) AS tasks, " +
+      "(SELECT sum(n) FROM status_counts) AS counted",
+  ).all();
+  assert.equal(counted?.["tasks"], counted?.["counted"]);
+});
+
+Deno.test("SqliteTaskStore.prunable() counts on a read-only store while prune() refuses to write", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    await using writer = SqliteTaskStore.open(path);
+    const { inserted } = await writer.commit(
+      batch({ inserts: [task("a", { claim: true })] }),
+    );
+    const { id, version } = inserted[0]!.record;
+    await writer.commit(batch({
+      now: T0 + 1,
+      settles: [{
+        id,
+        version,
+        outcome: { kind: "succeeded", result: null, outputKey: null },
+      }],
+    }));
+  }
+  await using reader = SqliteTaskStore.open(path, { readonly: true });
+  const policy = { succeeded: { maxAgeMs: 0 } };
+  assert.deepEqual(await reader.prunable(policy, T0 + 2), {
+    succeeded: 1,
+    dead: 0,
+    skipped: false,
+  });
+  await assert.rejects(reader.prune(policy, T0 + 2, 10), {
+    message: "Cannot prune tasks: task store is read-only",
+  });
+  assert.equal((await reader.get("a"))?.status, "succeeded");
 });
 
 Deno.test("migrate() creates the schema when the database is empty", () => {
@@ -210,7 +340,16 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     ["byId", QUERIES.byId],
     ["expireToDead", QUERIES.expireToDead],
     ["expireToQueued", QUERIES.expireToQueued],
-    ["recentSucceeded", QUERIES.recentSucceeded],
+    ["releaseKey", QUERIES.releaseKey],
+    ["oldestSucceeded", QUERIES.oldestSucceeded],
+    ["oldestSucceededBefore", QUERIES.oldestSucceededBefore],
+    ["oldestDead", QUERIES.oldestDead],
+    ["oldestDeadBefore", QUERIES.oldestDeadBefore],
+    ["countSucceededBefore", QUERIES.countSucceededBefore],
+    ["countDeadBefore", QUERIES.countDeadBefore],
+    ["deleteRows", QUERIES.deleteRows],
+    ["statusCounts", QUERIES.statusCounts],
+    ["countsOf", QUERIES.countsOf],
     ["startedRunning", QUERIES.startedRunning],
     ["oldestDue", QUERIES.oldestDue],
     ["listDead", QUERIES.listDead],
@@ -227,7 +366,19 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     expireToDead: /USING INDEX tasks_lease/,
     oldestDue: /USING (COVERING )?INDEX tasks_due/,
     listDead: /USING INDEX tasks_dead/,
-    recentSucceeded: /USING (COVERING )?INDEX tasks_succeeded/,
+    releaseKey: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
+    // Prune reads each finished status in its index's order: no sort.
+    oldestSucceeded: /USING (COVERING )?INDEX tasks_succeeded/,
+    oldestSucceededBefore:
+      /USING (COVERING )?INDEX tasks_succeeded \(updated_at<\?\)/,
+    oldestDead: /USING (COVERING )?INDEX tasks_dead_updated/,
+    oldestDeadBefore:
+      /USING (COVERING )?INDEX tasks_dead_updated \(updated_at<\?\)/,
+    countSucceededBefore:
+      /USING (COVERING )?INDEX tasks_succeeded \(updated_at<\?\)/,
+    countDeadBefore:
+      /USING (COVERING )?INDEX tasks_dead_updated \(updated_at<\?\)/,
+    deleteRows: /USING INTEGER PRIMARY KEY \(rowid=\?\)/,
     // Running rows only, through the partial lease index.
     startedRunning: /USING INDEX tasks_lease/,
   };

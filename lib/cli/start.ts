@@ -1,0 +1,184 @@
+/**
+ * `cli.ts start`: a long-lived worker process on a database, until SIGINT
+ * or SIGTERM.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { serveMetrics } from "../metrics/server.ts";
+import {
+  type Command,
+  defineCommand,
+  helpText,
+  MAX_MS,
+  UsageError,
+} from "./command.ts";
+import type { ConfigKey } from "./config.ts";
+import { describeDb, openQueue } from "./open.ts";
+import { onStopSignals } from "./signals.ts";
+import {
+  HANDLERS_FLAG,
+  HANDLERS_HELP,
+  WORKER_KEYS,
+  workerOptions,
+} from "./worker_options.ts";
+
+const KEYS: readonly ConfigKey[] = [...WORKER_KEYS, "metricsPort"];
+
+const USAGE = helpText({
+  usage: ["cli.ts start --db PATH|URL [options]"],
+  about: `
+Runs a worker process on a database until SIGINT or SIGTERM. The first signal
+stops taking work and lets running tasks finish within --deadline; a second
+signal exits at once (exit code 1). Tasks left unfinished stay in the
+database and run on the next start.
+
+With --db postgres://..., any number of start processes, on any hosts, share
+the queue in --pg-schema: claims never hand one task to two of them, new work
+wakes them through LISTEN/NOTIFY, and the tasks of a process that dies are
+handed out again once their lease (--lease-ms) runs out.
+
+--metrics-file is checked before anything starts: a directory that does not
+exist, or a path that is a directory, is a usage error (exit 2); a file that
+cannot be written (permissions) is a runtime failure (exit 1).`,
+  options: [
+    HANDLERS_HELP,
+    ["--deadline MS", "Graceful shutdown deadline (default 30000)"],
+    [
+      "--poll-interval-ms MS",
+      "How often to look for new work, expired leases and\na lost database connection (default 100)",
+    ],
+    [
+      "--lease-ms MS",
+      "How long a claimed task stays this process's without\na heartbeat; a heartbeat renews every held task each\nlease-ms / 4, however long tasks run (default 30000)",
+    ],
+    [
+      "--prefetch N",
+      "Tasks claimed ahead of free slots (default: workers x\nconcurrency)",
+    ],
+    [
+      "--metrics-file PATH",
+      "Write the final metrics snapshot there on shutdown\n(CSV when PATH ends in .csv, JSON otherwise)",
+    ],
+  ],
+  config: KEYS,
+});
+
+/**
+ * Checks, before anything starts, that the final metrics can be written
+ * to `path`, so that a typo does not surface only at shutdown.
+ */
+async function checkMetricsFile(path: string): Promise<void> {
+  if (path === "") throw new UsageError("--metrics-file must not be empty");
+  const dir = dirname(path);
+  const kind = async (p: string): Promise<"dir" | "file" | "missing"> => {
+    try {
+      return (await Deno.stat(p)).isDirectory ? "dir" : "file";
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return "missing";
+      throw new Error(
+        `Cannot write metrics file ${path}: ${(error as Error).message}`,
+      );
+    }
+  };
+  const parent = await kind(dir);
+  if (parent !== "dir") {
+    throw new UsageError(
+      `--metrics-file ${JSON.stringify(path)}: directory ${
+        JSON.stringify(dir)
+      } ${parent === "missing" ? "does not exist" : "is a file"}`,
+    );
+  }
+  const target = await kind(path);
+  if (target === "dir") {
+    throw new UsageError(
+      `--metrics-file ${JSON.stringify(path)} is a directory`,
+    );
+  }
+  try {
+    (await Deno.open(path, { write: true, create: true })).close();
+    if (target === "missing") await Deno.remove(path);
+  } catch (error) {
+    throw new Error(
+      `Cannot write metrics file ${path}: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** `cli.ts start`. */
+export const start: Command = defineCommand({
+  usage: USAGE,
+  flags: {
+    ...HANDLERS_FLAG,
+    deadline: { type: "integer", min: 0, max: MAX_MS },
+    "poll-interval-ms": { type: "integer", min: 1, max: MAX_MS },
+    "lease-ms": { type: "integer", min: 1, max: MAX_MS },
+    prefetch: { type: "integer", min: 0, max: 1 << 24 },
+    "metrics-file": { type: "string" },
+  },
+  config: KEYS,
+}, async (parsed) => {
+  const cfg = parsed.config;
+  const deadline = parsed.integer("deadline") ?? 30_000;
+  const leaseMs = parsed.integer("lease-ms");
+  const prefetch = parsed.integer("prefetch");
+  const metricsFile = parsed.string("metrics-file");
+  const options = workerOptions(parsed);
+  if (metricsFile !== undefined) await checkMetricsFile(metricsFile);
+  const log = options.logger;
+
+  let signals = 0;
+  let stop!: (signal: Deno.Signal) => void;
+  const stopped = new Promise<Deno.Signal>((resolve) => (stop = resolve));
+  const removeSignals = onStopSignals((signal) => {
+    if (++signals === 1) {
+      stop(signal);
+      return;
+    }
+    log.warn("worker_killed", { signal });
+    removeSignals();
+    Deno.exit(1);
+  });
+  try {
+    const queue = await openQueue(cfg, {
+      ...options,
+      pollIntervalMs: parsed.integer("poll-interval-ms") ?? 100,
+      ...(metricsFile !== undefined && { metricsFile }),
+      ...(leaseMs !== undefined && { leaseMs }),
+      ...(prefetch !== undefined && { prefetch }),
+    });
+    let server: ReturnType<typeof serveMetrics> | undefined;
+    try {
+      if (cfg.metricsPort !== null) {
+        server = serveMetrics({
+          port: cfg.metricsPort,
+          metrics: () => queue.metrics.toPrometheus(),
+          healthy: () => !queue.draining && !queue.closed,
+        });
+      }
+      log.info("worker_started", {
+        pid: Deno.pid,
+        db: describeDb(cfg),
+        store: queue.store.kind,
+        workers: cfg.workers,
+        concurrency: cfg.concurrency,
+        ...(server !== undefined && { metrics_port: server.port }),
+      });
+      const signal = await stopped;
+      log.info("worker_stopping", { signal, deadline_ms: deadline });
+      const report = await queue.close({ deadline });
+      log.info("worker_stopped", {
+        drained: report.drained,
+        unfinished: report.unfinished,
+        // The final metrics, also written to --metrics-file when given.
+        counters: queue.metrics.snapshot().counters,
+      });
+    } finally {
+      if (!queue.closed) await queue.close({ deadline: 0 });
+      await server?.shutdown();
+    }
+  } finally {
+    removeSignals();
+  }
+  return 0;
+});
