@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { granted } from "../_env.ts";
 import { cpus } from "node:os";
 import { type BaselineTask, runBaseline } from "../../input/baseline.ts";
 import { generateTasks } from "../../input/generate_tasks.ts";
@@ -285,7 +286,11 @@ function positiveInteger(name: string, value: unknown): number {
   return value;
 }
 
+// The machine facts below are optional: each permission is asked about
+// first, since touching one not granted would prompt on a terminal.
+
 function readText(path: string): string | null {
+  if (!granted({ name: "read", path })) return null;
   try {
     return Deno.readTextFileSync(path);
   } catch {
@@ -294,8 +299,8 @@ function readText(path: string): string | null {
 }
 
 function cpuModel(): string | null {
+  if (!granted({ name: "sys", kind: "cpus" })) return null;
   try {
-    // node:os reads it with --allow-sys; /proc would need --allow-all.
     return cpus()[0]?.model.trim() || null;
   } catch {
     return null;
@@ -304,10 +309,12 @@ function cpuModel(): string | null {
 
 function osName(): string {
   let release = "";
-  try {
-    release = ` ${Deno.osRelease()}`;
-  } catch {
-    // Without --allow-sys the kernel release is left out.
+  if (granted({ name: "sys", kind: "osRelease" })) {
+    try {
+      release = ` ${Deno.osRelease()}`;
+    } catch {
+      // Left out when it cannot be read.
+    }
   }
   return `${Deno.build.os}${release} ${Deno.build.arch}`;
 }
@@ -656,7 +663,7 @@ export async function runBenchmark(
   if (cpu === null) notes.push("machine.cpu needs --allow-sys");
   if (dbFilesystem === null) {
     notes.push(
-      "config.db_filesystem comes from /proc/mounts, which Deno reads only with --allow-all (-A)",
+      "config.db_filesystem comes from /proc/mounts, read with --allow-read=/proc/mounts",
     );
   }
   return {

@@ -34,7 +34,7 @@ export const BENCHMARK_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ["--out DIR", "Output directory (default results)"],
   [
     "--db DIR|URL",
-    "Directory for the SQLite files (default: system temp),\nor a postgres:// URL: each optimized run then uses a\nfresh schema of that database, dropped afterwards\n(SLUICE_DB is used when it is a postgres:// URL)",
+    "Directory for the SQLite files (default: the --out\ndirectory), or a postgres:// URL: each optimized run\nthen uses a fresh schema of that database, dropped\nafterwards (SLUICE_DB is used when it is a postgres://\nURL)",
   ],
 ];
 
@@ -80,6 +80,10 @@ export const benchmark: Command = defineCommand({
   const envDb = readEnv([ENV_NAMES.db])[ENV_NAMES.db];
   const db = parsed.string("db") ??
     (envDb !== undefined && isPostgresUrl(envDb) ? envDb : undefined);
+  const outDir = parsed.string("out") ?? "results";
+  // SQLite files go under the output directory unless --db names another,
+  // so the command writes nowhere else (no system temp directory).
+  await Deno.mkdir(outDir, { recursive: true });
   const progress = new Progress();
   let current = "";
   const report = await runBenchmark({
@@ -87,8 +91,9 @@ export const benchmark: Command = defineCommand({
     producers,
     workers: parsed.integer("workers") ?? 2,
     concurrency: parsed.integer("concurrency") ?? 64,
-    ...(db !== undefined && !isPostgresUrl(db) && { dbDir: db }),
-    ...(db !== undefined && isPostgresUrl(db) && { postgresUrl: db }),
+    ...(db !== undefined && isPostgresUrl(db)
+      ? { postgresUrl: db }
+      : { dbDir: db ?? outDir }),
     onProgress: (p: BenchmarkProgress) => {
       const label = `${p.impl} ${p.producers} producers`;
       if (label !== current) {
@@ -104,10 +109,7 @@ export const benchmark: Command = defineCommand({
   });
   progress.clear();
   out(formatBenchmarkTable(report));
-  const files = await writeBenchmarkReport(
-    report,
-    parsed.string("out") ?? "results",
-  );
+  const files = await writeBenchmarkReport(report, outDir);
   out(`\nwrote ${files.json}, ${files.csv}, ${files.svg}\n`);
   return 0;
 });

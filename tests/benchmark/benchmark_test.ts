@@ -54,7 +54,15 @@ Deno.test("cli.ts --benchmark writes benchmark.json, .csv and .svg with every fi
   assert.equal(report.config.capacity, 1024);
   assert.equal(report.config.process_ms, 30);
   assert.equal(report.config.seed, 1);
-  assert.equal(report.config.db, "temp");
+  // The SQLite files lived under --out and are gone: nothing else written.
+  assert.equal(report.config.db, "given");
+  const left = [];
+  for await (const entry of Deno.readDir(dir.path)) left.push(entry.name);
+  assert.deepEqual(left.sort(), [
+    "benchmark.csv",
+    "benchmark.json",
+    "benchmark.svg",
+  ]);
   assert.equal(report.runs.length, 4);
   assert.deepEqual(
     report.runs.map((r: { impl: string; producers: number }) =>
