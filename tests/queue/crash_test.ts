@@ -95,6 +95,7 @@ Deno.test("cli.ts start killed with SIGKILL 10 times while 3,000 tasks drain los
     }
   }
   const last = start(db);
+  let lastExited = false;
   const store = SqliteTaskStore.open(db, { readonly: true });
   try {
     // What the killed processes held comes back once its lease runs out.
@@ -104,6 +105,7 @@ Deno.test("cli.ts start killed with SIGKILL 10 times while 3,000 tasks drain los
     }, { timeoutMs: 60_000, what: "the queue to drain" });
     last.kill("SIGTERM");
     const { code } = await last.output();
+    lastExited = true;
     assert.equal(code, 0);
 
     const { counts } = await store.status(Date.now());
@@ -127,6 +129,11 @@ Deno.test("cli.ts start killed with SIGKILL 10 times while 3,000 tasks drain los
       `crash test: ${KILLS} kills, ${counts.succeeded} succeeded, ${dead.length} dead (all ran), ${duplicates} tasks ran twice`,
     );
   } finally {
+    // A failed wait must not leave the last process running.
+    if (!lastExited) {
+      last.kill("SIGKILL");
+      await last.output();
+    }
     await store.close();
   }
 });
