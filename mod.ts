@@ -62,6 +62,7 @@ export {
   type CloseOptions,
   type CloseReport,
   QueueClosedError,
+  type RetentionOptions,
   type SubmitManyOptions,
   type SubmitOptions,
   TaskFailedError,
@@ -79,7 +80,12 @@ export type {
   TaskEventMap,
   TaskEventName,
 } from "./lib/queue/events.ts";
-export type { TaskRecord, TaskStatus, TaskStore } from "./lib/store/store.ts";
+export type {
+  RetentionRule,
+  TaskRecord,
+  TaskStatus,
+  TaskStore,
+} from "./lib/store/store.ts";
 export type { PostgresTaskStoreOptions } from "./lib/store/postgres/postgres_store.ts";
 
 // -- handlers and their errors --

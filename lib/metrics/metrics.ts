@@ -45,6 +45,8 @@ export const COUNTERS = {
   workers_replaced: 10,
   /** Results that arrived for attempts already settled elsewhere. */
   stale_settles: 11,
+  /** Finished tasks deleted by retention. */
+  pruned: 12,
 } as const;
 
 /** What a queue reports for the `running` and `claimed` gauges. */
@@ -79,6 +81,7 @@ const COUNTER_HELP: { readonly [K in CounterName]: string } = {
   timed_out: "Attempts that exceeded their timeout.",
   workers_replaced: "Workers that died or were terminated and were replaced.",
   stale_settles: "Results that arrived for attempts already settled elsewhere.",
+  pruned: "Finished tasks deleted by retention.",
 };
 
 /**

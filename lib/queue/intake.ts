@@ -209,7 +209,14 @@ export class Intake {
         `Cannot submit ${where}: expected an object, got ${String(task)}`,
       );
     }
-    const { type, payload = null, idempotencyKey, maxAttempts, runAt } = task;
+    const {
+      type,
+      payload = null,
+      idempotencyKey,
+      maxAttempts,
+      runAt,
+      dedupeFor,
+    } = task;
     if (typeof type !== "string" || type.length === 0) {
       throw new TypeError(
         `Cannot submit ${where}: type must be a non-empty string`,
@@ -246,12 +253,32 @@ export class Intake {
         cause: error,
       });
     }
+    const key = idempotencyKey ?? defaultIdempotencyKey(type, payload);
+    if (dedupeFor !== undefined) {
+      if (
+        typeof dedupeFor !== "number" || !Number.isFinite(dedupeFor) ||
+        dedupeFor <= 0
+      ) {
+        throw new RangeError(
+          `Cannot submit ${where}: dedupeFor must be a finite number of ms > 0, got ${
+            String(dedupeFor)
+          }`,
+        );
+      }
+      if (key === null) {
+        throw new TypeError(
+          `Cannot submit ${where}: dedupeFor needs an idempotencyKey`,
+        );
+      }
+    }
     const now = this.#options.now();
     return {
       id: uuidv7(),
       type,
-      idempotencyKey: idempotencyKey ?? defaultIdempotencyKey(type, payload),
+      idempotencyKey: key,
       payload,
+      ...(dedupeFor !== undefined &&
+        { dedupeUntil: Math.ceil(now + dedupeFor) }),
       maxAttempts: maxAttempts ?? this.#retry.maxAttempts,
       runAt: Math.floor(runAtMs ?? now),
       // A task this process will run now is inserted already claimed: no
@@ -351,13 +378,22 @@ export class Intake {
     for (;;) {
       const live = this.#table.byKey(key);
       if (live === undefined) break;
+      if (windowEnded(live.dedupeUntil, this.#options.now())) {
+        // The store gives the key to the new task when it inserts it.
+        this.#table.releaseKey(live);
+        break;
+      }
       const admission = this.#admissions.get(live);
       if (admission === undefined) return this.#handleOf(live, true);
       // Settles either way; a failed insert leaves the key free again.
       await admission.result.promise.catch(() => {});
     }
     const record = await this.#store.getByKey(key);
-    return record === undefined ? undefined : this.#fromRecord(record);
+    if (
+      record === undefined ||
+      windowEnded(record.dedupeUntil, this.#options.now())
+    ) return undefined;
+    return this.#fromRecord(record);
   }
 
   #handleOf(entry: TaskEntry, deduplicated: boolean): TaskHandle {
@@ -458,6 +494,11 @@ export class Intake {
   }
 }
 
+/** Whether a key's window (`dedupeUntil`, `null` for none) is over at `now`. */
+function windowEnded(dedupeUntil: number | null, now: number): boolean {
+  return dedupeUntil !== null && now >= dedupeUntil;
+}
+
 /**
  * The entry of a task being inserted: `reserved`, with a handle. Built
  * directly from the task, since no record exists yet.
@@ -473,6 +514,7 @@ function newEntry(task: NewTask, local: boolean): TaskEntry {
     local,
     maxAttempts: task.maxAttempts,
     version: 0,
+    dedupeUntil: task.dedupeUntil ?? null,
     leaseUntil: 0,
     charge: "none",
     handle: deferred(),

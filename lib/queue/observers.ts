@@ -53,6 +53,7 @@ export function observeMetrics(
   });
   events.on("released", () => metrics.setInFlight(inFlight()));
   events.on("stale_settle", () => metrics.inc("stale_settles"));
+  events.on("pruned", (e) => metrics.inc("pruned", e.succeeded + e.dead));
   events.on("worker_replaced", (e) => {
     metrics.inc("workers_replaced");
     metrics.setWorkersAlive(e.alive);
@@ -117,6 +118,11 @@ export function observeLog(events: TaskEvents, logger: Logger): void {
       worker_id: e.workerId,
       reason: e.reason,
     }));
+  events.on("pruned", (e) => {
+    if (logger.enabled("debug")) {
+      logger.debug("tasks_pruned", { succeeded: e.succeeded, dead: e.dead });
+    }
+  });
   events.on(
     "recovered",
     (e) => logger.warn("leases_recovered", { tasks: e.count }),

@@ -8,7 +8,27 @@
 import { Logger } from "../log.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { RetryPolicy } from "../retry.ts";
+import { checkRetention } from "../store/_shared.ts";
+import type { RetentionPolicy } from "../store/store.ts";
 import type { TaskQueueOptions } from "./types.ts";
+
+/** The succeeded tasks a queue keeps unless told otherwise. */
+export const DEFAULT_RETENTION: Readonly<RetentionPolicy> = Object.freeze({
+  succeeded: Object.freeze({
+    maxAgeMs: 24 * 60 * 60 * 1000,
+    maxCount: 100_000,
+  }),
+});
+
+/** Retention as the queue runs it. */
+export interface ResolvedRetention {
+  /** What to keep. */
+  policy: RetentionPolicy;
+  /** Milliseconds between rounds. */
+  intervalMs: number;
+  /** Tasks deleted per transaction. */
+  batchSize: number;
+}
 
 /** The options a queue runs with, checked and with defaults applied. */
 export interface ResolvedOptions {
@@ -32,6 +52,8 @@ export interface ResolvedOptions {
   logger: Logger;
   /** The metrics sink. */
   metrics: Metrics;
+  /** Retention, or `null` to keep everything. */
+  retention: ResolvedRetention | null;
 }
 
 /**
@@ -90,7 +112,47 @@ export function resolveOptions(options: TaskQueueOptions): ResolvedOptions {
       ? options.logger
       : new Logger({ level: "warn", ...options.logger }),
     metrics: options.metrics ?? new Metrics(),
+    retention: resolveRetention(options.retention),
   };
+}
+
+function resolveRetention(
+  given: TaskQueueOptions["retention"],
+): ResolvedRetention | null {
+  if (given === false) return null;
+  if (given !== undefined && (typeof given !== "object" || given === null)) {
+    throw new TypeError(
+      `Cannot open queue: retention must be an object or false, got ${
+        given === null ? "null" : typeof given
+      }`,
+    );
+  }
+  const { intervalMs = 1000, batchSize = 500, ...rules } = given ?? {};
+  positiveInteger("retention.intervalMs", intervalMs);
+  positiveInteger("retention.batchSize", batchSize);
+  const policy: RetentionPolicy = {
+    succeeded: rules.succeeded ?? DEFAULT_RETENTION.succeeded!,
+    ...(rules.dead !== undefined && { dead: rules.dead }),
+  };
+  for (const name of Object.keys(rules)) {
+    if (name !== "succeeded" && name !== "dead") {
+      throw new TypeError(
+        `Cannot open queue: retention has no option ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  try {
+    checkRetention(policy, 0, "open queue");
+  } catch (error) {
+    const message = (error as Error).message.replace(
+      "Cannot open queue: policy",
+      "Cannot open queue: retention",
+    );
+    throw error instanceof RangeError
+      ? new RangeError(message)
+      : new TypeError(message);
+  }
+  return { policy, intervalMs, batchSize };
 }
 
 /**

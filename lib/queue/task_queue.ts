@@ -24,6 +24,7 @@ import {
 import { GroupCommitter } from "./group_commit.ts";
 import { Intake } from "./intake.ts";
 import { Leases } from "./leases.ts";
+import { Pruner } from "./pruner.ts";
 import {
   checkDeadline,
   type ResolvedOptions,
@@ -106,6 +107,7 @@ export class TaskQueue implements AsyncDisposable {
   #settler: Settler;
   #dispatcher: Dispatcher | null = null;
   #leases: Leases;
+  #pruner: Pruner | null = null;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #unsubscribe: (() => void) | undefined;
   #server: MetricsServer | undefined;
@@ -188,6 +190,14 @@ export class TaskQueue implements AsyncDisposable {
       this.#dispatcher = dispatcher;
       this.#settler.connect(dispatcher);
       this.#intake.connect(dispatcher);
+      // Retention is the consumers' job: a producer-only process (a CLI
+      // submit) never prunes.
+      if (parts.retention !== null) {
+        this.#pruner = new Pruner(store, this.#events, {
+          ...parts.retention,
+          now,
+        });
+      }
     }
     this.#observe();
   }
@@ -282,6 +292,7 @@ export class TaskQueue implements AsyncDisposable {
     const { pool, store, pollIntervalMs } = this.#parts;
     const dispatcher = this.#dispatcher;
     dispatcher?.schedulePump();
+    this.#pruner?.start();
     if (store.durable) this.#leases.start(this.#committer);
     if (pool === null && !store.durable) return;
     if (dispatcher !== null && store.onNotify !== undefined) {
@@ -557,6 +568,7 @@ export class TaskQueue implements AsyncDisposable {
     }
     clearInterval(this.#pollTimer);
     this.#pollTimer = undefined;
+    await this.#pruner?.stop();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     // The final snapshot is taken while the workers still exist, so their

@@ -209,6 +209,17 @@ export class TaskTable {
   }
 
   /**
+   * Stops finding `entry` by its idempotency key: its window ended, and a
+   * new task with the key is on its way in.
+   *
+   * @param entry The entry.
+   */
+  releaseKey(entry: TaskEntry): void {
+    const key = entry.idempotencyKey;
+    if (key !== null && this.#byKey.get(key) === entry) this.#byKey.delete(key);
+  }
+
+  /**
    * Removes an entry: its task is finished here (its handle answered), or
    * the queue is closing.
    *

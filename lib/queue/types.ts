@@ -11,7 +11,7 @@ import type { Metrics } from "../metrics/metrics.ts";
 import type { PoolResult, PoolTask } from "../pool/worker_pool.ts";
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
-import type { TaskRecord, TaskStore } from "../store/store.ts";
+import type { RetentionRule, TaskRecord, TaskStore } from "../store/store.ts";
 
 /** A task to submit. */
 export interface TaskInput {
@@ -44,6 +44,50 @@ export interface TaskInput {
    * @default {undefined}
    */
   runAt?: number | Date;
+  /**
+   * How long, in ms from submission, `idempotencyKey` deduplicates. Within
+   * the window a submission with the key gets this task's handle (and
+   * result); after it, the next submission with the key is a new task that
+   * runs, and takes the key over (this task keeps its record, without the
+   * key). Without it the key deduplicates for as long as the task is kept,
+   * which retention bounds.
+   *
+   * @default {undefined} for as long as the task is kept
+   */
+  dedupeFor?: number;
+}
+
+/**
+ * Retention of finished tasks: the policy, and how pruning is paced. A
+ * pruned task is gone from the store (`getTask` returns `undefined`) and
+ * its idempotency key is free.
+ */
+export interface RetentionOptions {
+  /**
+   * Rule for succeeded tasks; `{}` keeps them all.
+   *
+   * @default {{ maxAgeMs: 86_400_000, maxCount: 100_000 }}
+   */
+  succeeded?: RetentionRule;
+  /**
+   * Rule for dead-lettered tasks.
+   *
+   * @default {{}} kept until requeued or purged
+   */
+  dead?: RetentionRule;
+  /**
+   * Milliseconds between pruning rounds.
+   *
+   * @default {1000}
+   */
+  intervalMs?: number;
+  /**
+   * Tasks deleted per transaction; a round deletes batch after batch,
+   * letting the queue's own work run between them.
+   *
+   * @default {500}
+   */
+  batchSize?: number;
 }
 
 /** Options for one submission. */
@@ -199,6 +243,16 @@ export interface TaskQueueOptions {
    * @default {true}
    */
   consume?: boolean;
+  /**
+   * What to keep of finished tasks, pruned in the background by a
+   * consuming queue, in small batches; `false` keeps everything. Left
+   * out, `succeeded` keeps succeeded tasks for 24 hours or the last
+   * 100,000, whichever is less, and `dead` keeps dead-lettered tasks until
+   * they are requeued or purged.
+   *
+   * @default {{ succeeded: { maxAgeMs: 86_400_000, maxCount: 100_000 } }}
+   */
+  retention?: RetentionOptions | false;
   /**
    * Root directory of the object store handlers see as `ctx.objects`.
    *
@@ -407,6 +461,8 @@ export interface TaskEntry extends PoolTask {
   maxAttempts: number;
   /** Claim fencing token (the record's version) while a claim is held. */
   version: number;
+  /** When the idempotency key's window ends (epoch ms); `null`: never. */
+  dedupeUntil: number | null;
   /** When the held claim's lease ends (epoch ms). */
   leaseUntil: number;
   /** Whether this attempt's start is charged. */
@@ -488,6 +544,7 @@ export function entryOf(
     local,
     maxAttempts: record.maxAttempts,
     version: record.version,
+    dedupeUntil: record.dedupeUntil,
     leaseUntil: record.leaseUntil ?? 0,
     charge: "none",
     handle: null,
