@@ -120,10 +120,13 @@ function resolveRetention(
   given: TaskQueueOptions["retention"],
 ): ResolvedRetention | null {
   if (given === false) return null;
-  if (given !== undefined && (typeof given !== "object" || given === null)) {
+  if (
+    given !== undefined &&
+    (typeof given !== "object" || given === null || Array.isArray(given))
+  ) {
     throw new TypeError(
       `Cannot open queue: retention must be an object or false, got ${
-        given === null ? "null" : typeof given
+        given === null ? "null" : Array.isArray(given) ? "array" : typeof given
       }`,
     );
   }
@@ -139,6 +142,20 @@ function resolveRetention(
       throw new TypeError(
         `Cannot open queue: retention has no option ${JSON.stringify(name)}`,
       );
+    }
+  }
+  // A misspelt limit (`maxAge`) would otherwise keep everything silently.
+  for (const status of ["succeeded", "dead"] as const) {
+    const rule: unknown = policy[status];
+    if (typeof rule !== "object" || rule === null) continue;
+    for (const name of Object.keys(rule)) {
+      if (name !== "maxAgeMs" && name !== "maxCount") {
+        throw new TypeError(
+          `Cannot open queue: retention.${status} has no option ${
+            JSON.stringify(name)
+          }`,
+        );
+      }
     }
   }
   try {
