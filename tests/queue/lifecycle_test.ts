@@ -323,15 +323,17 @@ for (const backend of BACKENDS) {
   });
 }
 
-Deno.test("TaskQueue drains tasks that wait 20 leases in the channel behind a 100 ms timeout", async () => {
-  // The shape that once never finished: one worker, a short timeout, and
-  // tasks that wait far longer than a lease before they start.
+Deno.test("TaskQueue drains tasks that wait many leases in the channel behind a timeout", async () => {
+  // The shape that once never finished: one worker, a timeout longer than
+  // the lease, and tasks that wait far longer than a lease before they
+  // start. The timeout is 20 times a task's work, so a busy machine cannot
+  // time a task out.
   await using tmp = await tempDir();
   await using queue = await TaskQueue.open({
     db: `${tmp.path}/t.db`,
     handlers,
     workers: 1,
-    timeoutMs: 100,
+    timeoutMs: 1000,
     graceMs: 50,
     leaseMs: 60,
     retry: { maxAttempts: 1 },
