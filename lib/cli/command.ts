@@ -12,6 +12,7 @@
 import { parseArgs } from "node:util";
 import {
   type CliConfig,
+  CONFIG_DOCS,
   configHelp,
   type ConfigKey,
   ENV_NAMES,
@@ -184,6 +185,10 @@ export function parseCommand(
   const flags: Record<string, FlagSpec> = { ...spec.flags };
   for (const key of spec.config ?? []) {
     flags[FLAG_NAMES[key].slice(2)] = { type: "string" };
+    const shorthand = CONFIG_DOCS[key].shorthand;
+    if (shorthand !== undefined) {
+      flags[shorthand.flag.slice(2)] = { type: "boolean" };
+    }
   }
   if (spec.formats !== undefined) {
     flags["format"] = { type: "string" };
@@ -239,6 +244,20 @@ export function parseCommand(
   }
 
   const keys = spec.config ?? [];
+  for (const key of keys) {
+    const shorthand = CONFIG_DOCS[key].shorthand;
+    if (shorthand === undefined || values[shorthand.flag.slice(2)] !== true) {
+      continue;
+    }
+    const name = FLAG_NAMES[key].slice(2);
+    const text = values[name];
+    if (text !== undefined && text !== shorthand.value) {
+      throw new UsageError(
+        `${shorthand.flag} is --${name} ${shorthand.value}: it cannot go with --${name} ${text}`,
+      );
+    }
+    values[name] = shorthand.value;
+  }
   const config = resolveConfig(
     Object.fromEntries(
       keys.map((key) => [key, values[FLAG_NAMES[key].slice(2)]]),

@@ -10,6 +10,7 @@
  */
 import { readEnv as readVariable } from "../_env.ts";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
+import { DEFAULT_RETENTION } from "../queue/options.ts";
 
 /** The settings the CLI commands share. */
 export interface CliConfig {
@@ -41,6 +42,16 @@ export interface CliConfig {
   synchronous: "NORMAL" | "FULL" | "OFF";
   /** PostgreSQL schema holding the queue (used when `db` is a URL). */
   pgSchema: string;
+  /** Whether finished tasks are pruned at all (`false`: all are kept). */
+  retention: boolean;
+  /** Succeeded tasks are kept this long, ms (`Infinity`: no age limit). */
+  keepSucceededFor: number;
+  /** At most this many succeeded tasks are kept (`Infinity`: no limit). */
+  keepSucceeded: number;
+  /** Dead-lettered tasks are kept this long, ms (`Infinity`: no age limit). */
+  keepDeadFor: number;
+  /** At most this many dead-lettered tasks are kept (`Infinity`: no limit). */
+  keepDead: number;
 }
 
 /** A configuration key. */
@@ -58,7 +69,28 @@ export interface ConfigDoc {
   default: string;
   /** What it sets. */
   meaning: string;
+  /**
+   * A flag without a value that is short for this setting's flag with
+   * one value (`--no-retention` for `--retention off`).
+   *
+   * @default {undefined}
+   */
+  shorthand?: { readonly flag: string; readonly value: string };
 }
+
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** The longest duration accepted: 100 years, in ms. */
+export const MAX_DURATION_MS: number = 100 * 365 * DURATION_UNITS["d"]!;
+
+const DEFAULT_SUCCEEDED = DEFAULT_RETENTION.succeeded ?? {};
+const DEFAULT_DEAD = DEFAULT_RETENTION.dead ?? {};
 
 /** Flag, variable, default and meaning of every setting. */
 export const CONFIG_DOCS: { readonly [K in ConfigKey]: ConfigDoc } = {
@@ -160,6 +192,42 @@ export const CONFIG_DOCS: { readonly [K in ConfigKey]: ConfigDoc } = {
     default: "NORMAL",
     meaning: "SQLite synchronous: NORMAL, FULL or OFF",
   },
+  retention: {
+    flag: "--retention",
+    env: "SLUICE_RETENTION",
+    arg: "on|off",
+    default: "on",
+    meaning: "Prune finished tasks (off: keep every task)",
+    shorthand: { flag: "--no-retention", value: "off" },
+  },
+  keepSucceededFor: {
+    flag: "--keep-succeeded-for",
+    env: "SLUICE_KEEP_SUCCEEDED_FOR",
+    arg: "DURATION",
+    default: formatDuration(DEFAULT_SUCCEEDED.maxAgeMs ?? Infinity),
+    meaning: "Keep succeeded tasks this long (e.g. 15m, 24h, 7d)",
+  },
+  keepSucceeded: {
+    flag: "--keep-succeeded",
+    env: "SLUICE_KEEP_SUCCEEDED",
+    arg: "N",
+    default: formatCount(DEFAULT_SUCCEEDED.maxCount ?? Infinity),
+    meaning: "Keep at most the N newest succeeded tasks (or all)",
+  },
+  keepDeadFor: {
+    flag: "--keep-dead-for",
+    env: "SLUICE_KEEP_DEAD_FOR",
+    arg: "DURATION",
+    default: formatDuration(DEFAULT_DEAD.maxAgeMs ?? Infinity),
+    meaning: "Keep dead-lettered tasks this long (or forever)",
+  },
+  keepDead: {
+    flag: "--keep-dead",
+    env: "SLUICE_KEEP_DEAD",
+    arg: "N",
+    default: formatCount(DEFAULT_DEAD.maxCount ?? Infinity),
+    meaning: "Keep at most the N newest dead-lettered tasks (or all)",
+  },
 };
 
 /** Environment variable of each key. */
@@ -192,9 +260,19 @@ function mapDocs(
 export function configHelp(keys: readonly ConfigKey[]): string {
   return keys.map((key) => {
     const doc = CONFIG_DOCS[key];
-    return `  ${`${doc.flag} ${doc.arg}`.padEnd(23)}${doc.meaning}\n${
+    const shorthand = doc.shorthand === undefined
+      ? ""
+      : `  ${
+        doc.shorthand.flag.padEnd(23)
+      }Short for ${doc.flag} ${doc.shorthand.value}\n`;
+    const flag = `${doc.flag} ${doc.arg}`;
+    // A flag too long for its column puts the meaning on the next line.
+    const head = flag.length < 23
+      ? `  ${flag.padEnd(23)}${doc.meaning}\n`
+      : `  ${flag}\n${" ".repeat(25)}${doc.meaning}\n`;
+    return `${head}${
       " ".repeat(25)
-    }(${doc.env}, default ${doc.default})\n`;
+    }(${doc.env}, default ${doc.default})\n${shorthand}`;
   }).join("");
 }
 
@@ -246,7 +324,94 @@ function defaults(): CliConfig {
     sqliteDriver: "auto",
     synchronous: "NORMAL",
     pgSchema: "sluice",
+    retention: true,
+    keepSucceededFor: DEFAULT_SUCCEEDED.maxAgeMs ?? Infinity,
+    keepSucceeded: DEFAULT_SUCCEEDED.maxCount ?? Infinity,
+    keepDeadFor: DEFAULT_DEAD.maxAgeMs ?? Infinity,
+    keepDead: DEFAULT_DEAD.maxCount ?? Infinity,
   };
+}
+
+/**
+ * Parses a duration: a number with a unit (`500ms`, `30s`, `15m`, `24h`,
+ * `7d`), several of them (`1h30m`), or `0`.
+ *
+ * @param source The flag or variable, for the message.
+ * @param text The value as given.
+ * @param options `min`, the least value allowed in ms (default 0);
+ *   `forever`, whether the word `forever` is accepted (as `Infinity`).
+ * @returns The duration in milliseconds.
+ * @throws {ConfigError} Naming `source` and `text` when it is not one, or out of range.
+ */
+export function parseDuration(
+  source: string,
+  text: string,
+  options: { min?: number; forever?: boolean } = {},
+): number {
+  const { min = 0, forever = false } = options;
+  const value = text.trim().toLowerCase();
+  if (forever && value === "forever") return Infinity;
+  let ms = NaN;
+  if (value === "0") {
+    ms = 0;
+  } else if (/^(?:\d+(?:ms|s|m|h|d))+$/.test(value)) {
+    ms = 0;
+    for (const [, n, unit] of value.matchAll(/(\d+)(ms|s|m|h|d)/g)) {
+      ms += Number(n) * DURATION_UNITS[unit!]!;
+    }
+  }
+  if (Number.isNaN(ms)) {
+    throw new ConfigError(
+      `${source} must be a duration such as 30s, 15m, 24h or 7d${
+        forever ? " (or forever)" : ""
+      }, got ${JSON.stringify(text)}`,
+    );
+  }
+  if (ms < min || ms > MAX_DURATION_MS) {
+    throw new ConfigError(
+      `${source} must be from ${formatDuration(min)} to ${
+        formatDuration(MAX_DURATION_MS)
+      }, got ${JSON.stringify(text)}`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * A duration as {@linkcode parseDuration} reads it: in the largest unit
+ * that divides it (`86400000` → `24h` is `1d`), `forever` for `Infinity`.
+ *
+ * @param ms The duration.
+ * @returns The text.
+ */
+export function formatDuration(ms: number): string {
+  if (ms === Infinity) return "forever";
+  if (ms === 0) return "0";
+  // Hours up to two days read better than days (the default is 24h).
+  const units = ms < 2 * DURATION_UNITS["d"]!
+    ? ["h", "m", "s", "ms"]
+    : ["d", "h", "m", "s", "ms"];
+  for (const unit of units) {
+    const size = DURATION_UNITS[unit]!;
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+function formatCount(n: number): string {
+  return n === Infinity ? "all" : String(n);
+}
+
+/** A count of tasks to keep: an integer, or `all` (`Infinity`). */
+function parseKeep(source: string, text: string): number {
+  if (text.trim().toLowerCase() === "all") return Infinity;
+  try {
+    return parseInteger(source, text, 0, Number.MAX_SAFE_INTEGER);
+  } catch {
+    throw new ConfigError(
+      `${source} must be an integer >= 0 or all, got ${JSON.stringify(text)}`,
+    );
+  }
 }
 
 /**
@@ -346,6 +511,11 @@ const PARSERS: {
       (x) => x.toUpperCase(),
     ),
   pgSchema: schemaName,
+  retention: (s, t) => parseChoice(s, t, ["on", "off"] as const) === "on",
+  keepSucceededFor: (s, t) => parseDuration(s, t, { forever: true }),
+  keepSucceeded: parseKeep,
+  keepDeadFor: (s, t) => parseDuration(s, t, { forever: true }),
+  keepDead: parseKeep,
 };
 
 /**

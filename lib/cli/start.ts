@@ -17,6 +17,7 @@ import type { ConfigKey } from "./config.ts";
 import { describeDb, openQueue } from "./open.ts";
 import { onStopSignals } from "./signals.ts";
 import {
+  describeRetention,
   HANDLERS_FLAG,
   HANDLERS_HELP,
   WORKER_KEYS,
@@ -162,6 +163,7 @@ export const start: Command = defineCommand({
         store: queue.store.kind,
         workers: cfg.workers,
         concurrency: cfg.concurrency,
+        retention: describeRetention(cfg),
         ...(server !== undefined && { metrics_port: server.port }),
       });
       const signal = await stopped;

@@ -6,9 +6,17 @@
  * @module
  */
 import { Logger } from "../log.ts";
-import type { TaskQueueOptions } from "../queue/types.ts";
+import type { RetentionOptions, TaskQueueOptions } from "../queue/types.ts";
+import type { RetentionRule } from "../store/store.ts";
 import { type FlagSpec, type ParsedCommand, UsageError } from "./command.ts";
-import type { CliConfig, ConfigKey } from "./config.ts";
+import {
+  type CliConfig,
+  CONFIG_DOCS,
+  type ConfigKey,
+  ENV_NAMES,
+  FLAG_NAMES,
+  formatDuration,
+} from "./config.ts";
 
 /** The settings of a queue that runs tasks. */
 export const WORKER_KEYS: readonly ConfigKey[] = [
@@ -25,7 +33,83 @@ export const WORKER_KEYS: readonly ConfigKey[] = [
   "logFormat",
   "sqliteDriver",
   "synchronous",
+  "retention",
+  "keepSucceededFor",
+  "keepSucceeded",
+  "keepDeadFor",
+  "keepDead",
 ];
+
+/** The settings that say what retention keeps. */
+const KEEP_KEYS = [
+  "keepSucceededFor",
+  "keepSucceeded",
+  "keepDeadFor",
+  "keepDead",
+] as const satisfies readonly ConfigKey[];
+
+function rule(maxAgeMs: number, maxCount: number): RetentionRule {
+  return {
+    ...(maxAgeMs !== Infinity && { maxAgeMs }),
+    ...(maxCount !== Infinity && { maxCount }),
+  };
+}
+
+/**
+ * The queue's `retention` option from the retention settings: `false`
+ * when retention is off, else a rule per finished status (a setting left
+ * at its default keeps the queue's default for it).
+ *
+ * @param parsed The command line.
+ * @returns The option.
+ * @throws {UsageError} When a `--keep-*` flag is given while retention is
+ *   off: it would have no effect.
+ */
+export function retentionOptions(
+  parsed: ParsedCommand,
+): RetentionOptions | false {
+  const cfg = parsed.config;
+  if (!cfg.retention) {
+    const given = KEEP_KEYS.find((key) =>
+      parsed.string(FLAG_NAMES[key].slice(2)) !== undefined
+    );
+    if (given !== undefined) {
+      const off = parsed.boolean("no-retention")
+        ? CONFIG_DOCS.retention.shorthand!.flag
+        : parsed.string("retention") !== undefined
+        ? `${FLAG_NAMES.retention} off`
+        : `${ENV_NAMES.retention}=off`;
+      throw new UsageError(
+        `${FLAG_NAMES[given]} cannot take effect with ${off}: retention is off`,
+      );
+    }
+    return false;
+  }
+  return {
+    succeeded: rule(cfg.keepSucceededFor, cfg.keepSucceeded),
+    dead: rule(cfg.keepDeadFor, cfg.keepDead),
+  };
+}
+
+/**
+ * What retention keeps, for the start-up log line: `"off"`, or each
+ * status's age and count limits as the flags spell them.
+ *
+ * @param cfg The configuration.
+ * @returns The description.
+ */
+export function describeRetention(
+  cfg: CliConfig,
+): "off" | Record<string, string | number> {
+  if (!cfg.retention) return "off";
+  const count = (n: number): string | number => n === Infinity ? "all" : n;
+  return {
+    keep_succeeded_for: formatDuration(cfg.keepSucceededFor),
+    keep_succeeded: count(cfg.keepSucceeded),
+    keep_dead_for: formatDuration(cfg.keepDeadFor),
+    keep_dead: count(cfg.keepDead),
+  };
+}
 
 /** The `--handlers` flag. */
 export const HANDLERS_FLAG: Readonly<Record<string, FlagSpec>> = {
@@ -78,8 +162,10 @@ export function handlerUrl(text: string): URL {
  * The options of a queue that runs tasks, from the parsed command line.
  *
  * @param parsed The command line.
- * @returns Pool, channel, retry, timeout, objects, logger and handlers.
- * @throws {UsageError} On a bad `--handlers`.
+ * @returns Pool, channel, retry, timeout, retention, objects, logger and
+ *   handlers.
+ * @throws {UsageError} On a bad `--handlers`, or a `--keep-*` flag while
+ *   retention is off.
  */
 export function workerOptions(
   parsed: ParsedCommand,
@@ -94,6 +180,7 @@ export function workerOptions(
     retry: { maxAttempts: cfg.maxAttempts },
     timeoutMs: cfg.taskTimeoutMs,
     objectsRoot: cfg.objects,
+    retention: retentionOptions(parsed),
     logger: cliLogger(cfg),
     ...(handlers !== undefined && { handlers: handlerUrl(handlers) }),
   };
