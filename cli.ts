@@ -6,6 +6,7 @@
  * deno run -A cli.ts start --db work/tasks.db --workers 2
  * deno run -A cli.ts submit --db work/tasks.db --type noop --count 10
  * deno run -A cli.ts status --db work/tasks.db --json
+ * deno run -A cli.ts purge --db work/tasks.db --older-than 7d --dry-run
  * deno run -A cli.ts start --db postgres://user@host/db --pg-schema sluice
  * deno run -A cli.ts --benchmark
  * ```
@@ -35,6 +36,7 @@ import { dlq } from "./lib/cli/dlq.ts";
 import { exportTasks } from "./lib/cli/export.ts";
 import { monitor } from "./lib/cli/monitor.ts";
 import { err, out, OutputClosedError } from "./lib/cli/output.ts";
+import { purge } from "./lib/cli/purge.ts";
 import { run } from "./lib/cli/run.ts";
 import { start } from "./lib/cli/start.ts";
 import { status } from "./lib/cli/status.ts";
@@ -49,6 +51,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   monitor,
   dlq,
   export: exportTasks,
+  purge,
 };
 
 const USAGE = `Sluice ${VERSION}: a Deno-native task queue
@@ -69,6 +72,7 @@ Commands:
   monitor   Refresh status in place, with rates; or stream it as JSON/CSV
   dlq       List, show and requeue dead-lettered tasks
   export    Dump every task, every field, as JSON or CSV
+  purge     Delete finished tasks by age and count (or count them: --dry-run)
 
 Benchmark: the baseline against the optimized queue, 30 ms of simulated
 I/O per task (cli.ts --benchmark --help).

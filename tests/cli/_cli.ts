@@ -46,6 +46,7 @@ export const COMMANDS = [
   "monitor",
   "dlq",
   "export",
+  "purge",
 ] as const;
 
 /** The permissions the CLI runs with in these tests. */
