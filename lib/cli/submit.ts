@@ -5,16 +5,17 @@
  * @module
  */
 import { mulberry32 } from "../_rng.ts";
-import type { TaskInput } from "../queue/types.ts";
+import { TaskQueue } from "../queue/task_queue.ts";
+import type { TaskHandle, TaskInput } from "../queue/types.ts";
 import {
   type Command,
   defineCommand,
   helpText,
   UsageError,
 } from "./command.ts";
-import { type ConfigKey, parseInteger } from "./config.ts";
-import { openQueue } from "./open.ts";
-import { out } from "./output.ts";
+import { type ConfigKey, parseDuration, parseInteger } from "./config.ts";
+import { openWriteStore } from "./open.ts";
+import { isTerminal, out, OutputClosedError } from "./output.ts";
 import { Progress } from "./progress.ts";
 import { readTaskFile } from "./task_file.ts";
 import { cliLogger } from "./worker_options.ts";
@@ -38,9 +39,17 @@ const USAGE = helpText({
   about: `
 Enqueues tasks into a database that a "start" process works on; this process
 runs no tasks. Prints one task id per line (a deduplicated submission prints
-the id of the task that answers it), or with --format json the counts and
-ids. A task file is committed in one transaction: all of it or, when one
-task is bad, none of it.`,
+the id of the task that answers it), or with --format json one object,
+{"ids":[...],"submitted":N,"deduplicated":M}.
+
+A task file is committed in one transaction: all of it or, when one task is
+bad, none of it. Tasks made with --type or --random are made and committed
+a slice at a time, and each slice's ids are printed as soon as it has
+committed, so memory stays bounded at any --count; the JSON object is
+written the same way, ids first. When a later slice fails, the ids printed
+are those committed (JSON: the object ends with an "error" field), and the
+exit code is 1.
+`,
   options: [
     ["--file FILE", 'Task file (as for "run")'],
     [
@@ -53,39 +62,118 @@ task is bad, none of it.`,
     ["--seed S", "Seed for --random (default 1)"],
     ["--idempotency-key K", "Idempotency key (with --type and --count 1)"],
     [
+      "--dedupe-for DURATION",
+      "The key deduplicates only this long (30s, 15m, 24h,\n7d; with --idempotency-key); default: as long as\nthe task is kept",
+    ],
+    [
       "--format FORMAT",
-      'text or json (default text); json prints\n{"submitted","deduplicated","ids"}',
+      'text or json (default text); json prints\n{"ids","submitted","deduplicated"}',
     ],
     ["--json", "Short for --format json"],
   ],
   config: KEYS,
 });
 
-function randomTasks(count: number, seed: number): TaskInput[] {
+/** Tasks generated per `submitMany`: many inserts per group commit. */
+const SLICE = 1024;
+
+/**
+ * Tasks submitted through one queue before it is closed and another is
+ * opened. A producer-only queue keeps an entry per handle it returned
+ * until that task finishes, which a submitting process never waits for;
+ * a fresh queue per span keeps memory bounded whatever `--count` is.
+ */
+const QUEUE_SPAN = 4096;
+
+/** `count` random noop/compute/sleep tasks, made one at a time. */
+function* randomTasks(count: number, seed: number): Generator<TaskInput> {
   const random = mulberry32(seed);
-  const tasks: TaskInput[] = [];
   for (let i = 0; i < count; i++) {
     const pick = random();
     if (pick < 0.4) {
-      tasks.push({ type: "noop", payload: { n: i } });
+      yield { type: "noop", payload: { n: i } };
     } else if (pick < 0.7) {
-      tasks.push({
+      yield {
         type: "compute",
         payload: {
           operation: "double",
           value: Math.floor(random() * 1_000_000),
         },
-      });
+      };
     } else {
-      tasks.push({
+      yield {
         type: "sleep",
         payload: { duration_ms: 1 + Math.floor(random() * 20) },
-      });
+      };
     }
   }
-  return tasks;
 }
 
+/** At most `size` items of `source` at a time. */
+function* slices<T>(source: Iterable<T>, size: number): Generator<T[]> {
+  let slice: T[] = [];
+  for (const item of source) {
+    slice.push(item);
+    if (slice.length === size) {
+      yield slice;
+      slice = [];
+    }
+  }
+  if (slice.length > 0) yield slice;
+}
+
+/**
+ * Prints ids as their slices commit: one a line, or one JSON object
+ * written in pieces, ids first and the counts last (the object a reader
+ * parses is the same as if it had been written at once). Holds no ids.
+ */
+class IdWriter {
+  #json: boolean;
+  #opened = false;
+  submitted = 0;
+  deduplicated = 0;
+
+  constructor(json: boolean) {
+    this.#json = json;
+  }
+
+  /** Prints the ids of one committed slice. */
+  write(handles: readonly TaskHandle[]): void {
+    let text = "";
+    for (const handle of handles) {
+      if (handle.deduplicated) this.deduplicated++;
+      else this.submitted++;
+      if (!this.#json) {
+        text += handle.id + "\n";
+      } else {
+        text += (this.#opened ? "," : '{"ids":[') + JSON.stringify(handle.id);
+        this.#opened = true;
+      }
+    }
+    out(text);
+  }
+
+  /**
+   * Ends the output. With JSON, the object is closed even after a
+   * failure, with the message in `error`; when nothing was committed,
+   * nothing is printed then (the error is on stderr).
+   */
+  end(error?: unknown): void {
+    if (!this.#json) return;
+    if (error !== undefined && !this.#opened) return;
+    out(
+      `${
+        this.#opened ? "]" : '{"ids":[]'
+      },"submitted":${this.submitted},"deduplicated":${this.deduplicated}${
+        error === undefined
+          ? ""
+          : `,"error":${
+            JSON.stringify((error as Error).message ?? String(error))
+          }`
+      }}\n`,
+    );
+  }
+}
 /** `cli.ts submit`. */
 export const submit: Command = defineCommand({
   usage: USAGE,
@@ -97,6 +185,7 @@ export const submit: Command = defineCommand({
     count: { type: "integer", min: 1, max: 10_000_000 },
     seed: { type: "integer", min: 0, max: 2 ** 32 - 1 },
     "idempotency-key": { type: "string" },
+    "dedupe-for": { type: "string" },
   },
   config: KEYS,
   formats: ["text", "json"],
@@ -140,64 +229,96 @@ export const submit: Command = defineCommand({
       );
     }
   }
+  const dedupeText = parsed.string("dedupe-for");
+  if (dedupeText !== undefined && key === undefined) {
+    throw new UsageError("--dedupe-for needs --idempotency-key");
+  }
+  const dedupeFor = dedupeText === undefined
+    ? undefined
+    : parseDuration("--dedupe-for", dedupeText, { min: 1 });
   const cfg = parsed.config;
 
-  let tasks: TaskInput[];
+  // A task file is read whole and committed as one atomic batch: a bad
+  // task at any index leaves nothing behind, and is named by its index in
+  // the file. Generated tasks are made a slice at a time, and each slice's
+  // ids are printed once it has committed, so memory does not grow with
+  // --count.
+  let total: number;
+  let batches: Iterable<TaskInput[]>;
   if (file !== undefined) {
-    tasks = await readTaskFile(file);
+    const tasks = await readTaskFile(file);
+    total = tasks.length;
+    batches = [tasks];
   } else if (type !== undefined) {
-    tasks = Array.from({ length: count }, () => ({
-      type,
-      payload,
-      ...(key !== undefined && { idempotencyKey: key }),
-    }));
-  } else {
-    tasks = randomTasks(count, parsed.integer("seed") ?? 1);
-  }
-  for (const task of tasks) task.maxAttempts ??= cfg.maxAttempts;
-
-  const queue = await openQueue(cfg, {
-    consume: false,
-    // This process never reads the handles' results, and polling for them
-    // would read every unfinished task in turn, competing with the inserts.
-    // The longest interval a timer takes turns it off.
-    pollIntervalMs: 2 ** 31 - 1,
-    logger: cliLogger(cfg),
-  });
-  const progress = new Progress({ label: "submit", total: tasks.length });
-  const ids: string[] = [];
-  let deduplicated = 0;
-  try {
-    // A task file is checked whole, then committed in one transaction: a
-    // bad task at any index leaves nothing behind, and is named by its
-    // index in the file. Generated tasks go in slices, so each group
-    // commit holds many inserts while the memory held by pending
-    // submissions stays bounded.
-    const slice = file !== undefined ? tasks.length : 512;
-    for (let i = 0; i < tasks.length; i += slice) {
-      const handles = await queue.submitMany(tasks.slice(i, i + slice), {
-        atomic: file !== undefined,
-      });
-      for (const handle of handles) {
-        ids.push(handle.id);
-        if (handle.deduplicated) deduplicated++;
-      }
-      progress.update(ids.length);
-    }
-  } finally {
-    progress.clear();
-    await queue.close({ deadline: 0 });
-  }
-  if (parsed.format === "json") {
-    out(
-      JSON.stringify({
-        submitted: ids.length - deduplicated,
-        deduplicated,
-        ids,
-      }) + "\n",
+    total = count;
+    batches = slices(
+      (function* (): Generator<TaskInput> {
+        for (let i = 0; i < count; i++) {
+          yield {
+            type,
+            payload,
+            ...(key !== undefined && { idempotencyKey: key }),
+            ...(dedupeFor !== undefined && { dedupeFor }),
+          };
+        }
+      })(),
+      SLICE,
     );
   } else {
-    out(ids.map((id) => id + "\n").join(""));
+    total = count;
+    batches = slices(randomTasks(count, parsed.integer("seed") ?? 1), SLICE);
+  }
+
+  // Every queue this command opens shares one store: the queues come and
+  // go (see QUEUE_SPAN), the connection stays.
+  const store = await openWriteStore(cfg);
+  const logger = cliLogger(cfg);
+  logger.info("store_opened", { store: store.kind });
+  const open = (): Promise<TaskQueue> =>
+    TaskQueue.open({
+      db: store,
+      consume: false,
+      // This process never reads the handles' results, and polling for
+      // them would read every unfinished task in turn, competing with the
+      // inserts. The longest interval a timer takes turns it off.
+      pollIntervalMs: 2 ** 31 - 1,
+      logger,
+    });
+  const writer = new IdWriter(parsed.format === "json");
+  // Ids printed to a terminal show the progress themselves.
+  const progress = isTerminal(Deno.stdout)
+    ? undefined
+    : new Progress({ label: "submit", total });
+  let queue: TaskQueue | undefined;
+  let span = 0;
+  let failure: unknown;
+  try {
+    for (const tasks of batches) {
+      for (const task of tasks) task.maxAttempts ??= cfg.maxAttempts;
+      if (queue !== undefined && span >= QUEUE_SPAN) {
+        await queue.close({ deadline: 0 });
+        queue = undefined;
+      }
+      if (queue === undefined) {
+        queue = await open();
+        span = 0;
+      }
+      const handles = await queue.submitMany(tasks, {
+        atomic: file !== undefined,
+      });
+      span += handles.length;
+      writer.write(handles);
+      progress?.update(writer.submitted + writer.deduplicated);
+    }
+  } catch (error) {
+    failure = error;
+    throw error;
+  } finally {
+    progress?.clear();
+    await queue?.close({ deadline: 0 });
+    await store.close();
+    // A closed stdout ends the command quietly: nothing more to write.
+    if (!(failure instanceof OutputClosedError)) writer.end(failure);
   }
   return 0;
 });
