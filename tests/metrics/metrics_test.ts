@@ -29,6 +29,7 @@ const EXPECTED_COUNTERS = [
   "timed_out",
   "workers_replaced",
   "stale_settles",
+  "pruned",
 ];
 
 Deno.test("COUNTERS lists every counter once in a fixed order", () => {
