@@ -75,15 +75,7 @@ exit code is 1.
 });
 
 /** Tasks generated per `submitMany`: many inserts per group commit. */
-const SLICE = 1024;
-
-/**
- * Tasks submitted through one queue before it is closed and another is
- * opened. A producer-only queue keeps an entry per handle it returned
- * until that task finishes, which a submitting process never waits for;
- * a fresh queue per span keeps memory bounded whatever `--count` is.
- */
-const QUEUE_SPAN = 4096;
+const SLICE = 256;
 
 /** `count` random noop/compute/sleep tasks, made one at a time. */
 function* randomTasks(count: number, seed: number): Generator<TaskInput> {
@@ -269,13 +261,18 @@ export const submit: Command = defineCommand({
     batches = slices(randomTasks(count, parsed.integer("seed") ?? 1), SLICE);
   }
 
-  // Every queue this command opens shares one store: the queues come and
-  // go (see QUEUE_SPAN), the connection stays.
   const store = await openWriteStore(cfg);
   const logger = cliLogger(cfg);
   logger.info("store_opened", { store: store.kind });
-  const open = (): Promise<TaskQueue> =>
-    TaskQueue.open({
+  const writer = new IdWriter(parsed.format === "json");
+  // Ids printed to a terminal show the progress themselves.
+  const progress = isTerminal(Deno.stdout)
+    ? undefined
+    : new Progress({ label: "submit", total });
+  let queue: TaskQueue | undefined;
+  let failure: unknown;
+  try {
+    queue = await TaskQueue.open({
       db: store,
       consume: false,
       // This process never reads the handles' results, and polling for
@@ -284,29 +281,14 @@ export const submit: Command = defineCommand({
       pollIntervalMs: 2 ** 31 - 1,
       logger,
     });
-  const writer = new IdWriter(parsed.format === "json");
-  // Ids printed to a terminal show the progress themselves.
-  const progress = isTerminal(Deno.stdout)
-    ? undefined
-    : new Progress({ label: "submit", total });
-  let queue: TaskQueue | undefined;
-  let span = 0;
-  let failure: unknown;
-  try {
     for (const tasks of batches) {
       for (const task of tasks) task.maxAttempts ??= cfg.maxAttempts;
-      if (queue !== undefined && span >= QUEUE_SPAN) {
-        await queue.close({ deadline: 0 });
-        queue = undefined;
-      }
-      if (queue === undefined) {
-        queue = await open();
-        span = 0;
-      }
+      // Detached: the queue forgets each task once committed, so memory
+      // does not grow with --count.
       const handles = await queue.submitMany(tasks, {
         atomic: file !== undefined,
+        detached: true,
       });
-      span += handles.length;
       writer.write(handles);
       progress?.update(writer.submitted + writer.deduplicated);
     }

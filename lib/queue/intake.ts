@@ -57,6 +57,8 @@ export interface IntakeOptions {
 interface Admission {
   /** Its channel slot; none for a producer-only atomic batch. */
   slot: ChannelSlot<TaskEntry> | undefined;
+  /** Whether the caller will not wait for the result (`detached`). */
+  detached: boolean;
   result: PromiseWithResolvers<TaskHandle>;
 }
 
@@ -115,7 +117,12 @@ export class Intake {
   submit(task: TaskInput, signal?: AbortSignal): Promise<TaskHandle> {
     try {
       this.#checkOpen("task");
-      return this.#accept(this.#prepare(task, "task"), signal, undefined);
+      return this.#accept(
+        this.#prepare(task, "task"),
+        signal,
+        undefined,
+        false,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -124,22 +131,25 @@ export class Intake {
   /**
    * Submits several tasks, all checked first. Under "reject", or when
    * `atomic`, the batch is accepted whole or not at all; `atomic` also
-   * commits it in one transaction.
+   * commits it in one transaction. A `detached` task that another process
+   * will run (or that is already in the store) is forgotten here once
+   * committed: its handle's result is not tracked.
    */
   async submitMany(
     tasks: readonly TaskInput[],
     signal?: AbortSignal,
     atomic = false,
+    detached = false,
   ): Promise<TaskHandle[]> {
     this.#checkOpen("tasks");
     if (!Array.isArray(tasks)) {
       throw new TypeError("Cannot submit tasks: tasks must be an array");
     }
     const prepared = tasks.map((task, i) => this.#prepare(task, `tasks[${i}]`));
-    if (atomic) return await this.#acceptAll(prepared);
+    if (atomic) return await this.#acceptAll(prepared, detached);
     if (this.#channel.overflow !== "reject") {
       return await Promise.all(
-        prepared.map((p) => this.#accept(p, signal, undefined)),
+        prepared.map((p) => this.#accept(p, signal, undefined, detached)),
       );
     }
     // All or nothing: a batch that does not fit is refused whole, so the
@@ -160,7 +170,7 @@ export class Intake {
       throw new QueueFullError(prepared, this.#channel.capacity);
     }
     return await Promise.all(
-      prepared.map((p, i) => this.#accept(p, signal, slots[i])),
+      prepared.map((p, i) => this.#accept(p, signal, slots[i], detached)),
     );
   }
 
@@ -170,7 +180,10 @@ export class Intake {
    * refuses them all. Duplicate keys are answered by the store's conflict
    * check. A consuming queue holds a channel slot for each task first.
    */
-  async #acceptAll(tasks: NewTask[]): Promise<TaskHandle[]> {
+  async #acceptAll(
+    tasks: NewTask[],
+    detached: boolean,
+  ): Promise<TaskHandle[]> {
     const slots: ChannelSlot<TaskEntry>[] = [];
     if (this.#options.consuming) {
       if (tasks.length > this.#channel.capacity) {
@@ -193,7 +206,9 @@ export class Intake {
         throw new QueueFullError(tasks, this.#channel.capacity);
       }
     }
-    const admitted = tasks.map((task, i) => this.#insert(task, slots[i]));
+    const admitted = tasks.map((task, i) =>
+      this.#insert(task, slots[i], detached)
+    );
     return await Promise.all(admitted);
   }
 
@@ -297,14 +312,15 @@ export class Intake {
     task: NewTask,
     signal: AbortSignal | undefined,
     held: ChannelSlot<TaskEntry> | undefined,
+    detached: boolean,
   ): Promise<TaskHandle> {
     // The common case, a task without a key and room in the channel, takes
     // no await before its insert is asked for.
     if (task.idempotencyKey === null) {
       const slot = held ?? this.#channel.tryReserve();
-      if (slot !== undefined) return this.#insert(task, slot);
+      if (slot !== undefined) return this.#insert(task, slot, detached);
     }
-    return this.#acceptSlowly(task, signal, held);
+    return this.#acceptSlowly(task, signal, held, detached);
   }
 
   /** Accepts a task that has a key to check, or must wait for room. */
@@ -312,16 +328,17 @@ export class Intake {
     task: NewTask,
     signal: AbortSignal | undefined,
     held: ChannelSlot<TaskEntry> | undefined,
+    detached: boolean,
   ): Promise<TaskHandle> {
     using owned = new SlotHolder(held);
     const key = task.idempotencyKey;
     if (key !== null) {
-      const existing = await this.#duplicate(key);
+      const existing = await this.#duplicate(key, detached);
       if (existing !== undefined) return existing;
     }
     this.#checkOpen("task");
     owned.slot ??= await this.#reserve(task, signal);
-    return await this.#insert(task, owned.take());
+    return await this.#insert(task, owned.take(), detached);
   }
 
   /**
@@ -332,10 +349,12 @@ export class Intake {
   #insert(
     task: NewTask,
     slot: ChannelSlot<TaskEntry> | undefined,
+    detached: boolean,
   ): Promise<TaskHandle> {
     const entry = newEntry(task, this.#options.consuming);
     const admission: Admission = {
       slot,
+      detached,
       result: Promise.withResolvers<TaskHandle>(),
     };
     // A second task of this batch with the same key is left to the store's
@@ -374,7 +393,10 @@ export class Intake {
    * the key is free. A task whose insert is still committing here is
    * waited for, so both callers get one id.
    */
-  async #duplicate(key: string): Promise<TaskHandle | undefined> {
+  async #duplicate(
+    key: string,
+    detached: boolean,
+  ): Promise<TaskHandle | undefined> {
     for (;;) {
       const live = this.#table.byKey(key);
       if (live === undefined) break;
@@ -393,7 +415,7 @@ export class Intake {
       record === undefined ||
       windowEnded(record.dedupeUntil, this.#options.now())
     ) return undefined;
-    return this.#fromRecord(record);
+    return this.#fromRecord(record, detached);
   }
 
   #handleOf(entry: TaskEntry, deduplicated: boolean): TaskHandle {
@@ -414,7 +436,7 @@ export class Intake {
   }
 
   /** The handle of a stored task with the key a submission asked for. */
-  #fromRecord(record: TaskRecord): TaskHandle {
+  #fromRecord(record: TaskRecord, detached: boolean): TaskHandle {
     if (record.status === "succeeded" || record.status === "dead") {
       this.#events.emit("deduplicated", {
         id: record.id,
@@ -431,6 +453,14 @@ export class Intake {
         deduplicated: true,
         result: result as Promise<never>,
       };
+    }
+    if (detached) {
+      this.#events.emit("deduplicated", {
+        id: record.id,
+        type: record.type,
+        idempotencyKey: record.idempotencyKey,
+      });
+      return detachedHandle(record.id, record.idempotencyKey, true);
     }
     // Unfinished: wait for it here, whoever runs it (this process or another).
     let entry = this.#table.get(record.id);
@@ -454,17 +484,28 @@ export class Intake {
         // Another process (or an earlier batch) holds the key.
         admission.slot?.[Symbol.dispose]();
         this.#table.remove(entry);
-        admission.result.resolve(this.#fromRecord(outcome.record));
+        admission.result.resolve(
+          this.#fromRecord(outcome.record, admission.detached),
+        );
         continue;
       }
       const record = outcome.record;
-      const handle = this.#handleOf(entry, false);
+      let handle: TaskHandle;
       if (record.status === "running" && admission.slot !== undefined) {
+        handle = this.#handleOf(entry, false);
         entry.version = record.version;
         entry.leaseUntil = record.leaseUntil ?? 0;
         this.#table.move(entry, "queued");
         this.#sink!.admit(admission.slot, entry);
+      } else if (admission.detached) {
+        // Nobody here waits for it: forget it, so a producer holds nothing
+        // per task it submitted.
+        admission.slot?.[Symbol.dispose]();
+        this.#table.remove(entry);
+        handle = detachedHandle(entry.id, entry.idempotencyKey, false);
+        if (this.#options.consuming) this.#sink?.dueAt(record.runAt);
       } else {
+        handle = this.#handleOf(entry, false);
         // Scheduled for later, or for another process to run.
         admission.slot?.[Symbol.dispose]();
         this.#table.move(entry, "remote");
@@ -492,6 +533,25 @@ export class Intake {
       admission.result.reject(error);
     }
   }
+}
+
+/**
+ * The handle of a task submitted `detached`: its result is not tracked, and
+ * says so if awaited (the rejection is already handled, so ignoring it is
+ * safe).
+ */
+function detachedHandle(
+  id: string,
+  idempotencyKey: string | null,
+  deduplicated: boolean,
+): TaskHandle {
+  const result = Promise.reject(
+    new Error(
+      `Cannot wait for task ${id}: it was submitted detached; read its outcome with getTask()`,
+    ),
+  );
+  result.catch(() => {});
+  return { id, idempotencyKey, deduplicated, result: result as Promise<never> };
 }
 
 /** Whether a key's window (`dedupeUntil`, `null` for none) is over at `now`. */

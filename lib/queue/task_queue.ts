@@ -494,7 +494,8 @@ export class TaskQueue implements AsyncDisposable {
    * committed in one transaction: all of it or none.
    *
    * @param tasks The tasks.
-   * @param options A signal that cancels waits for room; `atomic`.
+   * @param options A signal that cancels waits for room; `atomic`;
+   *   `detached`.
    * @returns One handle per task, in order.
    * @throws {QueueClosedError} When the queue is closing or closed.
    * @throws {TypeError} Naming the index of the first malformed task.
@@ -511,6 +512,7 @@ export class TaskQueue implements AsyncDisposable {
       tasks,
       options.signal,
       options.atomic ?? false,
+      options.detached ?? false,
     ) as TaskHandle<T>[];
   }
 

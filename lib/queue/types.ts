@@ -111,6 +111,18 @@ export interface SubmitManyOptions extends SubmitOptions {
    * @default {false}
    */
   atomic?: boolean;
+  /**
+   * The caller will not wait for the results (a producer that only
+   * enqueues): a task that another process will run, or that a duplicate
+   * key finds already in the store, is forgotten by this queue once
+   * committed, so submitting millions holds no memory per task. Its
+   * handle's `result` rejects at once, saying so; read the outcome with
+   * `getTask(id)`. A task this queue claims to run itself is tracked as
+   * usual.
+   *
+   * @default {false}
+   */
+  detached?: boolean;
 }
 
 /** What `submit` returns: the task's id and, later, its result. */
