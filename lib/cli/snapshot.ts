@@ -50,7 +50,7 @@ export interface StatusSnapshot {
    * Tasks that ever succeeded, and were ever dead-lettered, in this
    * database: they only grow (pruning finished tasks does not lower them).
    */
-  totals: StatusTotals;
+  totals: Pick<StatusTotals, "succeeded" | "dead">;
 }
 
 /**
@@ -86,21 +86,15 @@ export async function readStatus(
 ): Promise<StatusSnapshot> {
   const now = Date.now();
   const status = await store.status(now);
-  // The store counts failed tasks but not which are due; retries wait in
-  // `failed` until their run_at, and only due ones add to the depth.
-  let failedDue = 0;
-  if (status.counts.failed > 0) {
-    for (const task of await store.list({ status: "failed" })) {
-      if (task.runAt <= now) failedDue++;
-    }
-  }
   const counts = stateCounts(status);
   return {
     time: new Date(now).toISOString(),
     db,
     counts,
     total: STATES.reduce((sum, state) => sum + counts[state], 0),
-    depth: counts.queued + failedDue,
+    // Retries wait in `failed` until their run_at; only due ones add to
+    // the depth, and the store counts those through its due index.
+    depth: counts.queued + status.dueFailed,
     oldest_queued_age_ms: status.oldestQueuedAgeMs,
     dead_letters: counts.dead,
     totals: { succeeded: status.totals.succeeded, dead: status.totals.dead },

@@ -22,6 +22,22 @@ export interface IndexEntry {
   token: number;
 }
 
+/** Which entries {@linkcode OrderedIndex.countBefore} counts. */
+export interface CountOptions {
+  /**
+   * Count entries at `limit` too.
+   *
+   * @default {false}
+   */
+  inclusive?: boolean;
+  /**
+   * Count only the entries this accepts (called for live entries only).
+   *
+   * @default {undefined}
+   */
+  where?: (entry: IndexEntry) => boolean;
+}
+
 function before(a: IndexEntry, b: IndexEntry): boolean {
   return a.at < b.at || (a.at === b.at && a.order < b.order);
 }
@@ -87,18 +103,24 @@ export class OrderedIndex {
   }
 
   /**
-   * Counts the live entries with `at` below `limit`: the FIFO's front up to
-   * the first later entry, and the heap.
+   * Counts the live entries with `at` below `limit` (or up to it, when
+   * `inclusive`) that `where` accepts: the FIFO's front up to the first
+   * later entry, and the heap.
    */
-  countBefore(limit: number): number {
+  countBefore(limit: number, options: CountOptions = {}): number {
+    const { inclusive = false, where } = options;
+    const early = (entry: IndexEntry): boolean =>
+      inclusive ? entry.at <= limit : entry.at < limit;
+    const counts = (entry: IndexEntry): boolean =>
+      this.#live(entry) && (where === undefined || where(entry));
     let count = 0;
     for (let i = this.#head; i < this.#fifo.length; i++) {
       const entry = this.#fifo[i]!;
-      if (entry.at >= limit) break;
-      if (this.#live(entry)) count++;
+      if (!early(entry)) break;
+      if (counts(entry)) count++;
     }
     for (const entry of this.#heap) {
-      if (entry.at < limit && this.#live(entry)) count++;
+      if (early(entry) && counts(entry)) count++;
     }
     return count;
   }

@@ -9,6 +9,7 @@ import type {
   CommitBatch,
   ListOptions,
   RetentionPolicy,
+  SettleOutcome,
   StatusCounts,
   TaskStatus,
 } from "./store.ts";
@@ -29,6 +30,11 @@ export const TASK_STATUSES: readonly TaskStatus[] = [
   "failed",
   "dead",
 ];
+
+/** The status an applied settle moves its task to, by outcome. */
+export const SETTLED_STATUS: Readonly<
+  Record<SettleOutcome["kind"], TaskStatus>
+> = { succeeded: "succeeded", retry: "failed", dead: "dead" };
 
 /**
  * A fresh count of zero for every status.
@@ -166,6 +172,19 @@ export function validateBatch(batch: CommitBatch): void {
       throw new RangeError(
         `Cannot settle task ${settle.id}: runAt must be a finite number, got ${settle.outcome.runAt}`,
       );
+    }
+    const startedAt = settle.startedAt;
+    if (startedAt !== undefined) {
+      if (typeof startedAt !== "number") {
+        throw new TypeError(
+          `Cannot settle task ${settle.id}: startedAt must be a number, got ${typeof startedAt}`,
+        );
+      }
+      if (!Number.isFinite(startedAt)) {
+        throw new RangeError(
+          `Cannot settle task ${settle.id}: startedAt must be a finite number, got ${startedAt}`,
+        );
+      }
     }
   }
 }

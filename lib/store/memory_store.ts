@@ -6,13 +6,13 @@
  * @module
  */
 import { isCloneable } from "../_clone.ts";
+import { StatusTally } from "./_counts.ts";
 import { type IndexEntry, OrderedIndex } from "./_ordered_index.ts";
 import { newRecord } from "./_record.ts";
 import {
   type CheckedPolicy,
   checkPruneLimit,
   checkRetention,
-  emptyCounts,
   FINISHED_STATUSES,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
@@ -25,8 +25,6 @@ import type {
   ListOptions,
   PruneResult,
   RetentionPolicy,
-  StatusCounts,
-  StatusTotals,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -86,8 +84,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #tasks = new Map<string, Slot>();
   #byKey = new Map<string, string>();
   #running = new Set<string>();
-  #counts: StatusCounts = emptyCounts();
-  #totals: StatusTotals = { succeeded: 0, dead: 0 };
+  // Counts and totals move with every status change (#setStatus, an
+  // insert, a delete), so they are exact by construction.
+  #tally = new StatusTally();
   #live = (entry: IndexEntry): boolean =>
     this.#tasks.get(entry.id)?.token === entry.token;
   #ready = new OrderedIndex(this.#live);
@@ -105,14 +104,13 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Enters a slot into its status: the count, the running set or an index
+   * Enters a slot into its status's structure: the running set or an index
    * (by `runAt` when claimable, by `updatedAt` when finished, so both must
-   * be set first), and the totals.
+   * be set first).
    */
   #enter(slot: Slot): void {
     const record = slot.record;
     const status = record.status;
-    this.#counts[status]++;
     switch (status) {
       case "running":
         slot.token = 0;
@@ -124,7 +122,6 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         break;
       case "succeeded":
       case "dead":
-        this.#totals[status]++;
         this.#place(this.#finished[status], slot, record.updatedAt);
         break;
     }
@@ -133,7 +130,6 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   /** Takes a slot out of its status; its index entry dies with the token. */
   #leave(slot: Slot): void {
     const record = slot.record;
-    this.#counts[record.status]--;
     if (record.status === "running") this.#running.delete(record.id);
     slot.token = 0;
   }
@@ -144,6 +140,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    */
   #setStatus(slot: Slot, status: TaskStatus): void {
     this.#leave(slot);
+    this.#tally.move(slot.record.status, status);
     slot.record.status = status;
     this.#enter(slot);
   }
@@ -162,6 +159,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #delete(slot: Slot): void {
     const record = slot.record;
     this.#leave(slot);
+    this.#tally.move(record.status, null);
     this.#tasks.delete(record.id);
     const key = record.idempotencyKey;
     if (key !== null && this.#byKey.get(key) === record.id) {
@@ -171,9 +169,10 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
 
   /** Drops dead index entries once they outnumber the live ones. */
   #compact(): void {
-    this.#ready.compact(this.#counts.queued + this.#counts.failed);
+    const counts = this.#tally.counts;
+    this.#ready.compact(counts.queued + counts.failed);
     for (const status of FINISHED_STATUSES) {
-      this.#finished[status].compact(this.#counts[status]);
+      this.#finished[status].compact(counts[status]);
     }
   }
 
@@ -319,7 +318,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     }
 
     const settled: boolean[] = [];
-    for (const { id, version, outcome, charge } of batch.settles) {
+    for (const settle of batch.settles) {
+      const { id, version, outcome, charge } = settle;
       const slot = this.#held(id, version);
       if (slot === undefined) {
         settled.push(false);
@@ -327,8 +327,10 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         continue;
       }
       const record = slot.record;
-      // startedAt is kept: a finished task shows its last recorded start.
+      // startedAt is kept: a finished task shows its last recorded start,
+      // or the settle's estimate when none was recorded.
       if (charge === true) record.attempts++;
+      record.startedAt ??= settle.startedAt ?? null;
       record.version++;
       record.updatedAt = now;
       record.leaseUntil = null;
@@ -390,6 +392,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       const slot: Slot = { record, order: this.#nextOrder++, token: 0 };
       this.#tasks.set(task.id, slot);
       if (key !== null) this.#byKey.set(key, task.id);
+      this.#tally.move(null, record.status);
       this.#enter(slot);
       inserted.push({ inserted: true, record: { ...record } });
     }
@@ -613,10 +616,11 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Reads counts by status, totals of tasks ever succeeded and
-   * dead-lettered, the age of the oldest due claimable task, and how many
-   * running tasks have a recorded start. Counts and totals are kept as
-   * tasks change status; nothing is scanned but the running tasks.
+   * Reads counts by status, totals of tasks ever inserted, succeeded and
+   * dead-lettered, the age of the oldest due claimable task, the failed
+   * tasks due, and how many running tasks have a recorded start. Counts
+   * and totals are kept as tasks change status; nothing is walked but the
+   * due entries of the claimable index and the running tasks.
    *
    * @param now The current time (epoch ms).
    * @returns The snapshot.
@@ -630,7 +634,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    * await using store = new MemoryTaskStore();
    * const status = await store.status(0);
    * assert.equal(status.started, 0);
-   * assert.deepEqual(status.totals, { succeeded: 0, dead: 0 });
+   * assert.equal(status.dueFailed, 0);
+   * assert.deepEqual(status.totals, { submitted: 0, succeeded: 0, dead: 0 });
    * ```
    *
    * @example Telling started tasks from claimed ones
@@ -664,14 +669,57 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       for (const id of this.#running) {
         if (this.#tasks.get(id)!.record.startedAt !== null) started++;
       }
+      const dueFailed = this.#ready.countBefore(now, {
+        inclusive: true,
+        where: (entry) => this.#tasks.get(entry.id)!.record.status === "failed",
+      });
       return Promise.resolve({
-        counts: { ...this.#counts },
+        counts: { ...this.#tally.counts },
         oldestQueuedAgeMs: oldest === undefined || oldest.at > now
           ? null
           : now - oldest.at,
+        dueFailed,
         started,
-        totals: { ...this.#totals },
+        totals: { ...this.#tally.totals },
       });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Recomputes the counts by status from the tasks held (O(tasks)). The
+   * memory store's counts move with every change of status, so this finds
+   * them as they were; it exists so that every store can be recounted.
+   *
+   * @returns A promise that settles once recounted.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Recounting changes nothing
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * await store.commit({
+   *   settles: [],
+   *   inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * await store.recount();
+   * const { counts, totals } = await store.status(0);
+   * assert.deepEqual([counts.queued, totals.submitted], [1, 1]);
+   * ```
+   */
+  recount(): Promise<void> {
+    try {
+      this.#check("recount tasks");
+      this.#tally.recount(
+        Array.from(this.#tasks.values(), (slot) => slot.record.status),
+      );
+      return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -770,7 +818,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     const entry = this.#finished[status].peek();
     if (entry === undefined) return undefined;
     const { before, keep } = rules[status];
-    const over = keep !== null && this.#counts[status] > keep;
+    const over = keep !== null && this.#tally.counts[status] > keep;
     return over || (before !== null && entry.at < before) ? entry : undefined;
   }
 
@@ -803,7 +851,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         const { before, keep } = rules[status];
         const over = keep === null
           ? 0
-          : Math.max(0, this.#counts[status] - keep);
+          : Math.max(0, this.#tally.counts[status] - keep);
         const old = before === null
           ? 0
           : this.#finished[status].countBefore(before);

@@ -49,8 +49,10 @@ export interface TaskRecord {
    * claim (or a claimed insert) until its start is written, and again
    * after a release, a recovery or a requeue. A settle leaves it as it is,
    * so a finished task shows its last recorded start; a task settled with
-   * `charge` (its start never written) keeps `null`. A running task with
-   * `startedAt` set counts in {@linkcode StoreStatus.started}.
+   * `charge` (its start never written) takes the settle's
+   * {@linkcode Settlement.startedAt}, or keeps `null` without one. A
+   * running task with `startedAt` set counts in
+   * {@linkcode StoreStatus.started}.
    */
   startedAt: number | null;
   /** When the task was accepted. */
@@ -158,6 +160,16 @@ export interface Settlement {
    * @default {false}
    */
   charge?: boolean;
+  /**
+   * When the attempt started (epoch ms, the caller's estimate), for a
+   * settle with `charge`, whose start was never written: recorded as the
+   * task's {@linkcode TaskRecord.startedAt} only when it has none
+   * (`coalesce(started_at, startedAt)`), so a written start is never
+   * replaced.
+   *
+   * @default {undefined}
+   */
+  startedAt?: number;
 }
 
 /**
@@ -281,11 +293,18 @@ export interface ListOptions {
 }
 
 /**
- * Monotonic counts of transitions into a finished status, over the life of
- * the store (a database: every process using it). Pruning never lowers
- * them: a monitor takes differences between two reads to compute rates.
+ * Monotonic counts over the life of the store (a database: every process
+ * using it): tasks inserted, and transitions into a finished status.
+ * Pruning never lowers them: a monitor takes differences between two reads
+ * to compute rates.
  */
 export interface StatusTotals {
+  /**
+   * Tasks ever inserted (a duplicate key inserts nothing). A store
+   * migrated from a version without this total starts from the rows it
+   * held.
+   */
+  submitted: number;
   /**
    * Times a task reached `succeeded`. A store migrated from a version
    * without totals starts from the succeeded rows it held.
@@ -301,14 +320,26 @@ export interface StatusTotals {
 /**
  * A snapshot for `status` and `monitor`, read without disturbing writers
  * and without reading the tasks table: counts and totals are kept by the
- * writes themselves, the oldest due task is an index's first entry, and
- * `started` reads the running rows only.
+ * store's own writes, the oldest due task is an index's first entry,
+ * `dueFailed` reads the due entries of that index, and `started` reads the
+ * running rows only.
  */
 export interface StoreStatus {
-  /** Tasks by status, as the store holds them now. */
+  /**
+   * Tasks by status, as the store holds them now. Kept by the store's own
+   * statements: a status changed by other SQL is not counted until
+   * {@linkcode TaskStore.recount}.
+   */
   counts: StatusCounts;
-  /** Age of the oldest due queued task in ms, or `null`. */
+  /** Age of the oldest due claimable task (queued, or failed and due) in ms, or `null`. */
   oldestQueuedAgeMs: number | null;
+  /**
+   * Failed tasks whose retry is due (`runAt <= now`): claimable now, like
+   * the queued ones, so the depth of work waiting for a worker is
+   * `counts.queued + dueFailed`. Read through the index of due work, so
+   * it costs as many entries as there are due tasks, not failed ones.
+   */
+  dueFailed: number;
   /**
    * Of the tasks in `counts.running` (claimed by a worker process), those
    * whose handler is known to have started: a start was written for their
@@ -316,7 +347,7 @@ export interface StoreStatus {
    * for a worker slot, or started less than a few milliseconds ago.
    */
   started: number;
-  /** Tasks ever succeeded and dead-lettered, for rates. */
+  /** Tasks ever inserted, succeeded and dead-lettered, for rates. */
   totals: StatusTotals;
 }
 
@@ -403,8 +434,9 @@ export interface TaskStore {
   /** Moves dead tasks back to queued with fresh attempts; returns how many. */
   requeue(ids: string[] | "all", now: number): Promise<number>;
   /**
-   * Counts, totals, the oldest due task's age and the started count, for
-   * status displays. Reads no more rows than there are running tasks.
+   * Counts, totals, the oldest due task's age, the due failed tasks and
+   * the started count, for status displays. Reads no more rows than there
+   * are running and due tasks.
    */
   status(now: number): Promise<StoreStatus>;
   /**

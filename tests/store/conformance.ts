@@ -158,6 +158,42 @@ async function listedCounts(store: TaskStore): Promise<StatusCounts> {
   return counts;
 }
 
+/**
+ * Checks a store just migrated from a schema without kept counts, whose
+ * rows by status are `counts` (at least two succeeded and one dead, all
+ * finished before `T0 + 10`): `status()` reports them, the totals start
+ * from them (`submitted` from every row), and a prune through the prune
+ * indexes lowers the counts but no total.
+ *
+ * @param store The migrated store.
+ * @param counts Its rows by status.
+ */
+export async function checkSeededCounts(
+  store: TaskStore,
+  counts: StatusCounts,
+): Promise<void> {
+  const rows = Object.values(counts).reduce((sum, n) => sum + n, 0);
+  const totals = {
+    submitted: rows,
+    succeeded: counts.succeeded,
+    dead: counts.dead,
+  };
+  const status = await store.status(T0);
+  assert.deepEqual(status.counts, counts);
+  assert.deepEqual(status.totals, totals);
+  assert.deepEqual(
+    await store.prune(
+      { succeeded: { maxCount: 1 }, dead: { maxAgeMs: 0 } },
+      T0 + 10,
+      100,
+    ),
+    { succeeded: counts.succeeded - 1, dead: counts.dead, skipped: false },
+  );
+  const after = await store.status(T0);
+  assert.deepEqual(after.counts, { ...counts, succeeded: 1, dead: 0 });
+  assert.deepEqual(after.totals, totals);
+}
+
 /** What the suite expects of payloads and results. */
 export interface ConformanceOptions {
   /**
@@ -171,6 +207,13 @@ export interface ConformanceOptions {
 }
 
 /**
+ * A store under test: the interface, plus `recount()`, which every store
+ * has for operators but the queue never calls (so it is not part of
+ * {@linkcode TaskStore}).
+ */
+export type ConformanceStore = TaskStore & { recount(): Promise<void> };
+
+/**
  * Registers the conformance cases for one store implementation. Each case
  * opens a fresh, empty store and closes it at the end.
  *
@@ -180,13 +223,13 @@ export interface ConformanceOptions {
  */
 export function storeConformance(
   name: string,
-  open: () => Promise<TaskStore> | TaskStore,
+  open: () => Promise<ConformanceStore> | ConformanceStore,
   options: ConformanceOptions = {},
 ): void {
   const { values = "json" } = options;
   function test(
     title: string,
-    body: (store: TaskStore) => Promise<void>,
+    body: (store: ConformanceStore) => Promise<void>,
   ): void {
     Deno.test(`[${name}] ${title}`, async () => {
       const store = await open();
@@ -781,8 +824,9 @@ export function storeConformance(
     assert.deepEqual(empty, {
       counts: { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 },
       oldestQueuedAgeMs: null,
+      dueFailed: 0,
       started: 0,
-      totals: { succeeded: 0, dead: 0 },
+      totals: { submitted: 0, succeeded: 0, dead: 0 },
     });
     const [s1, s2, dead, failed] = await claimAll(store, [
       task("s1"),
@@ -819,14 +863,46 @@ export function storeConformance(
       dead: 1,
     });
     assert.equal(status.oldestQueuedAgeMs, 4_000);
+    assert.equal(status.dueFailed, 0, "the retry is not due yet");
     assert.equal(status.started, 0, "the running task's start was not written");
-    assert.deepEqual(status.totals, { succeeded: 2, dead: 1 });
+    assert.deepEqual(status.totals, { submitted: 8, succeeded: 2, dead: 1 });
     const { claimed } = await store.commit(
       batch({ claimDue: 10, now: T0 + 6_000 }),
     );
     assert.deepEqual(ids(claimed), ["q-old", "q-new"]);
     assert.equal((await store.status(T0 + 6_000)).oldestQueuedAgeMs, null);
+    const due = await store.status(T0 + 9_000);
+    assert.deepEqual([due.oldestQueuedAgeMs, due.dueFailed], [0, 1]);
     assert.equal((await store.status(T0 + 9_500)).oldestQueuedAgeMs, 500);
+  });
+
+  test("TaskStore.status() counts the failed tasks whose retry is due, and no other, when asked at now", async (store) => {
+    const [a, b, c, d] = await claimAll(store, [
+      task("a"),
+      task("b"),
+      task("c"),
+      task("d"),
+    ]);
+    await store.commit(batch({
+      now: T0 + 1,
+      settles: [retry(a!, T0 + 10), retry(b!, T0 + 10), retry(c!, T0 + 20)],
+      inserts: [task("q", { runAt: T0 + 5 })],
+    }));
+    const at = async (now: number): Promise<[number, number]> => {
+      const { counts, dueFailed } = await store.status(now);
+      return [counts.queued + dueFailed, dueFailed];
+    };
+    // [depth: queued + due failed, due failed]
+    assert.deepEqual(await at(T0 + 9), [1, 0]);
+    assert.deepEqual(await at(T0 + 10), [3, 2]);
+    assert.deepEqual(await at(T0 + 20), [4, 3]);
+    await store.commit(batch({
+      now: T0 + 20,
+      settles: [succeed(d!)],
+      claimDue: 1,
+    }));
+    assert.deepEqual(await at(T0 + 20), [3, 3], "the queued task was first");
+    assert.equal((await store.status(T0 + 20)).counts.failed, 3);
   });
 
   test("TaskStore.commit() stores keys and payloads as plain data when they contain quotes and SQL", async (store) => {
@@ -974,6 +1050,63 @@ export function storeConformance(
       claimed.map((r) => [r.id, r.attempts, r.version]),
       [["b", 1, 3]],
     );
+  });
+
+  test("TaskStore.commit() records a settle's startedAt only when the task has no recorded start", async (store) => {
+    const [a, b, c, d] = await claimAll(store, [
+      task("a"),
+      task("b"),
+      task("c"),
+      task("d"),
+    ]);
+    await store.commit(batch({ now: T0 + 2, starts: [fence(b!)] }));
+    const { settled } = await store.commit(batch({
+      now: T0 + 9,
+      settles: [
+        { ...succeed(a!), charge: true, startedAt: T0 + 3 },
+        { ...retry(b!, T0 + 20), startedAt: T0 + 4 }, // its start is kept
+        { ...kill(c!), charge: true, startedAt: T0 + 5 },
+        { ...succeed(d!), charge: true }, // no estimate: stays null
+      ],
+    }));
+    assert.deepEqual(settled, [true, true, true, true]);
+    const after = await Promise.all(
+      ["a", "b", "c", "d"].map((id) => store.get(id)),
+    );
+    assert.deepEqual(
+      after.map((r) => [r?.status, r?.attempts, r?.startedAt]),
+      [
+        ["succeeded", 1, T0 + 3],
+        ["failed", 1, T0 + 2],
+        ["dead", 1, T0 + 5],
+        ["succeeded", 1, null],
+      ],
+    );
+    // A stale settle records nothing, and a bad estimate refuses the batch.
+    const [e] = await claimAll(store, [task("e")], T0 + 10);
+    await store.commit(batch({
+      now: T0 + 11,
+      settles: [{ ...succeed(e!), version: e!.version + 1, startedAt: T0 }],
+    }));
+    assert.equal((await store.get("e"))?.startedAt, null);
+    await assert.rejects(
+      store.commit(batch({
+        now: T0 + 12,
+        settles: [{ ...succeed(e!), charge: true, startedAt: NaN }],
+      })),
+      RangeError,
+    );
+    await assert.rejects(
+      store.commit(batch({
+        now: T0 + 12,
+        settles: [{
+          ...succeed(e!),
+          startedAt: "soon" as unknown as number,
+        }],
+      })),
+      TypeError,
+    );
+    assert.equal((await store.get("e"))?.status, "running");
   });
 
   test("TaskStore.commit() releases a claimed task to queued, due at once, and refunds its start only when asked", async (store) => {
@@ -1733,6 +1866,9 @@ export function storeConformance(
       return [succeeded, dead];
     };
     assert.deepEqual(await totals(), [2, 1]);
+    const submitted = async (): Promise<number> =>
+      (await store.status(T0 + 10)).totals.submitted;
+    assert.equal(await submitted(), 3);
     assert.equal(await store.requeue(["d1"], T0 + 4), 1);
     assert.deepEqual(await totals(), [2, 1], "a requeue takes nothing back");
     const { claimed } = await store.commit(
@@ -1748,6 +1884,123 @@ export function storeConformance(
     const status = await store.status(T0 + 10);
     assert.deepEqual([status.counts.succeeded, status.counts.dead], [0, 0]);
     assert.deepEqual(await totals(), [2, 2], "pruning lowers no total");
+    assert.equal(await submitted(), 3, "nor the submitted total");
+    await store.commit(batch({
+      now: T0 + 11,
+      inserts: [
+        task("k1", { idempotencyKey: "k" }),
+        task("k2", { idempotencyKey: "k" }),
+        task("n"),
+      ],
+    }));
+    assert.equal(await submitted(), 5, "a duplicate key inserts nothing");
+  });
+
+  test("TaskStore.status() keeps counts and totals exact when one commit holds inserts, claims, settles, releases, recovery and a key takeover", async (store) => {
+    const [r1, r2, r3, r4, r5] = await claimAll(store, [
+      task("r1"),
+      task("r2"),
+      task("r3"),
+      task("r4"),
+      task("r5"),
+    ]);
+    // Leases that end at T0: e1 never started (requeued by recovery),
+    // e2 started on its only attempt (dead-lettered by recovery).
+    const [, e2] = await claimAll(
+      store,
+      [
+        task("e1"),
+        task("e2", { maxAttempts: 1 }),
+      ],
+      T0,
+      0,
+    );
+    await store.commit(batch({ starts: [fence(e2!)], leaseMs: 0 }));
+    await store.commit(batch({
+      inserts: [
+        task("q1"),
+        task("q2", { runAt: T0 + 50 }),
+        task("holder", { idempotencyKey: "k", dedupeUntil: T0 }),
+        task("kept", { idempotencyKey: "k2" }),
+      ],
+    }));
+    const now = T0 + 1;
+    const before = await store.status(now);
+    const result = await store.commit(batch({
+      now,
+      renewals: [fence(r5!)],
+      starts: [fence(r5!)],
+      settles: [
+        succeed(r1!),
+        retry(r2!, now), // failed, due at once: claimed below
+        kill(r3!),
+        { ...succeed(r1!), charge: true }, // stale: r1 is settled
+      ],
+      releases: [fence(r4!), fence(r1!)], // r1's release is stale
+      recover: true,
+      inserts: [
+        task("n1"),
+        task("n2", { claim: true }),
+        task("taker", { idempotencyKey: "k" }), // takes the key over
+        task("dup", { idempotencyKey: "k2" }), // a duplicate
+        task("n3", { runAt: T0 + 100 }),
+      ],
+      claimDue: 100,
+    }));
+    assert.deepEqual(result.settled, [true, true, true, false]);
+    assert.deepEqual(result.released, [true, false]);
+    assert.equal(result.recovered, 2);
+    assert.deepEqual(
+      result.inserted.map((o) => o.inserted),
+      [true, true, true, false, true],
+    );
+    // Due now: q1, holder, kept, e1 and r4 (queued), r2 (failed), n1 and
+    // taker (new); q2 and n3 are not due yet.
+    assert.deepEqual(
+      ids(result.claimed).sort(),
+      ["e1", "holder", "kept", "n1", "q1", "r2", "r4", "taker"],
+    );
+    const status = await store.status(now);
+    assert.deepEqual(status.counts, await listedCounts(store));
+    assert.deepEqual(status.counts, {
+      queued: 2,
+      running: 10,
+      succeeded: 1,
+      failed: 0,
+      dead: 2,
+    });
+    assert.deepEqual(status.totals, {
+      submitted: before.totals.submitted + 4,
+      succeeded: before.totals.succeeded + 1,
+      dead: before.totals.dead + 2,
+    });
+  });
+
+  test("TaskStore.recount() recomputes the counts from the tasks and keeps the totals when the counts are already exact", async (store) => {
+    await finish(store, [
+      ["s1", "succeeded", T0 + 1],
+      ["d1", "dead", T0 + 2],
+    ]);
+    const [a] = await claimAll(store, [task("a"), task("b")], T0 + 3);
+    await store.commit(batch({
+      now: T0 + 4,
+      settles: [retry(a!, T0 + 5)],
+      inserts: [task("q")],
+    }));
+    await store.prune({ succeeded: { maxCount: 0 } }, T0 + 6, 10);
+    const before = await store.status(T0 + 6);
+    await store.recount();
+    await store.recount();
+    const after = await store.status(T0 + 6);
+    assert.deepEqual(after, before);
+    assert.deepEqual(after.counts, await listedCounts(store));
+    assert.deepEqual(after.totals, { submitted: 5, succeeded: 1, dead: 1 });
+    // Counting goes on from the recounted values.
+    await store.commit(batch({ now: T0 + 7, inserts: [task("later")] }));
+    assert.deepEqual(
+      (await store.status(T0 + 7)).counts,
+      await listedCounts(store),
+    );
   });
 
   test("TaskStore.close() is idempotent and later calls reject when the store is closed", async (store) => {

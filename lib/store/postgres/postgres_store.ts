@@ -13,6 +13,7 @@
  */
 import type postgres from "npm:postgres@3.4.9";
 import { delay } from "../../_delay.ts";
+import { keptCounts } from "../_counts.ts";
 import { type JsonRule, serializeJson } from "../_json.ts";
 import { newRecord } from "../_record.ts";
 import type { ErrorClass } from "../../errors.ts";
@@ -20,7 +21,6 @@ import {
   type CheckedRule,
   checkPruneLimit,
   checkRetention,
-  emptyCounts,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
@@ -40,11 +40,8 @@ import type {
   NewTask,
   PruneResult,
   RetentionPolicy,
-  StatusCounts,
-  StatusTotals,
   StoreStatus,
   TaskRecord,
-  TaskStatus,
   TaskStore,
 } from "../store.ts";
 
@@ -301,14 +298,20 @@ interface Subscription {
 /**
  * A {@linkcode TaskStore} in PostgreSQL, shared by any number of processes.
  *
- * - Claims are one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)
+ * - Claims are one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)
  *   RETURNING`: two claimers never get one task, and neither waits on the
  *   other's rows.
- * - A commit is one implicit transaction of at most eight statements
- *   (renew, start, settle, release, recover, insert, claim due work,
- *   notify) sent in one round trip, whatever the batch size; each kind of
- *   work travels as one JSON array. A duplicate idempotency key committed
- *   by another process meanwhile costs one more read.
+ * - A commit is one implicit transaction of at most eleven statements
+ *   (renew, start, settle, release, recover, release keys, insert, claim
+ *   due work, notify, count, and every 64th commit a fold) sent in one
+ *   round trip, whatever the batch size; each kind of work travels as one
+ *   JSON array. A duplicate idempotency key committed by another process
+ *   meanwhile costs one more read.
+ * - The counts by status are kept without triggers: each statement that
+ *   changes statuses reports its moves (from which status to which, how
+ *   many) to the transaction's count statement, which appends their net
+ *   change to an insert-only delta table, folded into the count rows by
+ *   prunes and every 64th commit.
  * - Inserts take the key index's locks in key order, so commits with
  *   overlapping keys do not deadlock; a commit the server aborts as a
  *   deadlock or serialization failure anyway is re-sent (nothing of it
@@ -695,10 +698,15 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
           },"ec":${JSON.stringify(outcome.errorClass)}`;
           break;
       }
+      let startedAt: number | null = null;
+      if (settle.startedAt !== undefined) {
+        startedAt = Math.floor(settle.startedAt);
+        checkTime(startedAt, `settle task ${id}`, "startedAt");
+      }
       settleRows.push(
         `{"id":${JSON.stringify(id)},"v":${version},"k":"${outcome.kind}","c":${
           settle.charge === true
-        },${fields}}`,
+        },"sa":${startedAt},${fields}}`,
       );
     });
     const settleAt = settleRows.length === 0 ? -1 : at(
@@ -792,6 +800,14 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       claimed: [],
     };
     if (statements.length === 0) return result;
+    // The statements that can change a status reported their moves; one
+    // more statement appends their net change to the count deltas.
+    if (
+      settleAt >= 0 || releaseAt >= 0 || recoverAt >= 0 || insertAt >= 0 ||
+      claimDueAt >= 0
+    ) {
+      at(q.count);
+    }
     if (++this.#commits % FOLD_EVERY === 0) at(q.fold);
     const results = await runStatements(sql, statements);
 
@@ -924,13 +940,17 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const sql = this.#check("recover expired leases", true);
     const at = Math.floor(now);
     checkTime(at, "recover expired leases", "now");
-    const [row] = await run(sql, this.#queries.recoverExpired, [
-      at,
-      LEASE_EXPIRED_MESSAGE,
-      this.#notify,
-      this.schema,
+    const q = this.#queries;
+    const [rows] = await runStatements(sql, [
+      inline(q.recoverExpired, [
+        at,
+        LEASE_EXPIRED_MESSAGE,
+        this.#notify,
+        this.schema,
+      ]),
+      q.count,
     ]);
-    return (row?.["n"] as number | undefined) ?? 0;
+    return (rows![0]?.["n"] as number | undefined) ?? 0;
   }
 
   /**
@@ -1061,28 +1081,29 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       for (const id of ids) checkText(id, "requeue tasks", "id");
       if (ids.length === 0) return 0;
     }
-    const [row] = ids === "all"
-      ? await run(sql, this.#queries.requeueAll, [
-        at,
-        this.#notify,
-        this.schema,
-      ])
-      : await run(sql, this.#queries.requeueIds, [
-        JSON.stringify(ids),
-        at,
-        this.#notify,
-        this.schema,
-      ]);
-    return (row?.["n"] as number | undefined) ?? 0;
+    const q = this.#queries;
+    const [rows] = await runStatements(sql, [
+      ids === "all"
+        ? inline(q.requeueAll, [at, this.#notify, this.schema])
+        : inline(q.requeueIds, [
+          JSON.stringify(ids),
+          at,
+          this.#notify,
+          this.schema,
+        ]),
+      q.count,
+    ]);
+    return (rows![0]?.["n"] as number | undefined) ?? 0;
   }
 
   /**
-   * Reads counts by status and the totals of tasks ever succeeded and
-   * dead-lettered (five rows plus the deltas commits appended since the
-   * last fold), the age of the oldest due claimable task (queued, or
-   * failed and due: the due index's first entry), and how many running
-   * tasks have a recorded start (through an index on running rows), in one
-   * statement (one snapshot). No read grows with the tasks table.
+   * Reads counts by status and the totals of tasks ever inserted,
+   * succeeded and dead-lettered (six rows plus the deltas transactions
+   * appended since the last fold), the age of the oldest due claimable
+   * task (queued, or failed and due: the due index's first entry), the
+   * failed tasks due, and how many running tasks have a recorded start
+   * (through an index on running rows), in one statement (one snapshot).
+   * No read grows with the finished rows.
    *
    * @param now The current time (epoch ms).
    * @returns The snapshot.
@@ -1101,7 +1122,8 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    *   assert.equal(status.counts.queued, 0);
    *   assert.equal(status.started, 0);
    *   assert.equal(status.oldestQueuedAgeMs, null);
-   *   assert.deepEqual(status.totals, { succeeded: 0, dead: 0 });
+   *   assert.equal(status.dueFailed, 0);
+   *   assert.deepEqual(status.totals, { submitted: 0, succeeded: 0, dead: 0 });
    *   await store.close();
    *   await PostgresTaskStore.drop(url, { schema });
    * }
@@ -1143,22 +1165,18 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const at = Math.floor(now);
     checkTime(at, "read status", "now");
     const [row] = await run(sql, this.#queries.status, [at]);
-    const counts: StatusCounts = emptyCounts();
-    const totals: StatusTotals = { succeeded: 0, dead: 0 };
-    for (
-      const [status, [n, entered]] of Object.entries(
+    const { counts, totals } = keptCounts(
+      Object.entries(
         (row?.["counts"] ?? {}) as Record<string, [number, number]>,
-      )
-    ) {
-      counts[status as TaskStatus] = n;
-      if (status === "succeeded" || status === "dead") totals[status] = entered;
-    }
+      ).map(([key, [n, entered]]) => [key, n, entered]),
+    );
     const oldest = row?.["oldest"] as number | null | undefined;
     return {
       counts,
       oldestQueuedAgeMs: oldest === null || oldest === undefined
         ? null
         : at - oldest,
+      dueFailed: (row?.["due_failed"] as number | undefined) ?? 0,
       started: (row?.["started"] as number | undefined) ?? 0,
       totals,
     };
@@ -1243,6 +1261,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
         ...ruleParams(rules.succeeded),
         ...ruleParams(rules.dead),
       ]),
+      q.count,
       q.fold,
     ]);
     const row = pruned![0];
@@ -1251,6 +1270,55 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       dead: (row?.["dead"] as number | undefined) ?? 0,
       skipped: row?.["locked"] !== true,
     };
+  }
+
+  /**
+   * Recomputes the counts by status from the rows (O(rows)), in one
+   * transaction that first takes the fold lock (waiting for a fold or
+   * another recount to end): the rows are counted, and the pending deltas
+   * deleted, in one snapshot, so deltas committed later are folded on top
+   * and stay exact while other processes keep committing. The totals stay
+   * (taking the deleted deltas' share). For operators: the counts are
+   * kept by Sluice's own statements, so task statuses changed by other SQL
+   * (by hand, or by a Sluice process older than schema version 4 still
+   * writing during an upgrade) leave them off until a recount.
+   *
+   * @returns A promise that settles once the counts are recomputed.
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails (the counts are then unchanged).
+   *
+   * @example Recounting a store whose counts are exact changes nothing
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     await store.commit({
+   *       settles: [],
+   *       inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
+   *       claimDue: 0,
+   *       leaseMs: 100,
+   *       now: 0,
+   *     });
+   *     const before = await store.status(0);
+   *     await store.recount();
+   *     assert.deepEqual(await store.status(0), before);
+   *     assert.deepEqual([before.counts.queued, before.totals.submitted], [1, 1]);
+   *   } finally {
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async recount(): Promise<void> {
+    const sql = this.#check("recount tasks", true);
+    const q = this.#queries;
+    await runStatements(sql, [q.foldLock, q.recount]);
   }
 
   /**

@@ -190,6 +190,43 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION ${s}.count_updated();
     `,
   },
+  {
+    version: 4,
+    description:
+      "count in the store's own statements instead of triggers, and total the tasks submitted",
+    // The statement triggers cost a seventh of the group commit; each
+    // transaction of the store now appends its net change to
+    // status_deltas with one statement of its own (queries.count). The
+    // triggers' lock on tasks holds writers off until this step commits,
+    // so the rows read here are all there is: the pending deltas' totals
+    // are folded into status_counts, the counts recomputed from the rows
+    // (as recount() does), and a row 'submitted' added, whose entered
+    // totals the tasks ever inserted (its n stays 0), starting from the
+    // rows held. status() counts the due retries through
+    // tasks_failed_due, which holds the failed rows only: the writes of
+    // tasks that do not fail never touch it.
+    sql: (s) => `
+      DROP TRIGGER tasks_count_insert ON ${s}.tasks;
+      DROP TRIGGER tasks_count_delete ON ${s}.tasks;
+      DROP TRIGGER tasks_count_update ON ${s}.tasks;
+      DROP FUNCTION ${s}.count_inserted();
+      DROP FUNCTION ${s}.count_deleted();
+      DROP FUNCTION ${s}.count_updated();
+      UPDATE ${s}.status_counts c SET entered = c.entered + d.entered
+        FROM (SELECT status, sum(entered) AS entered FROM ${s}.status_deltas
+          GROUP BY status) d
+        WHERE c.status = d.status;
+      DELETE FROM ${s}.status_deltas;
+      UPDATE ${s}.status_counts SET n = 0;
+      UPDATE ${s}.status_counts c SET n = r.n
+        FROM (SELECT status, count(*) AS n FROM ${s}.tasks GROUP BY status) r
+        WHERE c.status = r.status;
+      INSERT INTO ${s}.status_counts (status, n, entered)
+        SELECT 'submitted', 0, count(*) FROM ${s}.tasks;
+      CREATE INDEX tasks_failed_due ON ${s}.tasks (run_at)
+        WHERE status = 'failed';
+    `,
+  },
 ];
 
 /** The newest schema version this code knows: the last migration's. */
@@ -228,6 +265,46 @@ const COLUMNS = "id, seq, type, idempotency_key, payload, status, attempts, " +
   "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
   "dedupe_until, output_key, result, last_error, error_class, version";
 
+/**
+ * The statements that change task statuses, each reporting its moves to
+ * the transaction's `count` statement through a setting of its own.
+ */
+const MOVE_SLOTS = [
+  "insert",
+  "claim",
+  "settle",
+  "release",
+  "recover",
+  "requeue",
+  "prune",
+] as const;
+
+/**
+ * A CTE named `moved` that reports the moves of `rows` (a query with text
+ * columns `was` and `became`: null for an insert or a delete) as JSON
+ * `[was, became, count]` triples in the transaction-local setting
+ * `sluice.moves_<slot>`, where the transaction's `count` statement reads
+ * them. A transaction's settings end with it, so a later transaction on
+ * the connection finds none, and a re-sent one (after a deadlock) starts
+ * afresh. The statement must use the CTE ({@linkcode MOVED} in its final
+ * `WHERE`), which runs it once, whether or not any row moved.
+ */
+function reportMoves(slot: typeof MOVE_SLOTS[number], rows: string): string {
+  return `moved AS MATERIALIZED (
+        SELECT set_config('sluice.moves_${slot}', coalesce((
+          SELECT json_agg(json_build_array(was, became, k))::text
+          FROM (SELECT was, became, count(*) AS k FROM (${rows}) m
+            GROUP BY was, became) g), '[]'), true) AS ok
+      )`;
+}
+
+/**
+ * The condition that runs a statement's `moved` CTE: an uncorrelated
+ * subquery, evaluated once as the final query's one-time filter, always
+ * true.
+ */
+const MOVED = "(SELECT ok FROM moved) IS NOT NULL";
+
 /** The statements of the PostgreSQL task store. */
 export interface PostgresQueries {
   /** Creates the schema and the migrations table if missing. */
@@ -259,10 +336,10 @@ export interface PostgresQueries {
   start: string;
   /**
    * Applies the settles in `$1` (JSON array of
-   * `{id, v, k, c, r, ok, ra, e, ec}`, `c` the charge) at `$2` (now),
-   * fenced by version, and adds the refused ones to the stale counter given
-   * `$3` (how many settles the batch held). Returns the `(id, v)` pairs
-   * settled.
+   * `{id, v, k, c, sa, r, ok, ra, e, ec}`, `c` the charge, `sa` the start
+   * estimate or null) at `$2` (now), fenced by version, and adds the
+   * refused ones to the stale counter given `$3` (how many settles the
+   * batch held). Returns the `(id, v)` pairs settled.
    */
   settle: string;
   /**
@@ -290,6 +367,13 @@ export interface PostgresQueries {
   byKeys: string;
   /** Claims up to `$3` due tasks at `$1` (now) until `$2` (lease end). */
   claimDue: string;
+  /**
+   * Appends the net change to the counts that the transaction's earlier
+   * statements reported (their moves) to `status_deltas`, as one row per
+   * status changed. Ends every transaction that changes a status. Returns
+   * `n`, the rows appended.
+   */
+  count: string;
   /** Sends the wake-up notification with payload `$1`. */
   notify: string;
   /**
@@ -310,11 +394,22 @@ export interface PostgresQueries {
   /** Requeues every dead task at `$1`; notifies (`$2`, `$3`). */
   requeueAll: string;
   /**
-   * Counts and totals (`counts`: JSON object of status to `[n, entered]`),
-   * the oldest due `run_at` at `$1`, and running tasks with a recorded
-   * start, in one snapshot.
+   * Counts and totals (`counts`: JSON object of status, and `submitted`,
+   * to `[n, entered]`), the oldest due `run_at` at `$1`, the failed tasks
+   * due at `$1` (`due_failed`), and running tasks with a recorded start,
+   * in one snapshot.
    */
   status: string;
+  /**
+   * Takes the fold lock, waiting for it, for the rest of the transaction:
+   * sent before `recount`.
+   */
+  foldLock: string;
+  /**
+   * Recomputes the counts from the rows, and folds the deltas' totals, in
+   * one snapshot. Returns `n`, the count rows written.
+   */
+  recount: string;
   /**
    * Deletes at most `$1` finished rows the policy lets go, oldest
    * `(updated_at, seq)` first: `$2`/`$3` the succeeded count kept and
@@ -355,6 +450,10 @@ export function postgresQueries(schema: string): PostgresQueries {
   // handler's start charges and records it.
   const claimSet =
     "status = 'running', version = t.version + 1, started_at = NULL";
+  const requeueMoves = reportMoves(
+    "requeue",
+    "SELECT 'dead' AS was, 'queued' AS became FROM r",
+  );
   return {
     bootstrap: `CREATE SCHEMA IF NOT EXISTS ${schema}; ` +
       `CREATE TABLE IF NOT EXISTS ${schema}.migrations (` +
@@ -377,11 +476,12 @@ export function postgresQueries(schema: string): PostgresQueries {
     // so commits from different processes do not queue on it.
     settle: `WITH v AS (
         SELECT * FROM json_to_recordset($1::text::json)
-          AS v(id text, v integer, k text, c boolean, r jsonb, ok text,
-            ra bigint, e text, ec text)
+          AS v(id text, v integer, k text, c boolean, sa bigint, r jsonb,
+            ok text, ra bigint, e text, ec text)
       ), s AS (
         UPDATE ${t} t SET
           attempts = CASE WHEN v.c THEN t.attempts + 1 ELSE t.attempts END,
+          started_at = coalesce(t.started_at, v.sa),
           status = CASE v.k WHEN 'succeeded' THEN 'succeeded'
             WHEN 'retry' THEN 'failed' ELSE 'dead' END,
           result = CASE WHEN v.k = 'succeeded' THEN v.r ELSE t.result END,
@@ -392,13 +492,15 @@ export function postgresQueries(schema: string): PostgresQueries {
           lease_until = NULL, updated_at = $2::bigint, version = t.version + 1
         FROM v
         WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
-        RETURNING t.id, v.v
+        RETURNING t.id, v.v, t.status
       ), c AS (
         UPDATE ${schema}.meta
           SET value = value + ($3::bigint - (SELECT count(*) FROM s))
         WHERE name = 'stale_settles' AND (SELECT count(*) FROM s) < $3::bigint
-      )
-      SELECT id, v FROM s`,
+      ), ${
+      reportMoves("settle", "SELECT 'running' AS was, status AS became FROM s")
+    }
+      SELECT id, v FROM s WHERE ${MOVED}`,
     renew: `UPDATE ${t} t SET lease_until = $2::bigint
       FROM json_to_recordset($1::text::json) AS v(id text, v integer)
       WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
@@ -412,14 +514,23 @@ export function postgresQueries(schema: string): PostgresQueries {
       WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
       RETURNING t.id, v.v`,
     // run_at is kept, so the task is due again at once.
-    release: `UPDATE ${t} t SET status = 'queued', lease_until = NULL,
-        started_at = NULL,
-        attempts = CASE WHEN v.rf THEN greatest(t.attempts - 1, 0)
-          ELSE t.attempts END,
-        updated_at = $2::bigint, version = t.version + 1
-      FROM json_to_recordset($1::text::json) AS v(id text, v integer, rf boolean)
-      WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
-      RETURNING t.id, v.v`,
+    release: `WITH r AS (
+        UPDATE ${t} t SET status = 'queued', lease_until = NULL,
+          started_at = NULL,
+          attempts = CASE WHEN v.rf THEN greatest(t.attempts - 1, 0)
+            ELSE t.attempts END,
+          updated_at = $2::bigint, version = t.version + 1
+        FROM json_to_recordset($1::text::json)
+          AS v(id text, v integer, rf boolean)
+        WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+        RETURNING t.id, v.v
+      ), ${
+      reportMoves(
+        "release",
+        "SELECT 'running' AS was, 'queued' AS became FROM r",
+      )
+    }
+      SELECT id, v FROM r WHERE ${MOVED}`,
     // Rows go in key order, so that concurrent commits with overlapping
     // keys take the key index's locks in one order and cannot deadlock;
     // ties keep array order (`o`), so of two rows with one key the first
@@ -449,9 +560,14 @@ export function postgresQueries(schema: string): PostgresQueries {
         FROM n
         ORDER BY n.key COLLATE "C", n.o
         ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING id
+        RETURNING id, status
+      ), ${
+      reportMoves(
+        "insert",
+        "SELECT NULL::text AS was, status AS became FROM ins",
       )
-      SELECT id, NULL::json AS row FROM ins
+    }
+      SELECT id, NULL::json AS row FROM ins WHERE ${MOVED}
       UNION ALL
       SELECT t.id, row_to_json(t) AS row FROM ${t} t
       WHERE t.idempotency_key IN (SELECT key FROM v WHERE key IS NOT NULL)`,
@@ -477,15 +593,50 @@ export function postgresQueries(schema: string): PostgresQueries {
       SELECT count(*) AS n FROM r`,
     byKeys: `SELECT ${COLUMNS} FROM ${t} WHERE idempotency_key IN ` +
       "(SELECT json_array_elements_text($1::text::json))",
-    claimDue: `UPDATE ${t} t SET ${claimSet},
-        lease_until = $2::bigint, updated_at = $1::bigint
-      WHERE t.id IN (
-        SELECT id FROM ${t}
+    // The rows are picked with their status (queued or failed), which the
+    // UPDATE returns next to the new row for the counts.
+    claimDue: `WITH picked AS MATERIALIZED (
+        SELECT id, status FROM ${t}
         WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint
         ORDER BY run_at, seq
         LIMIT $3::bigint
-        FOR UPDATE SKIP LOCKED)
-      RETURNING ${COLUMNS.replaceAll(/(\w+)/g, "t.$1")}`,
+        FOR UPDATE SKIP LOCKED
+      ), c AS (
+        UPDATE ${t} t SET ${claimSet},
+          lease_until = $2::bigint, updated_at = $1::bigint
+        FROM picked p
+        WHERE t.id = p.id
+        RETURNING ${COLUMNS.replaceAll(/(\w+)/g, "t.$1")}, p.status AS was
+      ), ${reportMoves("claim", "SELECT was, 'running' AS became FROM c")}
+      SELECT ${COLUMNS} FROM c WHERE ${MOVED}`,
+    // Each move [was, became, k] takes k from was and adds k to became
+    // (and to its total when it is finished); a move from null (an
+    // insert) adds k to the submitted total. Statuses whose changes cancel
+    // out append nothing, and a transaction whose statements moved nothing
+    // appends no row. The settings of statements not sent read as null.
+    count: `WITH m AS (
+        SELECT e->>0 AS was, e->>1 AS became, (e->>2)::bigint AS k
+        FROM unnest(ARRAY[${
+      MOVE_SLOTS.map((slot) => `'sluice.moves_${slot}'`).join(", ")
+    }]) AS g(slot)
+        CROSS JOIN LATERAL json_array_elements(
+          coalesce(nullif(current_setting(g.slot, true), ''), '[]')::json) e
+      ), d AS (
+        SELECT x.status, sum(x.n) AS n, sum(x.entered) AS entered
+        FROM m CROSS JOIN LATERAL (VALUES
+          (m.was, -m.k, 0::bigint),
+          (m.became, m.k,
+            CASE WHEN m.became IN ('succeeded', 'dead') THEN m.k ELSE 0 END),
+          (CASE WHEN m.was IS NULL THEN 'submitted' END, 0::bigint, m.k)
+        ) AS x(status, n, entered)
+        WHERE x.status IS NOT NULL
+        GROUP BY x.status
+      ), ins AS (
+        INSERT INTO ${schema}.status_deltas (status, n, entered)
+        SELECT status, n, entered FROM d WHERE n <> 0 OR entered <> 0
+        RETURNING 1
+      )
+      SELECT count(*) AS n FROM ins`,
     notify: `SELECT pg_notify('${NOTIFY_CHANNEL}', $1::text)`,
     // Rows a settle holds are skipped, not waited for: their owner is
     // settling them, and a later pass recovers whatever is still expired.
@@ -505,11 +656,13 @@ export function postgresQueries(schema: string): PostgresQueries {
           WHERE status = 'running' AND lease_until < $1::bigint
           FOR UPDATE SKIP LOCKED)
         RETURNING t.status
-      )
+      ), ${
+      reportMoves("recover", "SELECT 'running' AS was, status AS became FROM r")
+    }
       SELECT count(*) AS n,
         CASE WHEN $3::boolean AND bool_or(status = 'queued')
           THEN pg_notify('${NOTIFY_CHANNEL}', $4::text) END AS notified
-      FROM r`,
+      FROM r WHERE ${MOVED}`,
     byId: `SELECT ${COLUMNS} FROM ${t} WHERE id = $1::text`,
     byKey: `SELECT ${COLUMNS} FROM ${t} WHERE idempotency_key = $1::text`,
     listAll: `SELECT ${COLUMNS} FROM ${t} ORDER BY created_at, seq ` +
@@ -523,28 +676,30 @@ export function postgresQueries(schema: string): PostgresQueries {
         WHERE id IN (SELECT json_array_elements_text($1::text::json))
           AND status = 'dead'
         RETURNING id
-      )
+      ), ${requeueMoves}
       SELECT count(*) AS n,
         CASE WHEN $3::boolean AND count(*) > 0
           THEN pg_notify('${NOTIFY_CHANNEL}', $4::text) END AS notified
-      FROM r`,
+      FROM r WHERE ${MOVED}`,
     requeueAll: `WITH r AS (
         UPDATE ${t} SET status = 'queued', attempts = 0,
           run_at = $1::bigint, lease_until = NULL, started_at = NULL,
           updated_at = $1::bigint, version = version + 1
         WHERE status = 'dead'
         RETURNING id
-      )
+      ), ${requeueMoves}
       SELECT count(*) AS n,
         CASE WHEN $2::boolean AND count(*) > 0
           THEN pg_notify('${NOTIFY_CHANNEL}', $3::text) END AS notified
-      FROM r`,
-    // One statement, so the three reads see one snapshot. Counts and
-    // totals: five rows plus the deltas not yet folded (a few per recent
+      FROM r WHERE ${MOVED}`,
+    // One statement, so the four reads see one snapshot. Counts and
+    // totals: six rows plus the deltas not yet folded (a few per recent
     // commit), never the tasks. The oldest due run_at is the first entry
-    // of tasks_due. The started count's status = 'running' is served by
-    // tasks_lease (its predicate) or tasks_status_created (its first
-    // column), so it reads the running rows, never the finished ones.
+    // of tasks_due; the due failed tasks are the due prefix of
+    // tasks_failed_due (failed rows only). The started count's
+    // status = 'running' is served by tasks_lease (its predicate) or
+    // tasks_status_created (its first column), so it reads the running
+    // rows, never the finished ones.
     status: `SELECT
         (SELECT coalesce(json_object_agg(status, json_build_array(n, entered)),
             '{}'::json)
@@ -553,7 +708,31 @@ export function postgresQueries(schema: string): PostgresQueries {
         (SELECT min(run_at) FROM ${t}
           WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint) AS oldest,
         (SELECT count(*) FROM ${t}
+          WHERE status = 'failed' AND run_at <= $1::bigint) AS due_failed,
+        (SELECT count(*) FROM ${t}
           WHERE status = 'running' AND started_at IS NOT NULL) AS started`,
+    foldLock: `SELECT pg_advisory_xact_lock(${
+      lockKey(FOLD_LOCK_CLASS)
+    }) IS NULL AS locked`,
+    // One statement, so the rows counted and the deltas deleted are of one
+    // snapshot: a delta committed later (its rows not counted here) stays,
+    // and is folded on top. The caller holds the fold lock, so no fold
+    // deletes deltas meanwhile. The totals keep their history and take
+    // the deleted deltas' share.
+    recount: `WITH gone AS (
+        DELETE FROM ${schema}.status_deltas RETURNING status, entered
+      ), pending AS (
+        SELECT status, sum(entered) AS entered FROM gone GROUP BY status
+      ), r AS (
+        SELECT status, count(*) AS n FROM ${t} GROUP BY status
+      ), u AS (
+        UPDATE ${schema}.status_counts c SET
+          n = coalesce((SELECT n FROM r WHERE r.status = c.status), 0),
+          entered = c.entered + coalesce(
+            (SELECT entered FROM pending p WHERE p.status = c.status), 0)
+        RETURNING 1
+      )
+      SELECT count(*) AS n FROM u`,
     // Each status's candidates are two prefixes of its (updated_at, seq)
     // index: the first e rows (e = the rows beyond the count kept, at most
     // the limit), then the rows after them finished before the cutoff;
@@ -608,11 +787,16 @@ export function postgresQueries(schema: string): PostgresQueries {
         WHERE t.id = ANY (ARRAY(SELECT id FROM pick))
           AND t.status IN ('succeeded', 'dead')
         RETURNING t.status
+      ), ${
+      reportMoves(
+        "prune",
+        "SELECT status AS was, NULL::text AS became FROM gone",
       )
+    }
       SELECT (SELECT ok FROM lock) AS locked,
         count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
         count(*) FILTER (WHERE status = 'dead') AS dead
-      FROM gone`,
+      FROM gone WHERE ${MOVED}`,
     // Deletes the deltas this statement's snapshot sees and adds them to
     // the five rows, in one statement; a delta committed meanwhile stays
     // for the next fold. A second folder skips (the lock); one that took

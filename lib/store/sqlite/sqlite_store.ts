@@ -5,6 +5,7 @@
  * @experimental The store interface is not yet a stable API.
  * @module
  */
+import { keptCounts, StatusTally } from "../_counts.ts";
 import { serializeJson } from "../_json.ts";
 import { newRecord } from "../_record.ts";
 import type { ErrorClass } from "../../errors.ts";
@@ -26,8 +27,6 @@ import type {
   ListOptions,
   PruneResult,
   RetentionPolicy,
-  StatusCounts,
-  StatusTotals,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -37,8 +36,8 @@ import {
   type CheckedRule,
   checkPruneLimit,
   checkRetention,
-  emptyCounts,
   LEASE_EXPIRED_MESSAGE,
+  SETTLED_STATUS,
   validateBatch,
   validateList,
 } from "../_shared.ts";
@@ -538,11 +537,31 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     return this.#db;
   }
 
-  /** Runs `body` inside `BEGIN IMMEDIATE` … `COMMIT`, rolling back on error. */
-  #transaction<T>(db: Database, body: () => T): T {
+  /**
+   * Runs `body` inside `BEGIN IMMEDIATE` … `COMMIT`, rolling back on error.
+   * `body` records every change of status it makes in the tally it is
+   * given, which is added to the kept counts with one statement before
+   * the commit: the counts change in the transaction that changes the
+   * rows, or not at all.
+   */
+  #transaction<T>(db: Database, body: (tally: StatusTally) => T): T {
     db.prepare(QUERIES.begin).run();
     try {
-      const result = body();
+      const tally = new StatusTally();
+      const result = body(tally);
+      if (tally.moved) {
+        const { counts, totals } = tally;
+        db.prepare(QUERIES.addCounts).run(
+          counts.queued,
+          counts.running,
+          counts.succeeded,
+          counts.failed,
+          counts.dead,
+          totals.succeeded,
+          totals.dead,
+          totals.submitted,
+        );
+      }
       // A failed COMMIT (I/O error, disk full) leaves the transaction open
       // on this connection, so it is rolled back like any other failure.
       db.prepare(QUERIES.commit).run();
@@ -650,7 +669,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         )
         : null
     );
-    return this.#transaction(db, () => {
+    return this.#transaction(db, (tally) => {
       const renewed: boolean[] = [];
       for (const { id, version } of batch.renewals ?? []) {
         renewed.push(
@@ -668,8 +687,9 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       const settled: boolean[] = [];
       let stale = 0;
       for (let i = 0; i < batch.settles.length; i++) {
-        const { id, version, outcome, charge } = batch.settles[i]!;
+        const { id, version, outcome, charge, startedAt } = batch.settles[i]!;
         const charged = charge === true ? 1 : 0;
+        const start = startedAt ?? null;
         let changes: number;
         switch (outcome.kind) {
           case "succeeded":
@@ -677,6 +697,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               results[i] ?? null,
               outcome.outputKey,
               charged,
+              start,
               now,
               id,
               version,
@@ -688,6 +709,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               outcome.error,
               outcome.errorClass,
               charged,
+              start,
               now,
               id,
               version,
@@ -698,6 +720,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               outcome.error,
               outcome.errorClass,
               charged,
+              start,
               now,
               id,
               version,
@@ -706,22 +729,25 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         }
         settled.push(changes > 0);
         if (changes === 0) stale++;
+        else tally.move("running", SETTLED_STATUS[outcome.kind]);
       }
       if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
 
       const released: boolean[] = [];
       for (const { id, version, refund } of batch.releases ?? []) {
-        released.push(
-          db.prepare(QUERIES.release).run(
-            refund === true ? 1 : 0,
-            now,
-            id,
-            version,
-          ).changes > 0,
-        );
+        const changes = db.prepare(QUERIES.release).run(
+          refund === true ? 1 : 0,
+          now,
+          id,
+          version,
+        ).changes;
+        released.push(changes > 0);
+        tally.move("running", "queued", changes);
       }
 
-      const recovered = batch.recover === true ? this.#recover(db, now) : 0;
+      const recovered = batch.recover === true
+        ? this.#recover(db, now, tally)
+        : 0;
 
       const inserted: InsertOutcome[] = [];
       // Keys this batch inserted with a window already past: the only rows
@@ -766,6 +792,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         if (until !== null && until < now && task.idempotencyKey !== null) {
           (ownExpired ??= new Set()).add(task.idempotencyKey);
         }
+        tally.move(null, claim ? "running" : "queued");
         inserted.push({
           inserted: true,
           record: newRecord(task, now, leaseUntil),
@@ -774,12 +801,23 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
 
       const claimed: TaskRecord[] = [];
       if (batch.claimDue > 0) {
+        // Counted before the UPDATE, which returns only the new status.
+        const failed =
+          int(db.prepare(QUERIES.anyDueFailed).get(now)?.["due"] ?? 0) === 0
+            ? 0
+            : int(
+              db.prepare(QUERIES.claimFrom).get(now, batch.claimDue)?.[
+                "failed"
+              ] ?? 0,
+            );
         const rows = db.prepare(QUERIES.claimDue).all(
           leaseUntil,
           now,
           now,
           batch.claimDue,
         );
+        tally.move("failed", "running", failed);
+        tally.move("queued", "running", rows.length - failed);
         // RETURNING yields rows in update order, not claim order.
         rows.sort((a, b) =>
           int(a["run_at"]) - int(b["run_at"]) || int(a["seq"]) - int(b["seq"])
@@ -799,13 +837,15 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /** Recovers expired leases inside the caller's transaction. */
-  #recover(db: Database, now: number): number {
+  #recover(db: Database, now: number, tally: StatusTally): number {
     const dead = db.prepare(QUERIES.expireToDead).run(
       LEASE_EXPIRED_MESSAGE,
       now,
       now,
     ).changes;
     const queued = db.prepare(QUERIES.expireToQueued).run(now, now).changes;
+    tally.move("running", "dead", dead);
+    tally.move("running", "queued", queued);
     return dead + queued;
   }
 
@@ -840,7 +880,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     try {
       const db = this.#check("recover expired leases", true);
       return Promise.resolve(
-        this.#transaction(db, () => this.#recover(db, now)),
+        this.#transaction(db, (tally) => this.#recover(db, now, tally)),
       );
     } catch (error) {
       return Promise.reject(error);
@@ -953,14 +993,16 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   requeue(ids: string[] | "all", now: number): Promise<number> {
     try {
       const db = this.#check("requeue tasks", true);
-      return Promise.resolve(this.#transaction(db, () => {
-        if (ids === "all") {
-          return db.prepare(QUERIES.requeueAll).run(now, now).changes;
-        }
+      return Promise.resolve(this.#transaction(db, (tally) => {
         let count = 0;
-        for (const id of ids) {
-          count += db.prepare(QUERIES.requeueId).run(now, now, id).changes;
+        if (ids === "all") {
+          count = db.prepare(QUERIES.requeueAll).run(now, now).changes;
+        } else {
+          for (const id of ids) {
+            count += db.prepare(QUERIES.requeueId).run(now, now, id).changes;
+          }
         }
+        tally.move("dead", "queued", count);
         return count;
       }));
     } catch (error) {
@@ -969,10 +1011,11 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Reads counts by status and the totals of tasks ever succeeded and
-   * dead-lettered (five rows the counting triggers keep in the writing
-   * transactions), the age of the oldest due claimable task (queued, or
-   * failed and due: the due index's first entry), and how many running
+   * Reads counts by status and the totals of tasks ever inserted,
+   * succeeded and dead-lettered (six rows every writing transaction of
+   * this store adds its changes to), the age of the oldest due claimable
+   * task (queued, or failed and due: the due index's first entry), the
+   * failed tasks due (the due index's due entries), and how many running
    * tasks have a recorded start (through the index on running rows), in
    * one read transaction. No read grows with the finished rows. Works on a
    * read-only store while a writer is active.
@@ -991,7 +1034,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * assert.equal(status.counts.queued, 0);
    * assert.equal(status.started, 0);
    * assert.equal(status.oldestQueuedAgeMs, null);
-   * assert.deepEqual(status.totals, { succeeded: 0, dead: 0 });
+   * assert.equal(status.dueFailed, 0);
+   * assert.deepEqual(status.totals, { submitted: 0, succeeded: 0, dead: 0 });
    * ```
    *
    * @example Telling started tasks from claimed ones
@@ -1019,25 +1063,23 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   status(now: number): Promise<StoreStatus> {
     try {
       const db = this.#check("read status", false);
-      // One read transaction so the three reads see one snapshot.
+      // One read transaction so the four reads see one snapshot.
       db.exec("BEGIN");
       try {
-        const counts: StatusCounts = emptyCounts();
-        const totals: StatusTotals = { succeeded: 0, dead: 0 };
-        for (const row of db.prepare(QUERIES.statusCounts).all()) {
-          const status = row["status"] as TaskStatus;
-          counts[status] = int(row["n"]);
-          if (status === "succeeded" || status === "dead") {
-            totals[status] = int(row["entered"]);
-          }
-        }
+        const { counts, totals } = keptCounts(
+          db.prepare(QUERIES.statusCounts).all().map((
+            row,
+          ) => [row["status"] as string, int(row["n"]), int(row["entered"])]),
+        );
         const oldest = db.prepare(QUERIES.oldestDue).get(now)?.["oldest"];
+        const dueFailed = db.prepare(QUERIES.dueFailed).get(now)?.["n"];
         const started = db.prepare(QUERIES.startedRunning).get()?.["n"];
         return Promise.resolve({
           counts,
           oldestQueuedAgeMs: oldest === null || oldest === undefined
             ? null
             : now - int(oldest),
+          dueFailed: int(dueFailed ?? 0),
           started: int(started ?? 0),
           totals,
         });
@@ -1056,7 +1098,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * range reads bounded by `limit` (each status's partial index on
    * `updated_at`), then one `DELETE` by rowid. A task is pruned once it
    * finished before `now - maxAgeMs`, or is not among the newest
-   * `maxCount` of its status. The counting triggers lower the counts;
+   * `maxCount` of its status. The same transaction lowers the counts;
    * the totals stay. Never `skipped`: SQLite has one writer at a time.
    *
    * @param policy What to keep of succeeded and dead tasks.
@@ -1094,7 +1136,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * assert.equal((await store.prune(policy, 3_600_001, 1000)).dead, 0);
    * assert.equal((await store.prune(policy, 3_600_002, 1000)).dead, 1);
    * assert.equal(await store.getByKey("k"), undefined);
-   * assert.deepEqual((await store.status(3_600_002)).totals, { succeeded: 0, dead: 1 });
+   * assert.deepEqual((await store.status(3_600_002)).totals, { submitted: 1, succeeded: 0, dead: 1 });
    * ```
    */
   prune(
@@ -1108,7 +1150,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       checkPruneLimit(limit);
       const result: PruneResult = { succeeded: 0, dead: 0, skipped: false };
       if (limit === 0) return Promise.resolve(result);
-      return Promise.resolve(this.#transaction(db, () => {
+      return Promise.resolve(this.#transaction(db, (tally) => {
         const counts = this.#finishedCounts(db);
         const succeeded = oldestPrunable(
           db,
@@ -1150,6 +1192,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         }
         result.succeeded = i;
         result.dead = j;
+        tally.move("succeeded", null, i);
+        tally.move("dead", null, j);
         return result;
       }));
     } catch (error) {
@@ -1207,6 +1251,51 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       } finally {
         db.exec("COMMIT");
       }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Recomputes the counts by status from the rows, in one `BEGIN
+   * IMMEDIATE` transaction that reads the whole table (O(rows)); the
+   * totals stay. For operators: the counts are kept by this store's own
+   * statements, so task statuses changed by other SQL (by hand, or by a
+   * Sluice process older than schema version 5 still writing during an
+   * upgrade) leave them off until a recount.
+   *
+   * @returns A promise that settles once the counts are recomputed.
+   * @throws {SqliteError} When SQLite fails; the counts are unchanged.
+   * @throws {Error} When the store is closed or read-only.
+   *
+   * @example Recounting a store whose counts are exact changes nothing
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 };
+   * await store.commit({
+   *   settles: [],
+   *   inserts: [{ ...task, id: "a" }, { ...task, id: "b", claim: true }],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * const before = await store.status(0);
+   * await store.recount();
+   * assert.deepEqual(await store.status(0), before);
+   * assert.deepEqual([before.counts.queued, before.counts.running], [1, 1]);
+   * ```
+   */
+  recount(): Promise<void> {
+    try {
+      const db = this.#check("recount tasks", true);
+      this.#transaction(db, () => {
+        db.prepare(QUERIES.zeroCounts).run();
+        db.prepare(QUERIES.recount).run();
+      });
+      return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import type { DriverName } from "../../../lib/store/sqlite/database.ts";
+import type {
+  Database,
+  DriverName,
+} from "../../../lib/store/sqlite/database.ts";
 import {
   migrate,
   MIGRATIONS,
@@ -12,7 +15,13 @@ import { SqliteError } from "../../../lib/store/sqlite/sqlite_error.ts";
 import { SqliteTaskStore } from "../../../lib/store/sqlite/sqlite_store.ts";
 import { openStore } from "../../../lib/store/open_store.ts";
 import { tempDir } from "../../_helpers.ts";
-import { batch, storeConformance, T0, task } from "../conformance.ts";
+import {
+  batch,
+  checkSeededCounts,
+  storeConformance,
+  T0,
+  task,
+} from "../conformance.ts";
 
 const DRIVERS: DriverName[] = ["ffi", "builtin"];
 
@@ -75,6 +84,18 @@ Deno.test("SqliteTaskStore.open() is in-memory and not durable when the path is 
   assert.equal((await store.list()).length, 1);
 });
 
+/**
+ * Opens `path` as a database at schema `version`: the first `version`
+ * migrations applied, as a Sluice of that version left it. Close it
+ * before opening a store on the file.
+ */
+function databaseAt(path: string, version: number): Database {
+  const db = openDatabase(path);
+  for (const step of MIGRATIONS.slice(0, version)) db.exec(step.sql);
+  db.exec(`PRAGMA user_version = ${version}`);
+  return db;
+}
+
 Deno.test("migrate() sets user_version and does nothing when run again", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/tasks.db`;
@@ -93,6 +114,7 @@ Deno.test("migrate() sets user_version and does nothing when run again", async (
       "tasks_dead",
       "tasks_dead_updated",
       "tasks_due",
+      "tasks_failed_due",
       "tasks_lease",
       "tasks_succeeded",
     ],
@@ -105,9 +127,7 @@ Deno.test("migrate() upgrades a version 1 database and keeps its tasks", async (
   await using dir = await tempDir();
   const path = `${dir.path}/tasks.db`;
   {
-    using db = openDatabase(path);
-    db.exec(MIGRATIONS[0]!.sql);
-    db.exec("PRAGMA user_version = 1");
+    using db = databaseAt(path, 1);
     db.exec(
       "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
         "max_attempts, run_at, created_at, updated_at, version, last_error, error_class) " +
@@ -132,10 +152,7 @@ Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no 
   await using dir = await tempDir();
   const path = `${dir.path}/tasks.db`;
   {
-    using db = openDatabase(path);
-    db.exec(MIGRATIONS[0]!.sql);
-    db.exec(MIGRATIONS[1]!.sql);
-    db.exec("PRAGMA user_version = 2");
+    using db = databaseAt(path, 2);
     const insert = db.prepare(
       "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
         "max_attempts, run_at, lease_until, created_at, updated_at, result, version) " +
@@ -147,7 +164,7 @@ Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no 
   }
   {
     using db = openDatabase(path);
-    assert.equal(migrate(db, path), 2, "only steps 3 and 4 are applied");
+    assert.equal(migrate(db, path), 3, "only steps 3, 4 and 5 are applied");
     assert.equal(readUserVersion(db), SCHEMA_VERSION);
   }
   await using store = SqliteTaskStore.open(path);
@@ -177,9 +194,7 @@ Deno.test("migrate() upgrades a version 3 database, keeping its tasks and seedin
   await using dir = await tempDir();
   const path = `${dir.path}/tasks.db`;
   {
-    using db = openDatabase(path);
-    for (const step of MIGRATIONS.slice(0, 3)) db.exec(step.sql);
-    db.exec("PRAGMA user_version = 3");
+    using db = databaseAt(path, 3);
     const insert = db.prepare(
       "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
         "max_attempts, run_at, lease_until, created_at, updated_at, result, version) " +
@@ -194,33 +209,20 @@ Deno.test("migrate() upgrades a version 3 database, keeping its tasks and seedin
   }
   {
     using db = openDatabase(path);
-    assert.equal(migrate(db, path), 1, "only step 4 is applied");
+    assert.equal(migrate(db, path), 2, "only steps 4 and 5 are applied");
     assert.equal(readUserVersion(db), SCHEMA_VERSION);
   }
   await using store = SqliteTaskStore.open(path);
-  const status = await store.status(T0);
-  assert.deepEqual(status.counts, {
+  const old = await store.getByKey("k-s1");
+  assert.deepEqual([old?.result, old?.dedupeUntil], [1, null]);
+  // Existing rows prune through the new dead index and the old one.
+  await checkSeededCounts(store, {
     queued: 1,
     running: 1,
     succeeded: 3,
     failed: 0,
     dead: 1,
   });
-  assert.deepEqual(status.totals, { succeeded: 3, dead: 1 });
-  const old = await store.getByKey("k-s1");
-  assert.deepEqual([old?.result, old?.dedupeUntil], [1, null]);
-  // Existing rows prune through the new dead index and the old one.
-  assert.deepEqual(
-    await store.prune(
-      { succeeded: { maxCount: 1 }, dead: { maxAgeMs: 0 } },
-      T0 + 10,
-      100,
-    ),
-    { succeeded: 2, dead: 1, skipped: false },
-  );
-  const after = await store.status(T0);
-  assert.deepEqual([after.counts.succeeded, after.counts.dead], [1, 0]);
-  assert.deepEqual(after.totals, { succeeded: 3, dead: 1 });
   // A key held by a row from before the migration (no window) still
   // deduplicates; the pruned one's key is free.
   const { inserted } = await store.commit(batch({
@@ -233,23 +235,79 @@ Deno.test("migrate() upgrades a version 3 database, keeping its tasks and seedin
   assert.deepEqual(inserted.map((o) => o.inserted), [true, true]);
 });
 
-Deno.test("SqliteTaskStore counts through triggers every write to the tasks table, its own or not, when rows change status", async () => {
+Deno.test("migrate() upgrades a version 4 database, dropping the counting triggers, recomputing counts that were off and keeping the totals", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = databaseAt(path, 4);
+    // The triggers count these rows; the totals then carry history the
+    // rows no longer show (pruned tasks), and a count is off (as after
+    // SQL that bypassed them), which the migration must not keep.
+    db.exec(
+      "INSERT INTO tasks (id, type, payload, status, attempts, max_attempts, " +
+        "run_at, created_at, updated_at, version) VALUES " +
+        "('s1', 't', 'null', 'succeeded', 1, 3, 0, 0, 0, 1), " +
+        "('d1', 't', 'null', 'dead', 1, 3, 0, 0, 0, 1), " +
+        "('q1', 't', 'null', 'queued', 0, 3, 0, 0, 0, 0), " +
+        "('q2', 't', 'null', 'queued', 0, 3, 0, 0, 0, 0);" +
+        "UPDATE status_counts SET entered = entered + 40 " +
+        "WHERE status = 'succeeded';" +
+        "UPDATE status_counts SET n = n + 7 WHERE status = 'running';",
+    );
+  }
+  {
+    using db = openDatabase(path);
+    assert.equal(migrate(db, path), 1, "only step 5 is applied");
+    const triggers = db.prepare(
+      "SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger'",
+    ).get();
+    assert.equal(triggers?.["n"], 0);
+  }
+  await using store = SqliteTaskStore.open(path);
+  const status = await store.status(T0);
+  assert.deepEqual(status.counts, {
+    queued: 2,
+    running: 0,
+    succeeded: 1,
+    failed: 0,
+    dead: 1,
+  });
+  assert.deepEqual(status.totals, { submitted: 4, succeeded: 41, dead: 1 });
+  await store.commit(batch({ inserts: [task("a")], claimDue: 1 }));
+  const after = await store.status(T0);
+  assert.deepEqual(after.counts, {
+    queued: 2,
+    running: 1,
+    succeeded: 1,
+    failed: 0,
+    dead: 1,
+  });
+  assert.equal(after.totals.submitted, 5);
+});
+
+Deno.test("SqliteTaskStore.status() shows counts off after another connection's SQL changes statuses, until recount() recomputes them", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/tasks.db`;
   await using store = SqliteTaskStore.open(path);
   await store.commit(batch({ inserts: [task("a"), task("b"), task("c")] }));
+  const kept = await store.status(T0);
   using raw = openDatabase(path);
   raw.exec("PRAGMA busy_timeout = 5000");
-  // Another writer's SQL: an insert, a change of status, an update that
-  // sets status to its value (no change), and a delete.
+  // Another writer's SQL: an insert, a change of status and a delete.
   raw.exec(
     "INSERT INTO tasks (id, type, payload, status, attempts, max_attempts, " +
       "run_at, created_at, updated_at, version) " +
       "VALUES ('x', 't', 'null', 'dead', 1, 1, 0, 0, 0, 0)",
   );
   raw.exec("UPDATE tasks SET status = 'succeeded' WHERE id IN ('a', 'b')");
-  raw.exec("UPDATE tasks SET status = 'succeeded' WHERE id = 'a'");
   raw.exec("DELETE FROM tasks WHERE id = 'c'");
+  const off = await store.status(T0);
+  assert.deepEqual(
+    [off.counts, off.totals],
+    [kept.counts, kept.totals],
+    "no Sluice statement ran",
+  );
+  await store.recount();
   const status = await store.status(T0);
   assert.deepEqual(status.counts, {
     queued: 0,
@@ -258,12 +316,16 @@ Deno.test("SqliteTaskStore counts through triggers every write to the tasks tabl
     failed: 0,
     dead: 1,
   });
-  assert.deepEqual(status.totals, { succeeded: 2, dead: 1 });
+  assert.deepEqual(status.totals, kept.totals, "the totals are history");
   const [counted] = raw.prepare(
     "SELECT (SELECT count(*) FROM tasks) AS tasks, " +
       "(SELECT sum(n) FROM status_counts) AS counted",
   ).all();
   assert.equal(counted?.["tasks"], counted?.["counted"]);
+  await using reader = SqliteTaskStore.open(path, { readonly: true });
+  await assert.rejects(reader.recount(), {
+    message: "Cannot recount tasks: task store is read-only",
+  });
 });
 
 Deno.test("SqliteTaskStore.prunable() counts on a read-only store while prune() refuses to write", async () => {
@@ -330,7 +392,11 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
   using db = openDatabase(":memory:");
   migrate(db, ":memory:");
   const queries: [string, string][] = [
+    ["anyDueFailed", QUERIES.anyDueFailed],
+    ["claimFrom", QUERIES.claimFrom],
     ["claimDue", QUERIES.claimDue],
+    ["addCounts", QUERIES.addCounts],
+    ["dueFailed", QUERIES.dueFailed],
     ["start", QUERIES.start],
     ["release", QUERIES.release],
     ["renew", QUERIES.renew],
@@ -357,7 +423,10 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     ["settleSucceeded", QUERIES.settleSucceeded],
   ];
   const expected: Record<string, RegExp> = {
+    anyDueFailed: /USING COVERING INDEX tasks_failed_due/,
+    claimFrom: /USING INDEX tasks_due/,
     claimDue: /USING INDEX tasks_due/,
+    dueFailed: /USING COVERING INDEX tasks_failed_due/,
     byKey: /USING INDEX sqlite_autoindex_tasks_2/,
     start: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
     release: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
@@ -606,13 +675,7 @@ Deno.test("SqliteTaskStore.open() refuses a readonly store when the schema is ol
   await using dir = await tempDir();
   for (const step of MIGRATIONS.slice(0, -1)) {
     const path = `${dir.path}/tasks-${step.version}.db`;
-    {
-      using db = openDatabase(path);
-      for (const earlier of MIGRATIONS.slice(0, step.version)) {
-        db.exec(earlier.sql);
-      }
-      db.exec(`PRAGMA user_version = ${step.version}`);
-    }
+    databaseAt(path, step.version).close();
     assert.throws(
       () => SqliteTaskStore.open(path, { readonly: true }),
       {
