@@ -8,6 +8,7 @@
 import type {
   CommitBatch,
   ListOptions,
+  NewTask,
   RetentionPolicy,
   SettleOutcome,
   StatusCounts,
@@ -353,4 +354,32 @@ export function checkPruneLimit(limit: number): void {
       `Cannot prune tasks: limit must be a non-negative integer, got ${limit}`,
     );
   }
+}
+
+/**
+ * One batch of `TaskStore.insertAll` as a commit of inserts only,
+ * checked like any commit.
+ *
+ * @throws {RangeError} When a task asks to be inserted claimed.
+ */
+export function insertOnlyBatch(
+  tasks: readonly NewTask[],
+  now: number,
+): CommitBatch {
+  for (const task of tasks) {
+    if (task.claim === true) {
+      throw new RangeError(
+        `Cannot insert task ${task.id}: insertAll inserts tasks unclaimed, got claim: true`,
+      );
+    }
+  }
+  const batch: CommitBatch = {
+    settles: [],
+    inserts: tasks as NewTask[],
+    claimDue: 0,
+    leaseMs: 0,
+    now,
+  };
+  validateBatch(batch);
+  return batch;
 }

@@ -14,6 +14,7 @@ import {
   checkPruneLimit,
   checkRetention,
   FINISHED_STATUSES,
+  insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
@@ -21,8 +22,10 @@ import {
 import type {
   CommitBatch,
   CommitResult,
+  InsertAllOptions,
   InsertOutcome,
   ListOptions,
+  NewTask,
   PruneResult,
   RetentionPolicy,
   StoreStatus,
@@ -272,6 +275,64 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       return Promise.resolve(this.#commit(batch));
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Inserts every task of `batches` at once, after the source has ended:
+   * all of them, or none when the source throws or a payload cannot be
+   * stored. The tasks are held until then (this store holds every task in
+   * memory anyway), and applied as one commit, so no other call sees part
+   * of them.
+   *
+   * @param batches The tasks, a batch at a time.
+   * @param options The time the inserts are applied at, and where each
+   *   batch's outcomes go.
+   * @returns Once applied.
+   * @throws {TypeError} When a payload is not structured-cloneable.
+   * @throws {RangeError} When a task asks to be inserted claimed.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Two batches, one key
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const store = new MemoryTaskStore();
+   * const task = { type: "t", idempotencyKey: "k", payload: 1, maxAttempts: 1, runAt: 0 };
+   * async function* batches() {
+   *   yield [{ ...task, id: "a" }];
+   *   yield [{ ...task, id: "b" }];
+   * }
+   * const ids: string[] = [];
+   * await store.insertAll(batches(), {
+   *   now: 0,
+   *   onInserted: (outcomes) => ids.push(...outcomes.map((o) => o.record.id)),
+   * });
+   * assert.deepEqual(ids, ["a", "a"]);
+   * ```
+   */
+  async insertAll(
+    batches: AsyncIterable<readonly NewTask[]>,
+    { now, onInserted }: InsertAllOptions,
+  ): Promise<void> {
+    this.#check("insert tasks");
+    const tasks: NewTask[] = [];
+    const sizes: number[] = [];
+    for await (const batch of batches) {
+      this.#check("insert tasks");
+      insertOnlyBatch(batch, now);
+      for (const task of batch) {
+        this.checkValue(task.payload, "payload");
+        tasks.push(task);
+      }
+      sizes.push(batch.length);
+    }
+    const { inserted } = this.#commit(insertOnlyBatch(tasks, now));
+    let from = 0;
+    for (const size of sizes) {
+      onInserted(inserted.slice(from, from + size));
+      from += size;
     }
   }
 

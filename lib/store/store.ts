@@ -130,6 +130,23 @@ export interface InsertOutcome {
   record: TaskRecord;
 }
 
+/** Options of {@linkcode TaskStore.insertAll}. */
+export interface InsertAllOptions {
+  /**
+   * The time every insert is applied at (epoch ms), as a batch's `now`:
+   * `createdAt`, and the time idempotency windows are judged at.
+   */
+  now: number;
+  /**
+   * Called with each batch's outcomes (one per task, in order) once the
+   * batch is written inside the still open transaction: they are final
+   * only if `insertAll` resolves. For a duplicate key, the outcome's record
+   * is the task holding the key, possibly one inserted earlier in the
+   * same call.
+   */
+  onInserted(outcomes: InsertOutcome[]): void;
+}
+
 /** How an attempt ended, as the store records it. */
 export type SettleOutcome =
   | { kind: "succeeded"; result: unknown; outputKey: string | null }
@@ -423,6 +440,22 @@ export interface TaskStore {
   checkValue(value: unknown, what: "payload" | "result"): void;
   /** Applies one batch in one transaction. */
   commit(batch: CommitBatch): Promise<CommitResult>;
+  /**
+   * Inserts every task of `batches` in one transaction: all of them, or,
+   * when the source throws or a task cannot be stored, none. Reads one
+   * batch at a time, so memory holds a batch and its outcomes, not the
+   * whole source; claimers see none of the tasks until the end. The tasks
+   * are inserted unclaimed (`queued`); idempotency keys behave as in one
+   * {@linkcode TaskStore.commit} whose inserts are all the batches in
+   * order. Other calls on the store wait until it ends. Stores that leave
+   * it out are given the whole source as one commit.
+   *
+   * @throws {RangeError} When a task asks to be inserted claimed.
+   */
+  insertAll?(
+    batches: AsyncIterable<readonly NewTask[]>,
+    options: InsertAllOptions,
+  ): Promise<void>;
   /** Returns running tasks whose lease ended before `now` to `queued`. */
   recoverExpired(now: number): Promise<number>;
   /** One task by id. */

@@ -152,6 +152,44 @@ async function kept(store: TaskStore, wanted: string[]): Promise<string[]> {
 }
 
 /** Counts by status, from a full listing: what status() must report. */
+/** `count` tasks named `prefix0`, `prefix1`, … */
+function tasks(
+  prefix: string,
+  count: number,
+  fields: Partial<NewTask> = {},
+): NewTask[] {
+  return Array.from({ length: count }, (_, i) => task(`${prefix}${i}`, fields));
+}
+
+/** Yields `batches` in turn, as a streamed source. */
+async function* stream(
+  batches: readonly (readonly NewTask[])[],
+): AsyncGenerator<readonly NewTask[]> {
+  for (const b of batches) {
+    await Promise.resolve();
+    yield b;
+  }
+}
+
+/**
+ * Runs `store.insertAll` over `batches`, returning the outcomes per batch
+ * as `[id, inserted]` pairs.
+ */
+async function insertAll(
+  store: TaskStore,
+  batches: AsyncIterable<readonly NewTask[]>,
+  now = T0,
+): Promise<[string, boolean][][]> {
+  assert.ok(store.insertAll, `${store.kind} implements insertAll`);
+  const seen: [string, boolean][][] = [];
+  await store.insertAll(batches, {
+    now,
+    onInserted: (outcomes) =>
+      seen.push(outcomes.map((o) => [o.record.id, o.inserted])),
+  });
+  return seen;
+}
+
 async function listedCounts(store: TaskStore): Promise<StatusCounts> {
   const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
   for (const record of await store.list()) counts[record.status]++;
@@ -2001,6 +2039,131 @@ export function storeConformance(
       (await store.status(T0 + 7)).counts,
       await listedCounts(store),
     );
+  });
+
+  test("TaskStore.insertAll() inserts every batch, queued, with counts and totals kept when the source ends", async (store) => {
+    await store.commit(batch({ inserts: [task("before")] }));
+    const seen = await insertAll(
+      store,
+      stream([tasks("a", 100), tasks("b", 1), [], tasks("c", 250)]),
+      T0 + 1,
+    );
+    assert.deepEqual(seen.map((outcomes) => outcomes.length), [100, 1, 0, 250]);
+    assert.ok(seen.flat().every(([, inserted]) => inserted));
+    assert.deepEqual(seen[2], []);
+    const status = await store.status(T0 + 1);
+    assert.deepEqual(status.counts, await listedCounts(store));
+    assert.equal(status.counts.queued, 352);
+    assert.equal(status.totals.submitted, 352);
+    const c9 = await store.get("c9");
+    assert.deepEqual(
+      [c9?.status, c9?.attempts, c9?.createdAt, c9?.leaseUntil, c9?.version],
+      ["queued", 0, T0 + 1, null, 0],
+    );
+    // In submission order: a claim takes the earlier batches first.
+    const { claimed } = await store.commit(
+      batch({ now: T0 + 2, claimDue: 3 }),
+    );
+    assert.deepEqual(ids(claimed), ["before", "a0", "a1"]);
+  });
+
+  test("TaskStore.insertAll() answers a stored key with its task and a key repeated across batches with the first", async (store) => {
+    await store.commit(
+      batch({ inserts: [task("old", { idempotencyKey: "k" })] }),
+    );
+    const seen = await insertAll(
+      store,
+      stream([
+        [
+          task("x", { idempotencyKey: "k" }),
+          task("n1", { idempotencyKey: "n" }),
+        ],
+        [task("n2", { idempotencyKey: "n" }), task("free")],
+      ]),
+    );
+    assert.deepEqual(seen, [
+      [["old", false], ["n1", true]],
+      [["n1", false], ["free", true]],
+    ]);
+    assert.equal(await store.get("x"), undefined);
+    assert.equal(await store.get("n2"), undefined);
+    assert.equal((await store.getByKey("n"))?.id, "n1");
+    const status = await store.status(T0);
+    assert.equal(status.counts.queued, 3);
+    assert.equal(status.totals.submitted, 3);
+  });
+
+  test("TaskStore.insertAll() inserts nothing when a later batch holds a value it cannot store", async (store) => {
+    await store.commit(batch({ inserts: [task("before")] }));
+    const before = await store.status(T0);
+    const bad = task("bad", { payload: () => 1 });
+    await assert.rejects(
+      insertAll(
+        store,
+        stream([
+          tasks("a", 50, { idempotencyKey: null }),
+          [task("k1", { idempotencyKey: "k" })],
+          [...tasks("c", 10), bad],
+        ]),
+      ),
+      TypeError,
+    );
+    assert.deepEqual(ids(await store.list()), ["before"]);
+    assert.deepEqual(await store.status(T0), before);
+    assert.equal(await store.getByKey("k"), undefined);
+    // The store is usable afterwards, and the key is free.
+    const { inserted } = await store.commit(
+      batch({ inserts: [task("k2", { idempotencyKey: "k" })] }),
+    );
+    assert.equal(inserted[0]?.inserted, true);
+    assert.deepEqual(
+      (await store.status(T0)).counts,
+      await listedCounts(store),
+    );
+  });
+
+  test("TaskStore.insertAll() inserts nothing when the source throws after some batches", async (store) => {
+    async function* failing(): AsyncGenerator<readonly NewTask[]> {
+      yield tasks("a", 20);
+      yield tasks("b", 20);
+      throw new Error("Cannot read task 40: expected an object");
+    }
+    await assert.rejects(insertAll(store, failing()), /task 40/);
+    assert.deepEqual(await store.list(), []);
+    const status = await store.status(T0);
+    assert.deepEqual(status.counts, await listedCounts(store));
+    assert.equal(status.totals.submitted, 0);
+  });
+
+  test("TaskStore.insertAll() refuses a task to insert claimed and inserts nothing", async (store) => {
+    await assert.rejects(
+      insertAll(store, stream([tasks("a", 3), [task("c", { claim: true })]])),
+      RangeError,
+    );
+    assert.deepEqual(await store.list(), []);
+  });
+
+  test("TaskStore.insertAll() lets a claim made while it reads its source take all of its tasks or none", async (store) => {
+    const paused = Promise.withResolvers<void>();
+    const resume = Promise.withResolvers<void>();
+    async function* source(): AsyncGenerator<readonly NewTask[]> {
+      yield tasks("a", 5);
+      paused.resolve();
+      await resume.promise;
+      yield tasks("b", 5);
+    }
+    const inserting = insertAll(store, source());
+    await paused.promise;
+    const claim = store.commit(batch({ now: T0 + 1, claimDue: 100 }));
+    resume.resolve();
+    const [{ claimed }] = await Promise.all([claim, inserting]);
+    assert.ok(
+      claimed.length === 0 || claimed.length === 10,
+      `claimed ${claimed.length} of 10`,
+    );
+    const status = await store.status(T0 + 1);
+    assert.deepEqual(status.counts, await listedCounts(store));
+    assert.equal(status.counts.queued + status.counts.running, 10);
   });
 
   test("TaskStore.close() is idempotent and later calls reject when the store is closed", async (store) => {

@@ -21,6 +21,7 @@ import {
   type CheckedRule,
   checkPruneLimit,
   checkRetention,
+  insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
   validateList,
@@ -36,6 +37,7 @@ import {
 import type {
   CommitBatch,
   CommitResult,
+  InsertAllOptions,
   ListOptions,
   NewTask,
   PruneResult,
@@ -234,7 +236,11 @@ function ruleParams(rule: CheckedRule): [number, number] {
  * server has just dropped (the client's post-close write path would throw
  * outside any promise); a drop rejects this query and applies nothing.
  */
-async function runStatements(sql: Sql, statements: string[]): Promise<Row[][]> {
+async function runStatements(
+  sql: Sql,
+  statements: string[],
+  tries: number = COMMIT_TRIES,
+): Promise<Row[][]> {
   const text = statements.join(";\n");
   for (let attempt = 1;; attempt++) {
     try {
@@ -243,7 +249,7 @@ async function runStatements(sql: Sql, statements: string[]): Promise<Row[][]> {
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
       if (
-        attempt >= COMMIT_TRIES || typeof code !== "string" ||
+        attempt >= tries || typeof code !== "string" ||
         !RETRYABLE.has(code)
       ) {
         throw error;
@@ -618,8 +624,25 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    * }
    * ```
    */
-  async commit(batch: CommitBatch): Promise<CommitResult> {
-    const sql = this.#check("commit", true);
+  commit(batch: CommitBatch): Promise<CommitResult> {
+    try {
+      return this.#commit(this.#check("commit", true), batch, false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Applies `batch` on `sql`: as one implicit transaction of its own, or,
+   * `inTransaction`, inside the explicit transaction open on `sql` (a
+   * reserved connection), where a deadlock cannot be re-sent (the whole
+   * transaction is aborted) and the count deltas are not folded.
+   */
+  async #commit(
+    sql: Sql,
+    batch: CommitBatch,
+    inTransaction: boolean,
+  ): Promise<CommitResult> {
     validateBatch(batch);
     const now = Math.floor(batch.now);
     const leaseUntil = Math.ceil(batch.now + batch.leaseMs);
@@ -808,8 +831,12 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     ) {
       at(q.count);
     }
-    if (++this.#commits % FOLD_EVERY === 0) at(q.fold);
-    const results = await runStatements(sql, statements);
+    if (!inTransaction && ++this.#commits % FOLD_EVERY === 0) at(q.fold);
+    const results = await runStatements(
+      sql,
+      statements,
+      inTransaction ? 1 : COMMIT_TRIES,
+    );
 
     const renewedPairs = returnedPairs(results, renewAt);
     result.renewed = renewals.map((r) =>
@@ -897,6 +924,77 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       for (const row of rows) result.claimed.push(toRecord(row));
     }
     return result;
+  }
+
+  /**
+   * Inserts every task of `batches` in one transaction on a connection of
+   * its own, reading one batch at a time: all of them, or none when the
+   * source throws, a task cannot be stored or the server fails. Each
+   * batch is the insert statement of a commit, sent inside the open
+   * transaction; other processes see none of the tasks until the end.
+   * Unlike a commit, this sends BEGIN and COMMIT, as a long transaction
+   * must; a deadlock is not re-sent (the whole transaction was aborted).
+   *
+   * @param batches The tasks, a batch at a time.
+   * @param options The time the inserts are applied at, and where each
+   *   batch's outcomes go.
+   * @returns Once committed.
+   * @throws {TypeError} When a payload is not plain JSON data; nothing is
+   *   inserted.
+   * @throws {RangeError} When a task asks to be inserted claimed.
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails; nothing is inserted.
+   *
+   * @example Inserting two batches at once
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   try {
+   *     const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 };
+   *     async function* batches() {
+   *       yield [{ ...task, id: "a" }];
+   *       yield [{ ...task, id: "b" }];
+   *     }
+   *     let n = 0;
+   *     await store.insertAll(batches(), { now: 0, onInserted: (o) => n += o.length });
+   *     assert.equal(n, 2);
+   *     assert.equal((await store.status(0)).counts.queued, 2);
+   *   } finally {
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async insertAll(
+    batches: AsyncIterable<readonly NewTask[]>,
+    { now, onInserted }: InsertAllOptions,
+  ): Promise<void> {
+    const sql = this.#check("insert tasks", true);
+    let conn: postgres.ReservedSql | undefined;
+    try {
+      for await (const tasks of batches) {
+        const batch = insertOnlyBatch(tasks, now);
+        if (conn === undefined) {
+          conn = await sql.reserve();
+          await conn.unsafe("BEGIN").simple();
+        }
+        onInserted((await this.#commit(conn, batch, true)).inserted);
+      }
+      if (conn !== undefined) await conn.unsafe("COMMIT").simple();
+    } catch (error) {
+      if (conn !== undefined) {
+        await conn.unsafe("ROLLBACK").simple().catch(() => {});
+      }
+      throw error;
+    } finally {
+      conn?.release();
+    }
   }
 
   /**

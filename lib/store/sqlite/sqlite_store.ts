@@ -23,8 +23,10 @@ import { SqliteError } from "./sqlite_error.ts";
 import type {
   CommitBatch,
   CommitResult,
+  InsertAllOptions,
   InsertOutcome,
   ListOptions,
+  NewTask,
   PruneResult,
   RetentionPolicy,
   StoreStatus,
@@ -36,6 +38,7 @@ import {
   type CheckedRule,
   checkPruneLimit,
   checkRetention,
+  insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
   SETTLED_STATUS,
   validateBatch,
@@ -263,6 +266,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   #db: Database;
   #path: string;
   #closed = false;
+  /** Settles once the open `insertAll` has ended; `undefined` when none. */
+  #insertingAll: Promise<void> | undefined;
+  /** Set by `close` during an `insertAll`: it rolls back at its next batch. */
+  #stopInsertAll = false;
 
   private constructor(db: Database, path: string, readonly: boolean) {
     this.#db = db;
@@ -549,29 +556,149 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     try {
       const tally = new StatusTally();
       const result = body(tally);
-      if (tally.moved) {
-        const { counts, totals } = tally;
-        db.prepare(QUERIES.addCounts).run(
-          counts.queued,
-          counts.running,
-          counts.succeeded,
-          counts.failed,
-          counts.dead,
-          totals.succeeded,
-          totals.dead,
-          totals.submitted,
-        );
-      }
-      // A failed COMMIT (I/O error, disk full) leaves the transaction open
-      // on this connection, so it is rolled back like any other failure.
-      db.prepare(QUERIES.commit).run();
+      this.#finish(db, tally);
       return result;
     } catch (error) {
-      try {
-        db.prepare(QUERIES.rollback).run();
-      } catch {
-        // SQLite may already have rolled back (e.g. after SQLITE_FULL).
+      this.#rollback(db);
+      throw error;
+    }
+  }
+
+  /** Adds `tally` to the kept counts and commits the open transaction. */
+  #finish(db: Database, tally: StatusTally): void {
+    if (tally.moved) {
+      const { counts, totals } = tally;
+      db.prepare(QUERIES.addCounts).run(
+        counts.queued,
+        counts.running,
+        counts.succeeded,
+        counts.failed,
+        counts.dead,
+        totals.succeeded,
+        totals.dead,
+        totals.submitted,
+      );
+    }
+    // A failed COMMIT (I/O error, disk full) leaves the transaction open
+    // on this connection, so the caller rolls it back like any failure.
+    db.prepare(QUERIES.commit).run();
+  }
+
+  #rollback(db: Database): void {
+    try {
+      db.prepare(QUERIES.rollback).run();
+    } catch {
+      // SQLite may already have rolled back (e.g. after SQLITE_FULL).
+    }
+  }
+
+  /**
+   * While an {@linkcode SqliteTaskStore.insertAll} holds the connection's
+   * transaction open across awaits, any other call would run inside it:
+   * `call` is run once it has ended instead. `undefined` when none is open.
+   */
+  #afterInsertAll<T>(call: () => Promise<T>): Promise<T> | undefined {
+    return this.#insertingAll?.then(call);
+  }
+
+  /**
+   * Inserts every task of `batches` in one `BEGIN IMMEDIATE` transaction,
+   * reading one batch at a time: all of them, or none when the source
+   * throws, a task cannot be stored or the store closes meanwhile. The
+   * write lock is held from the first batch to the commit, so claimers in
+   * other processes wait (up to `busy_timeout`) and see none of the tasks
+   * until the end; calls on this store wait until it ends.
+   *
+   * @param batches The tasks, a batch at a time.
+   * @param options The time the inserts are applied at, and where each
+   *   batch's outcomes go.
+   * @returns Once committed.
+   * @throws {TypeError} When a payload is not plain JSON data; nothing is
+   *   inserted.
+   * @throws {RangeError} When a task asks to be inserted claimed.
+   * @throws {SqliteError} When SQLite fails; nothing is inserted.
+   * @throws {Error} When the store is closed, read-only, or closes before
+   *   the end.
+   *
+   * @example Inserting two batches at once
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * const task = { type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 };
+   * async function* batches() {
+   *   yield [{ ...task, id: "a" }];
+   *   yield [{ ...task, id: "b" }];
+   * }
+   * const ids: string[] = [];
+   * await store.insertAll(batches(), {
+   *   now: 0,
+   *   onInserted: (outcomes) => ids.push(...outcomes.map((o) => o.record.id)),
+   * });
+   * assert.deepEqual(ids, ["a", "b"]);
+   * assert.equal((await store.status(0)).counts.queued, 2);
+   * ```
+   */
+  insertAll(
+    batches: AsyncIterable<readonly NewTask[]>,
+    options: InsertAllOptions,
+  ): Promise<void> {
+    const waiting = this.#afterInsertAll(() =>
+      this.insertAll(batches, options)
+    );
+    if (waiting !== undefined) return waiting;
+    const done = this.#insertAll(batches, options);
+    const ended = done.then(() => {}, () => {});
+    this.#insertingAll = ended;
+    void ended.then(() => {
+      if (this.#insertingAll === ended) this.#insertingAll = undefined;
+    });
+    return done;
+  }
+
+  async #insertAll(
+    batches: AsyncIterable<readonly NewTask[]>,
+    { now, onInserted }: InsertAllOptions,
+  ): Promise<void> {
+    const db = this.#check("insert tasks", true);
+    if (!Number.isFinite(now)) {
+      throw new RangeError(
+        `Cannot insert tasks: now must be a finite number, got ${now}`,
+      );
+    }
+    const tally = new StatusTally();
+    const ownExpired = new Set<string>();
+    let open = false;
+    try {
+      for await (const tasks of batches) {
+        if (this.#stopInsertAll) {
+          throw new Error("Cannot insert tasks: task store is closing");
+        }
+        const batch = insertOnlyBatch(tasks, now);
+        const payloads = batch.inserts.map((task) =>
+          serializeJson(task.payload, "store task", task.id, "payload")!
+        );
+        if (!open) {
+          db.prepare(QUERIES.begin).run();
+          open = true;
+        }
+        onInserted(
+          this.#insert(
+            db,
+            batch.inserts,
+            payloads,
+            now,
+            now,
+            tally,
+            ownExpired,
+          ),
+        );
       }
+      if (!open) return;
+      this.#finish(db, tally);
+    } catch (error) {
+      if (open) this.#rollback(db);
       throw error;
     }
   }
@@ -641,6 +768,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   commit(batch: CommitBatch): Promise<CommitResult> {
+    const waiting = this.#afterInsertAll(() => this.commit(batch));
+    if (waiting !== undefined) return waiting;
     try {
       return Promise.resolve(this.#commit(batch));
     } catch (error) {
@@ -749,55 +878,15 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         ? this.#recover(db, now, tally)
         : 0;
 
-      const inserted: InsertOutcome[] = [];
-      // Keys this batch inserted with a window already past: the only rows
-      // of the batch a later insert could otherwise take a key from.
-      let ownExpired: Set<string> | undefined;
-      for (let i = 0; i < batch.inserts.length; i++) {
-        const task = batch.inserts[i]!;
-        const claim = task.claim === true;
-        const until = task.dedupeUntil ?? null;
-        const insert = (): number =>
-          db.prepare(QUERIES.insert).run(
-            task.id,
-            task.type,
-            task.idempotencyKey,
-            payloads[i]!,
-            claim ? "running" : "queued",
-            task.maxAttempts,
-            task.runAt,
-            claim ? leaseUntil : null,
-            now,
-            now,
-            claim ? 1 : 0,
-            until,
-          ).changes;
-        if (insert() === 0) {
-          // Only the idempotency key can conflict without throwing, so the
-          // existing row (possibly inserted earlier in this batch) exists.
-          const key = task.idempotencyKey!;
-          const row = db.prepare(QUERIES.byKey).get(key)!;
-          const held = row["dedupe_until"];
-          if (
-            held === null || held === undefined || int(held) >= now ||
-            ownExpired?.has(key) === true
-          ) {
-            inserted.push({ inserted: false, record: toRecord(row) });
-            continue;
-          }
-          // The holder's window has passed: it gives the key up.
-          db.prepare(QUERIES.releaseKey).run(row["id"] as string);
-          insert();
-        }
-        if (until !== null && until < now && task.idempotencyKey !== null) {
-          (ownExpired ??= new Set()).add(task.idempotencyKey);
-        }
-        tally.move(null, claim ? "running" : "queued");
-        inserted.push({
-          inserted: true,
-          record: newRecord(task, now, leaseUntil),
-        });
-      }
+      const inserted = this.#insert(
+        db,
+        batch.inserts,
+        payloads,
+        now,
+        leaseUntil,
+        tally,
+        new Set(),
+      );
 
       const claimed: TaskRecord[] = [];
       if (batch.claimDue > 0) {
@@ -834,6 +923,71 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         claimed,
       };
     });
+  }
+
+  /**
+   * Inserts `tasks` inside the caller's transaction, recording each in
+   * `tally`. `ownExpired` holds the keys this transaction inserted with a
+   * window already past: the only rows of the transaction a later insert
+   * could otherwise take a key from; it is shared by every batch of one
+   * transaction.
+   */
+  #insert(
+    db: Database,
+    tasks: readonly NewTask[],
+    payloads: readonly string[],
+    now: number,
+    leaseUntil: number,
+    tally: StatusTally,
+    ownExpired: Set<string>,
+  ): InsertOutcome[] {
+    const inserted: InsertOutcome[] = [];
+    for (let i = 0; i < tasks.length; i++) {
+      const task = tasks[i]!;
+      const claim = task.claim === true;
+      const until = task.dedupeUntil ?? null;
+      const insert = (): number =>
+        db.prepare(QUERIES.insert).run(
+          task.id,
+          task.type,
+          task.idempotencyKey,
+          payloads[i]!,
+          claim ? "running" : "queued",
+          task.maxAttempts,
+          task.runAt,
+          claim ? leaseUntil : null,
+          now,
+          now,
+          claim ? 1 : 0,
+          until,
+        ).changes;
+      if (insert() === 0) {
+        // Only the idempotency key can conflict without throwing, so the
+        // existing row (possibly inserted earlier in this batch) exists.
+        const key = task.idempotencyKey!;
+        const row = db.prepare(QUERIES.byKey).get(key)!;
+        const held = row["dedupe_until"];
+        if (
+          held === null || held === undefined || int(held) >= now ||
+          ownExpired.has(key)
+        ) {
+          inserted.push({ inserted: false, record: toRecord(row) });
+          continue;
+        }
+        // The holder's window has passed: it gives the key up.
+        db.prepare(QUERIES.releaseKey).run(row["id"] as string);
+        insert();
+      }
+      if (until !== null && until < now && task.idempotencyKey !== null) {
+        ownExpired.add(task.idempotencyKey);
+      }
+      tally.move(null, claim ? "running" : "queued");
+      inserted.push({
+        inserted: true,
+        record: newRecord(task, now, leaseUntil),
+      });
+    }
+    return inserted;
   }
 
   /** Recovers expired leases inside the caller's transaction. */
@@ -877,6 +1031,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   recoverExpired(now: number): Promise<number> {
+    const waiting = this.#afterInsertAll(() => this.recoverExpired(now));
+    if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("recover expired leases", true);
       return Promise.resolve(
@@ -904,6 +1060,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   get(id: string): Promise<TaskRecord | undefined> {
+    const waiting = this.#afterInsertAll(() => this.get(id));
+    if (waiting !== undefined) return waiting;
     try {
       const row = this.#check("get task", false).prepare(QUERIES.byId).get(id);
       return Promise.resolve(row === undefined ? undefined : toRecord(row));
@@ -929,6 +1087,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   getByKey(key: string): Promise<TaskRecord | undefined> {
+    const waiting = this.#afterInsertAll(() => this.getByKey(key));
+    if (waiting !== undefined) return waiting;
     try {
       const row = this.#check("get task", false).prepare(QUERIES.byKey).get(
         key,
@@ -958,6 +1118,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   list(options: ListOptions = {}): Promise<TaskRecord[]> {
+    const waiting = this.#afterInsertAll(() => this.list(options));
+    if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("list tasks", false);
       const { status, limit, offset } = validateList(options);
@@ -991,6 +1153,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   requeue(ids: string[] | "all", now: number): Promise<number> {
+    const waiting = this.#afterInsertAll(() => this.requeue(ids, now));
+    if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("requeue tasks", true);
       return Promise.resolve(this.#transaction(db, (tally) => {
@@ -1061,6 +1225,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   status(now: number): Promise<StoreStatus> {
+    const waiting = this.#afterInsertAll(() => this.status(now));
+    if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("read status", false);
       // One read transaction so the four reads see one snapshot.
@@ -1144,6 +1310,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     now: number,
     limit: number,
   ): Promise<PruneResult> {
+    const waiting = this.#afterInsertAll(() => this.prune(policy, now, limit));
+    if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("prune tasks", true);
       const rules = checkRetention(policy, now, "prune tasks");
@@ -1226,6 +1394,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   prunable(policy: RetentionPolicy, now: number): Promise<PruneResult> {
+    const waiting = this.#afterInsertAll(() => this.prunable(policy, now));
+    if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("count prunable tasks", false);
       const rules = checkRetention(policy, now, "count prunable tasks");
@@ -1289,6 +1459,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   recount(): Promise<void> {
+    const waiting = this.#afterInsertAll(() => this.recount());
+    if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("recount tasks", true);
       this.#transaction(db, () => {
@@ -1328,6 +1500,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   staleSettles(): Promise<number> {
+    const waiting = this.#afterInsertAll(() => this.staleSettles());
+    if (waiting !== undefined) return waiting;
     try {
       const row = this.#check("read counters", false).prepare(
         QUERIES.staleSettles,
@@ -1355,6 +1529,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * ```
    */
   close(): Promise<void> {
+    if (this.#insertingAll !== undefined) {
+      this.#stopInsertAll = true;
+      return this.#insertingAll.then(() => this.close());
+    }
     if (!this.#closed) {
       this.#closed = true;
       this.#db.close();

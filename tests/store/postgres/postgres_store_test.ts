@@ -107,6 +107,7 @@ async function openConformanceStore(): Promise<ConformanceStore> {
     durable: store.durable,
     checkValue: (value, what) => store.checkValue(value, what),
     commit: (b) => store.commit(b),
+    insertAll: (batches, options) => store.insertAll(batches, options),
     recoverExpired: (now) => store.recoverExpired(now),
     get: (id) => store.get(id),
     getByKey: (key) => store.getByKey(key),
