@@ -21,6 +21,7 @@ import type {
   TaskStore,
 } from "../store/store.ts";
 import type { TaskEvents } from "./events.ts";
+import { SubmittedIds } from "./submitted_ids.ts";
 import type { TaskTable } from "./task_table.ts";
 import {
   deferred,
@@ -172,6 +173,73 @@ export class Intake {
     return await Promise.all(
       prepared.map((p, i) => this.#accept(p, signal, slots[i], detached)),
     );
+  }
+
+  /**
+   * Submits every task of `source` in one transaction, a batch at a time,
+   * each task checked as by `submitMany` (named by its index in the whole
+   * source): all of them, or none when one is malformed, the source
+   * throws, `signal` aborts or the store fails. The tasks bypass the task
+   * table, the channel and the group commit: they are inserted unclaimed,
+   * for any consumer (this queue's dispatcher included) to claim once
+   * committed, and only their ids are kept, compactly. A store without
+   * `insertAll` gets them as one commit, held whole in memory.
+   */
+  async submitAll(
+    source:
+      | AsyncIterable<readonly TaskInput[]>
+      | Iterable<readonly TaskInput[]>,
+    signal?: AbortSignal,
+  ): Promise<SubmittedIds> {
+    this.#checkOpen("tasks");
+    signal?.throwIfAborted();
+    const ids = new SubmittedIds();
+    const now = this.#options.now();
+    let index = 0;
+    const prepared = async function* (
+      intake: Intake,
+    ): AsyncGenerator<NewTask[]> {
+      for await (const tasks of source) {
+        signal?.throwIfAborted();
+        intake.#checkOpen("tasks");
+        if (!Array.isArray(tasks)) {
+          throw new TypeError(
+            `Cannot submit tasks: each batch must be an array, got ${typeof tasks}`,
+          );
+        }
+        const batch: NewTask[] = [];
+        for (const task of tasks) {
+          const checked = intake.#prepare(task, `tasks[${index++}]`);
+          checked.claim = false;
+          batch.push(checked);
+        }
+        yield batch;
+      }
+    };
+    const onInserted = (outcomes: InsertOutcome[]): void => {
+      for (const { record, inserted } of outcomes) {
+        ids.push(record.id, !inserted);
+      }
+    };
+    const store = this.#store;
+    if (store.insertAll !== undefined) {
+      await store.insertAll(prepared(this), { now, onInserted });
+    } else {
+      const inserts: NewTask[] = [];
+      for await (const batch of prepared(this)) {
+        for (const task of batch) inserts.push(task);
+      }
+      const { inserted } = await store.commit({
+        settles: [],
+        inserts,
+        claimDue: 0,
+        leaseMs: 0,
+        now,
+      });
+      onInserted(inserted);
+    }
+    if (this.#options.consuming && ids.submitted > 0) this.#sink?.wake();
+    return ids;
   }
 
   /**

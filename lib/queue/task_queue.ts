@@ -32,6 +32,7 @@ import {
 } from "./options.ts";
 import { observeLog, observeMetrics } from "./observers.ts";
 import { Settler } from "./settler.ts";
+import type { SubmittedIds } from "./submitted_ids.ts";
 import { TaskTable } from "./task_table.ts";
 import type {
   CloseOptions,
@@ -514,6 +515,55 @@ export class TaskQueue implements AsyncDisposable {
       options.atomic ?? false,
       options.detached ?? false,
     ) as TaskHandle<T>[];
+  }
+
+  /**
+   * Submits every task of `source` in one transaction while holding only
+   * a batch at a time: for sources too large to hold (a task file of
+   * millions). Every task is checked as by `submitMany`, named by its
+   * index in the whole source; if one is malformed, the source throws, or
+   * `signal` aborts, none is submitted. Idempotency keys deduplicate as
+   * in `submitMany` (a key already stored answers with its task; a key
+   * repeated in the source, with its first task).
+   *
+   * The tasks are inserted unclaimed: no handles, no channel slots and no
+   * per-task events. Any consumer (this queue included) claims them once
+   * the transaction commits; read their outcomes with `getTask(id)`.
+   * Other writes to a SQLite store wait until it ends.
+   *
+   * @param source Batches of tasks, read one at a time.
+   * @param options A signal that cancels the submission (then nothing is
+   *   stored).
+   * @returns The ids, in order, once committed.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   * @throws {TypeError} Naming the index of the first malformed task.
+   * @throws {RangeError} Naming the index of a task with a value out of
+   *   range.
+   *
+   * @example Submitting batches as one transaction
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using queue = await TaskQueue.open({ consume: false });
+   * async function* batches() {
+   *   yield [{ type: "noop" }, { type: "noop" }];
+   *   yield [{ type: "noop", maxAttempts: 0 }];
+   * }
+   * await assert.rejects(queue.submitAll(batches()), /tasks\[2\]/);
+   * assert.deepEqual(await queue.store.list(), []);
+   * const ids = await queue.submitAll([[{ type: "noop" }], [{ type: "noop" }]]);
+   * assert.equal(ids.submitted, 2);
+   * assert.equal((await queue.getTask(ids.id(1)))?.status, "queued");
+   * ```
+   */
+  async submitAll(
+    source:
+      | AsyncIterable<readonly TaskInput[]>
+      | Iterable<readonly TaskInput[]>,
+    options: SubmitOptions = {},
+  ): Promise<SubmittedIds> {
+    return await this.#intake.submitAll(source, options.signal);
   }
 
   /**
