@@ -6,6 +6,7 @@
  */
 import { mulberry32 } from "../_rng.ts";
 import { TaskQueue } from "../queue/task_queue.ts";
+import type { SubmittedIds } from "../queue/submitted_ids.ts";
 import type { TaskHandle, TaskInput } from "../queue/types.ts";
 import {
   type Command,
@@ -17,7 +18,7 @@ import { type ConfigKey, parseDuration, parseInteger } from "./config.ts";
 import { openWriteStore } from "./open.ts";
 import { isTerminal, out, OutputClosedError } from "./output.ts";
 import { Progress } from "./progress.ts";
-import { readTaskFile } from "./task_file.ts";
+import { streamTaskFile } from "./task_file.ts";
 import { cliLogger } from "./worker_options.ts";
 
 const KEYS: readonly ConfigKey[] = [
@@ -42,10 +43,11 @@ runs no tasks. Prints one task id per line (a deduplicated submission prints
 the id of the task that answers it), or with --format json one object,
 {"ids":[...],"submitted":N,"deduplicated":M}.
 
-A task file is committed in one transaction: all of it or, when one task is
-bad, none of it. Tasks made with --type or --random are made and committed
-a slice at a time, and each slice's ids are printed as soon as it has
-committed, so memory stays bounded at any --count; the JSON object is
+A task file is read a slice at a time and committed in one transaction: all
+of it or, when one task is bad, none of it; its ids are printed once it has
+committed. Tasks made with --type or --random are made and committed a
+slice at a time, and each slice's ids are printed as soon as it has
+committed. Either way memory stays bounded at any size; the JSON object is
 written the same way, ids first. When a later slice fails, the ids printed
 are those committed (JSON: the object ends with an "error" field), and the
 exit code is 1.
@@ -146,6 +148,29 @@ class IdWriter {
   }
 
   /**
+   * Prints the ids of a committed streamed submission, a few thousand at
+   * a time, so the text of a million ids is never whole in memory.
+   */
+  writeAll(ids: SubmittedIds): void {
+    let text = "";
+    for (let i = 0; i < ids.length; i++) {
+      if (ids.isDeduplicated(i)) this.deduplicated++;
+      else this.submitted++;
+      if (!this.#json) {
+        text += ids.id(i) + "\n";
+      } else {
+        text += (this.#opened ? "," : '{"ids":[') + JSON.stringify(ids.id(i));
+        this.#opened = true;
+      }
+      if (text.length >= 1 << 16) {
+        out(text);
+        text = "";
+      }
+    }
+    out(text);
+  }
+
+  /**
    * Ends the output. With JSON, the object is closed even after a
    * failure, with the message in `error`; when nothing was committed,
    * nothing is printed then (the error is on stderr).
@@ -230,17 +255,19 @@ export const submit: Command = defineCommand({
     : parseDuration("--dedupe-for", dedupeText, { min: 1 });
   const cfg = parsed.config;
 
-  // A task file is read whole and committed as one atomic batch: a bad
-  // task at any index leaves nothing behind, and is named by its index in
-  // the file. Generated tasks are made a slice at a time, and each slice's
-  // ids are printed once it has committed, so memory does not grow with
-  // --count.
+  // A task file is read a slice at a time and committed in one
+  // transaction (`submitAll`): a bad task at any index leaves nothing
+  // behind, and is named by its index in the file; its ids are printed
+  // after the commit. Generated tasks are made a slice at a time, and each
+  // slice's ids are printed once it has committed. Either way memory does
+  // not grow with the number of tasks (beyond 17 bytes an id for a file).
   let total: number;
-  let batches: Iterable<TaskInput[]>;
+  let batches: Iterable<TaskInput[]> = [];
   if (file !== undefined) {
-    const tasks = await readTaskFile(file);
-    total = tasks.length;
-    batches = [tasks];
+    // A missing file fails before the database is opened (or made). Not
+    // opened here: a FIFO's writer would see it closed.
+    await Deno.stat(file);
+    total = 0; // not known until the file is read
   } else if (type !== undefined) {
     total = count;
     batches = slices(
@@ -281,14 +308,23 @@ export const submit: Command = defineCommand({
       pollIntervalMs: 2 ** 31 - 1,
       logger,
     });
+    if (file !== undefined) {
+      let read = 0;
+      const withDefaults = async function* (): AsyncGenerator<TaskInput[]> {
+        for await (const tasks of streamTaskFile(file, SLICE)) {
+          for (const task of tasks) task.maxAttempts ??= cfg.maxAttempts;
+          yield tasks;
+          read += tasks.length;
+          progress?.update(read);
+        }
+      };
+      writer.writeAll(await queue.submitAll(withDefaults()));
+    }
     for (const tasks of batches) {
       for (const task of tasks) task.maxAttempts ??= cfg.maxAttempts;
       // Detached: the queue forgets each task once committed, so memory
       // does not grow with --count.
-      const handles = await queue.submitMany(tasks, {
-        atomic: file !== undefined,
-        detached: true,
-      });
+      const handles = await queue.submitMany(tasks, { detached: true });
       writer.write(handles);
       progress?.update(writer.submitted + writer.deduplicated);
     }

@@ -9,6 +9,9 @@
 /** A canonical lowercase UUID, the only form packed into 16 bytes. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** Ids per block: 68 KiB a block. */
+const BLOCK = 4096;
+
 /** Two hex digits per byte value. */
 const HEX = Array.from(
   { length: 256 },
@@ -46,8 +49,12 @@ function nibble(code: number): number {
  * ```
  */
 export class SubmittedIds implements Iterable<string> {
-  #bytes = new Uint8Array(16 * 1024);
-  #flags = new Uint8Array(1024);
+  /**
+   * Blocks of {@linkcode BLOCK} ids, 16 bytes each, then one flag byte
+   * each: fixed-size blocks, so growing never copies and never holds
+   * more than one block spare.
+   */
+  #blocks: Uint8Array[] = [];
   /** Ids that are not canonical UUIDs, by index (rare: ids given by hand). */
   #other = new Map<number, string>();
   #length = 0;
@@ -76,26 +83,20 @@ export class SubmittedIds implements Iterable<string> {
    */
   push(id: string, deduplicated: boolean): void {
     const i = this.#length;
-    if (i === this.#flags.length) {
-      const bytes = new Uint8Array(this.#bytes.length * 2);
-      bytes.set(this.#bytes);
-      this.#bytes = bytes;
-      const flags = new Uint8Array(this.#flags.length * 2);
-      flags.set(this.#flags);
-      this.#flags = flags;
-    }
+    const at = i % BLOCK;
+    if (at === 0) this.#blocks.push(new Uint8Array(BLOCK * 17));
+    const block = this.#blocks[this.#blocks.length - 1]!;
     if (UUID.test(id)) {
-      const at = i * 16;
+      const from = at * 16;
       for (let b = 0; b < 16; b++) {
         const o = OFFSETS[b]!;
-        this.#bytes[at + b] = (nibble(id.charCodeAt(o)) << 4) |
+        block[from + b] = (nibble(id.charCodeAt(o)) << 4) |
           nibble(id.charCodeAt(o + 1));
       }
-      this.#flags[i] = deduplicated ? 1 : 0;
     } else {
       this.#other.set(i, id);
-      this.#flags[i] = deduplicated ? 1 : 0;
     }
+    block[BLOCK * 16 + at] = deduplicated ? 1 : 0;
     if (deduplicated) this.#deduplicated++;
     this.#length++;
   }
@@ -111,8 +112,8 @@ export class SubmittedIds implements Iterable<string> {
     this.#checkIndex(index);
     const other = this.#other.get(index);
     if (other !== undefined) return other;
-    const b = this.#bytes;
-    const at = index * 16;
+    const b = this.#blocks[Math.floor(index / BLOCK)]!;
+    const at = (index % BLOCK) * 16;
     let text = "";
     for (let k = 0; k < 16; k++) {
       if (k === 4 || k === 6 || k === 8 || k === 10) text += "-";
@@ -131,7 +132,8 @@ export class SubmittedIds implements Iterable<string> {
    */
   isDeduplicated(index: number): boolean {
     this.#checkIndex(index);
-    return this.#flags[index] === 1;
+    const block = this.#blocks[Math.floor(index / BLOCK)]!;
+    return block[BLOCK * 16 + index % BLOCK] === 1;
   }
 
   /**
