@@ -622,9 +622,12 @@ function detachedHandle(
   return { id, idempotencyKey, deduplicated, result: result as Promise<never> };
 }
 
-/** Whether a key's window (`dedupeUntil`, `null` for none) is over at `now`. */
+/**
+ * Whether a key's window (`dedupeUntil`, `null` for none) is over at `now`:
+ * it holds through its last millisecond, as the stores count it.
+ */
 function windowEnded(dedupeUntil: number | null, now: number): boolean {
-  return dedupeUntil !== null && now >= dedupeUntil;
+  return dedupeUntil !== null && now > dedupeUntil;
 }
 
 /**

@@ -283,7 +283,7 @@ for (const backend of ALL) {
       assert.equal(await first.result, "first");
       const until = (await queue.getTask(first.id))?.dedupeUntil;
       assert.equal(typeof until, "number");
-      await waitFor(() => Date.now() >= until!, { what: "the window to end" });
+      await waitFor(() => Date.now() > until!, { what: "the window to end" });
       const second = await queue.submit({
         type: "echo",
         payload: "second",
@@ -323,7 +323,7 @@ for (const backend of ALL) {
         { what: "the first task to start" },
       );
       const until = (await queue.getTask(first.id))?.dedupeUntil;
-      await waitFor(() => Date.now() >= until!, { what: "the window to end" });
+      await waitFor(() => Date.now() > until!, { what: "the window to end" });
       const second = await queue.submit({
         type: "gated",
         payload: { dir: tmp.path, key: "b" },
@@ -415,7 +415,7 @@ for (const backend of BACKENDS) {
       assert.equal(again.deduplicated, true);
       assert.equal(again.id, long);
       assert.equal(await again.result, "long-1");
-      await waitFor(() => Date.now() >= shortUntil, {
+      await waitFor(() => Date.now() > shortUntil, {
         what: "the short window to end",
       });
       const next = await queue.submit({
