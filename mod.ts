@@ -87,6 +87,7 @@ export type {
   TaskStore,
 } from "./lib/store/store.ts";
 export type { PostgresTaskStoreOptions } from "./lib/store/postgres/postgres_store.ts";
+export type { SubmittedIds } from "./lib/queue/submitted_ids.ts";
 
 // -- handlers and their errors --
 export type {

@@ -47,6 +47,7 @@ export {
 export type {
   CommitBatch,
   CommitResult,
+  InsertAllOptions,
   InsertOutcome,
   ListOptions,
   NewTask,
