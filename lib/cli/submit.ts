@@ -36,6 +36,7 @@ const USAGE = helpText({
     "cli.ts submit --db PATH|URL --file FILE [options]",
     "cli.ts submit --db PATH|URL --type T [--payload JSON] [--count N] [options]",
     "cli.ts submit --db PATH|URL --random --count N [--seed S] [options]",
+    "(each with [--delay DURATION | --run-at TIME])",
   ],
   about: `
 Enqueues tasks into a database that a "start" process works on; this process
@@ -51,6 +52,9 @@ committed. Either way memory stays bounded at any size; the JSON object is
 written the same way, ids first. When a later slice fails, the ids printed
 are those committed (JSON: the object ends with an "error" field), and the
 exit code is 1.
+
+--delay and --run-at set when every task submitted becomes due, except a
+file task with a runAt of its own; a time in the past is due at once.
 `,
   options: [
     ["--file FILE", 'Task file (as for "run")'],
@@ -68,6 +72,14 @@ exit code is 1.
       "The key deduplicates only this long (30s, 15m, 24h,\n7d; with --idempotency-key); default: as long as\nthe task is kept",
     ],
     [
+      "--delay DURATION",
+      "Due this long after the command starts (30s, 15m,\n2h, 1d; 0 is now); not with --run-at",
+    ],
+    [
+      "--run-at TIME",
+      "Due at this time: ISO 8601 with a zone, Z or +hh:mm\n(2026-12-01T09:00:00Z); not with --delay",
+    ],
+    [
       "--format FORMAT",
       'text or json (default text); json prints\n{"ids","submitted","deduplicated"}',
     ],
@@ -75,6 +87,54 @@ exit code is 1.
   ],
   config: KEYS,
 });
+
+/** `--run-at`'s form: a date and time with a zone, `Z` or `±hh:mm`. */
+const RUN_AT =
+  /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/** The first and last times a `Date` holds, and so a task's `runAt`. */
+const FIRST_TIME = "-271821-04-20T00:00:00Z";
+const LAST_TIME = "+275760-09-13T00:00:00Z";
+
+/** Days in `month` (1 to 12) of `year`, by the proleptic Gregorian calendar. */
+function daysIn(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 2
+    ? (leap ? 29 : 28)
+    : [4, 6, 9, 11].includes(month)
+    ? 30
+    : 31;
+}
+
+/**
+ * Reads `--run-at`: epoch ms. A time without a zone is refused rather
+ * than read in this machine's zone, and so is a day its month does not
+ * have (`Date.parse` would roll it into the next month).
+ */
+function parseRunAt(text: string): number {
+  const match = RUN_AT.exec(text);
+  const [, y, mo, d, h, mi, s = "0", oh = "0", om = "0"] = match ?? [];
+  const year = Number(y), month = Number(mo), day = Number(d);
+  const valid = match !== null && month >= 1 && month <= 12 && day >= 1 &&
+    day <= daysIn(year, month) && Number(h) <= 23 && Number(mi) <= 59 &&
+    Number(s) <= 59 && Number(oh) <= 23 && Number(om) <= 59;
+  if (!valid) {
+    throw new UsageError(
+      `--run-at must be an ISO 8601 time with a zone (Z or ±hh:mm) such as 2026-12-01T09:00:00Z, got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) {
+    throw new UsageError(
+      `--run-at must be from ${FIRST_TIME} to ${LAST_TIME}, got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return ms;
+}
 
 /** Tasks generated per `submitMany`: many inserts per group commit. */
 const SLICE = 256;
@@ -101,6 +161,14 @@ function* randomTasks(count: number, seed: number): Generator<TaskInput> {
       };
     }
   }
+}
+
+/** `tasks`, each due at `runAt`. */
+function* withRunAt(
+  tasks: Iterable<TaskInput>,
+  runAt: number,
+): Generator<TaskInput> {
+  for (const task of tasks) yield { ...task, runAt };
 }
 
 /** At most `size` items of `source` at a time. */
@@ -203,6 +271,8 @@ export const submit: Command = defineCommand({
     seed: { type: "integer", min: 0, max: 2 ** 32 - 1 },
     "idempotency-key": { type: "string" },
     "dedupe-for": { type: "string" },
+    delay: { type: "string" },
+    "run-at": { type: "string" },
   },
   config: KEYS,
   formats: ["text", "json"],
@@ -216,6 +286,8 @@ export const submit: Command = defineCommand({
     },
   },
 }, async (parsed) => {
+  // --delay counts from here, once for every task of the command.
+  const now = Date.now();
   const file = parsed.string("file");
   const type = parsed.string("type");
   const random = parsed.boolean("random");
@@ -253,6 +325,17 @@ export const submit: Command = defineCommand({
   const dedupeFor = dedupeText === undefined
     ? undefined
     : parseDuration("--dedupe-for", dedupeText, { min: 1 });
+  const delayText = parsed.string("delay");
+  const runAtText = parsed.string("run-at");
+  if (delayText !== undefined && runAtText !== undefined) {
+    throw new UsageError("submit takes --delay or --run-at, not both");
+  }
+  // Epoch ms every task is due at, unless a file task has its own.
+  const runAt = delayText !== undefined
+    ? now + parseDuration("--delay", delayText, { min: 0 })
+    : runAtText !== undefined
+    ? parseRunAt(runAtText)
+    : undefined;
   const cfg = parsed.config;
 
   // A task file is read a slice at a time and committed in one
@@ -278,6 +361,7 @@ export const submit: Command = defineCommand({
             payload,
             ...(key !== undefined && { idempotencyKey: key }),
             ...(dedupeFor !== undefined && { dedupeFor }),
+            ...(runAt !== undefined && { runAt }),
           };
         }
       })(),
@@ -285,7 +369,11 @@ export const submit: Command = defineCommand({
     );
   } else {
     total = count;
-    batches = slices(randomTasks(count, parsed.integer("seed") ?? 1), SLICE);
+    const tasks = randomTasks(count, parsed.integer("seed") ?? 1);
+    batches = slices(
+      runAt === undefined ? tasks : withRunAt(tasks, runAt),
+      SLICE,
+    );
   }
 
   const store = await openWriteStore(cfg);
@@ -312,7 +400,11 @@ export const submit: Command = defineCommand({
       let read = 0;
       const withDefaults = async function* (): AsyncGenerator<TaskInput[]> {
         for await (const tasks of streamTaskFile(file, SLICE)) {
-          for (const task of tasks) task.maxAttempts ??= cfg.maxAttempts;
+          for (const task of tasks) {
+            task.maxAttempts ??= cfg.maxAttempts;
+            // A file task's own time wins over the flag's.
+            if (runAt !== undefined) task.runAt ??= runAt;
+          }
           yield tasks;
           read += tasks.length;
           progress?.update(read);

@@ -1,7 +1,8 @@
 /**
  * Task files, as `run --tasks` and `submit --file` read them: a JSON array
  * of `{ "image_key", "size" }` objects (type `image.variant`) or of
- * `{ "type", "payload"?, "idempotencyKey"?, "maxAttempts"? }` objects.
+ * `{ "type", "payload"?, "idempotencyKey"?, "maxAttempts"?, "runAt"? }`
+ * objects, `runAt` in epoch ms or as an ISO 8601 time with its zone.
  * `run` reads a file whole; `submit` streams it, a batch at a time.
  *
  * @module
@@ -22,6 +23,7 @@ function toTaskInput(item: unknown, index: number): TaskInput {
     if (typeof record["maxAttempts"] === "number") {
       task.maxAttempts = record["maxAttempts"];
     }
+    if ("runAt" in record) task.runAt = runAtOf(record["runAt"], index);
     return task;
   }
   if (
@@ -32,6 +34,24 @@ function toTaskInput(item: unknown, index: number): TaskInput {
   }
   throw new Error(
     `Cannot read task ${index}: expected { type, payload } or { image_key, size }`,
+  );
+}
+
+/** A task's `runAt`: epoch ms, or an ISO 8601 time that names its zone. */
+function runAtOf(value: unknown, index: number): number {
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  if (
+    typeof value === "string" &&
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i
+      .test(value) &&
+    !Number.isNaN(Date.parse(value))
+  ) {
+    return Date.parse(value);
+  }
+  throw new Error(
+    `Cannot read task ${index}: runAt must be epoch ms or an ISO 8601 time with its zone (2026-12-01T09:00:00Z), got ${
+      JSON.stringify(value)
+    }`,
   );
 }
 

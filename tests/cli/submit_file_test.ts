@@ -83,6 +83,16 @@ Deno.test("cli.ts submit --file stores nothing and prints no id when a task near
   assert.equal(unknown.code, 1);
   assert.equal(unknown.stdout, "");
   assert.match(unknown.stderr, /Cannot read task 19998: expected/);
+  // A runAt that is neither epoch ms nor a time with its zone.
+  tasks[19_998] = { type: "noop", runAt: "2030-01-01 09:00" };
+  await taskFile(file, tasks);
+  const when = await cli(["submit", "--db", db, "--file", file]);
+  assert.equal(when.code, 1);
+  assert.equal(when.stdout, "");
+  assert.match(
+    when.stderr,
+    /Cannot read task 19998: runAt must be epoch ms or an ISO 8601 time with its zone .*"2030-01-01 09:00"/,
+  );
   await Deno.writeTextFile(
     file,
     JSON.stringify(noops(20_000)).slice(0, -1) + ",{nope}]",
