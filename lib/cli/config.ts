@@ -332,6 +332,41 @@ function defaults(): CliConfig {
   };
 }
 
+/** An ISO 8601 date and time with its zone, `Z` or `±hh:mm`. */
+const ISO_TIME =
+  /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/** Days in `month` (1 to 12) of `year`, by the proleptic Gregorian calendar. */
+function daysIn(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 2
+    ? (leap ? 29 : 28)
+    : [4, 6, 9, 11].includes(month)
+    ? 30
+    : 31;
+}
+
+/**
+ * Reads an ISO 8601 time that names its zone (`2026-12-01T09:00:00Z`,
+ * `…+01:00`) as epoch ms. A time without a zone is refused rather than
+ * read in this machine's zone, and so is a day its month does not have
+ * (`Date.parse` would roll it into the next month).
+ *
+ * @param text The time.
+ * @returns Epoch ms; `null` when `text` is not such a time; `NaN` when it
+ *   is one but outside what a `Date` holds.
+ */
+export function parseIsoTime(text: string): number | null {
+  const match = ISO_TIME.exec(text);
+  if (match === null) return null;
+  const [, y, mo, d, h, mi, s = "0", oh = "0", om = "0"] = match;
+  const year = Number(y), month = Number(mo), day = Number(d);
+  const valid = month >= 1 && month <= 12 && day >= 1 &&
+    day <= daysIn(year, month) && Number(h) <= 23 && Number(mi) <= 59 &&
+    Number(s) <= 59 && Number(oh) <= 23 && Number(om) <= 59;
+  return valid ? Date.parse(text) : null;
+}
+
 /**
  * Parses a duration: a number with a unit (`500ms`, `30s`, `15m`, `24h`,
  * `7d`), several of them (`1h30m`), or `0`.

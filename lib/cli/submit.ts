@@ -14,7 +14,12 @@ import {
   helpText,
   UsageError,
 } from "./command.ts";
-import { type ConfigKey, parseDuration, parseInteger } from "./config.ts";
+import {
+  type ConfigKey,
+  parseDuration,
+  parseInteger,
+  parseIsoTime,
+} from "./config.ts";
 import { openWriteStore } from "./open.ts";
 import { isTerminal, out, OutputClosedError } from "./output.ts";
 import { Progress } from "./progress.ts";
@@ -88,44 +93,20 @@ file task with a runAt of its own; a time in the past is due at once.
   config: KEYS,
 });
 
-/** `--run-at`'s form: a date and time with a zone, `Z` or `±hh:mm`. */
-const RUN_AT =
-  /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
-
 /** The first and last times a `Date` holds, and so a task's `runAt`. */
 const FIRST_TIME = "-271821-04-20T00:00:00Z";
 const LAST_TIME = "+275760-09-13T00:00:00Z";
 
-/** Days in `month` (1 to 12) of `year`, by the proleptic Gregorian calendar. */
-function daysIn(year: number, month: number): number {
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  return month === 2
-    ? (leap ? 29 : 28)
-    : [4, 6, 9, 11].includes(month)
-    ? 30
-    : 31;
-}
-
-/**
- * Reads `--run-at`: epoch ms. A time without a zone is refused rather
- * than read in this machine's zone, and so is a day its month does not
- * have (`Date.parse` would roll it into the next month).
- */
+/** Reads `--run-at`: epoch ms. */
 function parseRunAt(text: string): number {
-  const match = RUN_AT.exec(text);
-  const [, y, mo, d, h, mi, s = "0", oh = "0", om = "0"] = match ?? [];
-  const year = Number(y), month = Number(mo), day = Number(d);
-  const valid = match !== null && month >= 1 && month <= 12 && day >= 1 &&
-    day <= daysIn(year, month) && Number(h) <= 23 && Number(mi) <= 59 &&
-    Number(s) <= 59 && Number(oh) <= 23 && Number(om) <= 59;
-  if (!valid) {
+  const ms = parseIsoTime(text);
+  if (ms === null) {
     throw new UsageError(
       `--run-at must be an ISO 8601 time with a zone (Z or ±hh:mm) such as 2026-12-01T09:00:00Z, got ${
         JSON.stringify(text)
       }`,
     );
   }
-  const ms = Date.parse(text);
   if (Number.isNaN(ms)) {
     throw new UsageError(
       `--run-at must be from ${FIRST_TIME} to ${LAST_TIME}, got ${

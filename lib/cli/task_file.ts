@@ -8,6 +8,7 @@
  * @module
  */
 import type { TaskInput } from "../queue/types.ts";
+import { parseIsoTime } from "./config.ts";
 
 function toTaskInput(item: unknown, index: number): TaskInput {
   if (typeof item !== "object" || item === null || Array.isArray(item)) {
@@ -40,14 +41,8 @@ function toTaskInput(item: unknown, index: number): TaskInput {
 /** A task's `runAt`: epoch ms, or an ISO 8601 time that names its zone. */
 function runAtOf(value: unknown, index: number): number {
   if (typeof value === "number" && Number.isFinite(value)) return value;
-  if (
-    typeof value === "string" &&
-    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i
-      .test(value) &&
-    !Number.isNaN(Date.parse(value))
-  ) {
-    return Date.parse(value);
-  }
+  const ms = typeof value === "string" ? parseIsoTime(value) : null;
+  if (ms !== null && !Number.isNaN(ms)) return ms;
   throw new Error(
     `Cannot read task ${index}: runAt must be epoch ms or an ISO 8601 time with its zone (2026-12-01T09:00:00Z), got ${
       JSON.stringify(value)
