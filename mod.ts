@@ -61,7 +61,9 @@ export type { QueueChannelStats } from "./lib/queue/task_queue.ts";
 export {
   type CloseOptions,
   type CloseReport,
+  type PayloadOf,
   QueueClosedError,
+  type ResultOf,
   type RetentionOptions,
   type SubmitManyOptions,
   type SubmitOptions,
@@ -70,6 +72,8 @@ export {
   type TaskInput,
   type TaskQueueOptions,
   type TaskState,
+  type TaskTypeOf,
+  type TypedTaskInput,
 } from "./lib/queue/types.ts";
 export { type OverflowPolicy, QueueFullError } from "./lib/channel.ts";
 export type {

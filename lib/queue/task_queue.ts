@@ -37,6 +37,7 @@ import { TaskTable } from "./task_table.ts";
 import type {
   CloseOptions,
   CloseReport,
+  ResultOf,
   SubmitManyOptions,
   SubmitOptions,
   TaskEntry,
@@ -44,6 +45,8 @@ import type {
   TaskInput,
   TaskQueueOptions,
   TaskState,
+  TaskTypeOf,
+  TypedTaskInput,
 } from "./types.ts";
 
 const DEFAULT_HANDLERS = new URL("../handlers/builtin.ts", import.meta.url);
@@ -61,6 +64,15 @@ interface Parts extends ResolvedOptions {
 
 /**
  * A bounded, durable task queue in front of a pool of Web Workers.
+ *
+ * Opened as `TaskQueue.open<typeof import("./handlers.ts")>(...)`, the
+ * queue is typed by its handler module: `submit` accepts only the
+ * module's handler names as `type`, each with its handler's payload, and
+ * types `handle.result` by the handler's return. Without the type
+ * argument it takes any task.
+ *
+ * @typeParam H The handler module's type; `unknown` (the default) for an
+ *   untyped queue.
  *
  * @example Running tasks on the built-in handlers
  * ```ts
@@ -89,7 +101,7 @@ interface Parts extends ResolvedOptions {
  * assert.deepEqual(await duplicate.result, await again.result);
  * ```
  */
-export class TaskQueue implements AsyncDisposable {
+export class TaskQueue<H = unknown> implements AsyncDisposable {
   /** The store holding the state. */
   readonly store: TaskStore;
   /** Counters, gauges and latency histograms. */
@@ -207,13 +219,19 @@ export class TaskQueue implements AsyncDisposable {
    * Opens a queue: the store (recovering expired leases), then the worker
    * pool, which loads the handler module in every worker.
    *
+   * @typeParam H The handler module's type, to check submissions against:
+   *   `typeof import("./handlers.ts")`, or `typeof H` after
+   *   `import type * as H from "./handlers.ts"`. It is not checked against
+   *   `options.handlers`: pass the type of the module that option names.
    * @param options Pool, channel, store, retry and observability settings.
    * @returns The running queue.
    * @throws {RangeError} When a number is out of range.
    * @throws {TypeError} When an option has the wrong type.
    * @throws {Error} When the handler module fails to load, with its error.
    */
-  static async open(options: TaskQueueOptions = {}): Promise<TaskQueue> {
+  static async open<H = unknown>(
+    options: TaskQueueOptions = {},
+  ): Promise<TaskQueue<H>> {
     const resolved = resolveOptions(options);
     const { logger, timeoutMs, graceMs } = resolved;
 
@@ -286,7 +304,8 @@ export class TaskQueue implements AsyncDisposable {
       }
     }
     queue.#start();
-    return queue;
+    // The handler module's type exists only for the type checker.
+    return queue as TaskQueue<H>;
   }
 
   #start(): void {
@@ -471,6 +490,9 @@ export class TaskQueue implements AsyncDisposable {
    * Submits one task. Resolves once the task is accepted, which for a
    * durable store means its row is committed.
    *
+   * @typeParam T The result's type on an untyped queue; a typed queue
+   *   takes it from the handler.
+   * @typeParam K The task's type, inferred from `task.type`.
    * @param task The task.
    * @param options A signal that cancels a wait for room.
    * @returns The task's handle.
@@ -478,12 +500,12 @@ export class TaskQueue implements AsyncDisposable {
    * @throws {QueueFullError} When the channel is full and `overflow` is `"reject"`.
    * @throws {TypeError} When the task is malformed or its payload cannot be stored.
    */
-  submit<T = unknown>(
-    task: TaskInput,
+  submit<T = unknown, K extends TaskTypeOf<H> = TaskTypeOf<H>>(
+    task: TypedTaskInput<H, K>,
     options: SubmitOptions = {},
-  ): Promise<TaskHandle<T>> {
-    return this.#intake.submit(task, options.signal) as Promise<
-      TaskHandle<T>
+  ): Promise<TaskHandle<ResultOf<H, K, T>>> {
+    return this.#intake.submit(task as TaskInput, options.signal) as Promise<
+      TaskHandle<ResultOf<H, K, T>>
     >;
   }
 
@@ -494,6 +516,9 @@ export class TaskQueue implements AsyncDisposable {
    * `"block"` it waits for room task by task. With `atomic`, the batch is
    * committed in one transaction: all of it or none.
    *
+   * @typeParam T The results' type on an untyped queue; a typed queue
+   *   takes it from the handlers.
+   * @typeParam K The tasks' types, inferred from the tasks.
    * @param tasks The tasks.
    * @param options A signal that cancels waits for room; `atomic`;
    *   `detached`.
@@ -505,16 +530,16 @@ export class TaskQueue implements AsyncDisposable {
    * @throws {RangeError} With `atomic`, when a consuming queue's channel
    * could never hold the batch.
    */
-  async submitMany<T = unknown>(
-    tasks: readonly TaskInput[],
+  async submitMany<T = unknown, K extends TaskTypeOf<H> = TaskTypeOf<H>>(
+    tasks: readonly TypedTaskInput<H, K>[],
     options: SubmitManyOptions = {},
-  ): Promise<TaskHandle<T>[]> {
+  ): Promise<TaskHandle<ResultOf<H, K, T>>[]> {
     return await this.#intake.submitMany(
-      tasks,
+      tasks as readonly TaskInput[],
       options.signal,
       options.atomic ?? false,
       options.detached ?? false,
-    ) as TaskHandle<T>[];
+    ) as TaskHandle<ResultOf<H, K, T>>[];
   }
 
   /**
@@ -559,11 +584,16 @@ export class TaskQueue implements AsyncDisposable {
    */
   async submitAll(
     source:
-      | AsyncIterable<readonly TaskInput[]>
-      | Iterable<readonly TaskInput[]>,
+      | AsyncIterable<readonly TypedTaskInput<H>[]>
+      | Iterable<readonly TypedTaskInput<H>[]>,
     options: SubmitOptions = {},
   ): Promise<SubmittedIds> {
-    return await this.#intake.submitAll(source, options.signal);
+    return await this.#intake.submitAll(
+      source as
+        | AsyncIterable<readonly TaskInput[]>
+        | Iterable<readonly TaskInput[]>,
+      options.signal,
+    );
   }
 
   /**

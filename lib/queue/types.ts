@@ -58,6 +58,124 @@ export interface TaskInput {
 }
 
 /**
+ * The task types of a handler module type `H`: the names of its exports
+ * that are functions. For `H = unknown` (an untyped queue), any string.
+ *
+ * @typeParam H The handler module's type, e.g. `typeof import("./handlers.ts")`.
+ *
+ * @example Naming a module's task types
+ * ```ts
+ * import type { TaskTypeOf } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const handlers = {
+ *   add: (p: { a: number; b: number }): number => p.a + p.b,
+ *   limit: 10,
+ * };
+ * const type: TaskTypeOf<typeof handlers> = "add"; // "limit" is no handler
+ * assert.equal(type, "add");
+ * ```
+ */
+export type TaskTypeOf<H> = unknown extends H ? string
+  :
+    & {
+      // deno-lint-ignore no-explicit-any
+      [K in keyof H]: H[K] extends (...args: any[]) => unknown ? K : never;
+    }[keyof H]
+    & string;
+
+/**
+ * The payload of task type `K` of handler module type `H`: its handler's
+ * first parameter (`undefined` for a handler that takes none). For an
+ * untyped queue, `unknown`.
+ *
+ * @typeParam H The handler module's type.
+ * @typeParam K A task type of `H`.
+ *
+ * @example Reading a handler's payload type
+ * ```ts
+ * import type { PayloadOf } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const handlers = { add: (p: { a: number; b: number }): number => p.a + p.b };
+ * const payload: PayloadOf<typeof handlers, "add"> = { a: 1, b: 2 };
+ * assert.equal(payload.a + payload.b, 3);
+ * ```
+ */
+export type PayloadOf<H, K extends TaskTypeOf<H>> = unknown extends H ? unknown
+  // deno-lint-ignore no-explicit-any
+  : H[K & keyof H] extends (...args: infer A) => any ? A[0]
+  : never;
+
+/**
+ * What a task of type `K` of handler module type `H` resolves with: its
+ * handler's return, awaited. For an untyped queue, `T`. A durable
+ * queue stores results as JSON, so a `Date` comes back as a string: type
+ * handlers that way.
+ *
+ * @typeParam H The handler module's type.
+ * @typeParam K A task type of `H`.
+ * @typeParam T The result's type for an untyped queue: what the caller
+ *   passes to `submit<T>`.
+ *
+ * @example Reading a handler's result type
+ * ```ts
+ * import type { ResultOf } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const handlers = {
+ *   add: (p: { a: number; b: number }): Promise<number> =>
+ *     Promise.resolve(p.a + p.b),
+ * };
+ * const sum: ResultOf<typeof handlers, "add"> = 3; // a number, not a promise
+ * assert.equal(sum, 3);
+ * ```
+ */
+export type ResultOf<H, K extends TaskTypeOf<H>, T = unknown> = unknown extends
+  H ? T
+  // deno-lint-ignore no-explicit-any
+  : H[K & keyof H] extends (...args: any[]) => infer R ? Awaited<R>
+  : never;
+
+/**
+ * A task of type `K` for a queue typed by handler module type `H`: a
+ * {@linkcode TaskInput} whose `type` is `K` and whose `payload` is what
+ * that handler takes. The payload may be left out (it is then `null`) only
+ * when the handler takes no payload or accepts `null`. For an untyped
+ * queue, a plain {@linkcode TaskInput}.
+ *
+ * @typeParam H The handler module's type.
+ * @typeParam K A task type of `H`; left out, the union of one input per
+ *   task type, so `type` selects the payload.
+ *
+ * @example Building a typed task
+ * ```ts
+ * import type { TypedTaskInput } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * const handlers = {
+ *   add: (p: { a: number; b: number }): number => p.a + p.b,
+ *   ping: (): string => "pong",
+ * };
+ * const tasks: TypedTaskInput<typeof handlers>[] = [
+ *   { type: "add", payload: { a: 1, b: 2 }, idempotencyKey: "add-1-2" },
+ *   { type: "ping" },
+ * ];
+ * assert.equal(tasks.length, 2);
+ * ```
+ */
+export type TypedTaskInput<H, K extends TaskTypeOf<H> = TaskTypeOf<H>> =
+  unknown extends H ? TaskInput
+    : K extends TaskTypeOf<H> ?
+        & Omit<TaskInput, "type" | "payload">
+        & { type: K }
+        & (null extends PayloadOf<H, K> ? { payload?: PayloadOf<H, K> }
+          // deno-lint-ignore no-explicit-any
+          : H[K & keyof H] extends () => any ? { payload?: PayloadOf<H, K> }
+          : { payload: PayloadOf<H, K> })
+    : never;
+
+/**
  * Retention of finished tasks: the policy, and how pruning is paced. A
  * pruned task is gone from the store (`getTask` returns `undefined`) and
  * its idempotency key is free.
