@@ -110,8 +110,8 @@ export type PayloadOf<H, K extends TaskTypeOf<H>> = unknown extends H ? unknown
 /**
  * What a task of type `K` of handler module type `H` resolves with: its
  * handler's return, awaited. For an untyped queue, `T`. A durable
- * queue stores results as JSON, so a `Date` comes back as a string: type
- * handlers that way.
+ * queue keeps only results that JSON holds faithfully (a `Date` or a
+ * `Map` dead-letters the task), so type handlers with such results.
  *
  * @typeParam H The handler module's type.
  * @typeParam K A task type of `H`.
