@@ -43,21 +43,6 @@ export async function openQueue(
 }
 
 /**
- * Opens the store `cfg.db` names for writing, as {@linkcode openQueue}
- * would (created and migrated as needed), for queues that share it; the
- * caller closes it after them.
- *
- * @param cfg The configuration.
- * @returns The store.
- */
-export async function openWriteStore(cfg: CliConfig): Promise<TaskStore> {
-  return await openStore(cfg.db, {
-    postgres: { schema: cfg.pgSchema },
-    sqlite: { driver: cfg.sqliteDriver, synchronous: cfg.synchronous },
-  });
-}
-
-/**
  * Runs `use` with the store `cfg.db` names, then closes the store.
  *
  * - `"read"`: read-only; nothing is created or migrated (a SQLite file is

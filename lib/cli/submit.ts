@@ -5,7 +5,7 @@
  * @module
  */
 import { mulberry32 } from "../_rng.ts";
-import { TaskQueue } from "../queue/task_queue.ts";
+import type { TaskQueue } from "../queue/task_queue.ts";
 import type { SubmittedIds } from "../queue/submitted_ids.ts";
 import type { TaskHandle, TaskInput } from "../queue/types.ts";
 import {
@@ -20,7 +20,7 @@ import {
   parseInteger,
   parseIsoTime,
 } from "./config.ts";
-import { openWriteStore } from "./open.ts";
+import { openQueue } from "./open.ts";
 import { isTerminal, out, OutputClosedError } from "./output.ts";
 import { Progress } from "./progress.ts";
 import { streamTaskFile } from "./task_file.ts";
@@ -142,14 +142,6 @@ function* randomTasks(count: number, seed: number): Generator<TaskInput> {
       };
     }
   }
-}
-
-/** `tasks`, each due at `runAt`. */
-function* withRunAt(
-  tasks: Iterable<TaskInput>,
-  runAt: number,
-): Generator<TaskInput> {
-  for (const task of tasks) yield { ...task, runAt };
 }
 
 /** At most `size` items of `source` at a time. */
@@ -342,7 +334,6 @@ export const submit: Command = defineCommand({
             payload,
             ...(key !== undefined && { idempotencyKey: key }),
             ...(dedupeFor !== undefined && { dedupeFor }),
-            ...(runAt !== undefined && { runAt }),
           };
         }
       })(),
@@ -350,16 +341,14 @@ export const submit: Command = defineCommand({
     );
   } else {
     total = count;
-    const tasks = randomTasks(count, parsed.integer("seed") ?? 1);
-    batches = slices(
-      runAt === undefined ? tasks : withRunAt(tasks, runAt),
-      SLICE,
-    );
+    batches = slices(randomTasks(count, parsed.integer("seed") ?? 1), SLICE);
   }
 
-  const store = await openWriteStore(cfg);
-  const logger = cliLogger(cfg);
-  logger.info("store_opened", { store: store.kind });
+  // The settings' defaults; a file task's own values win.
+  const withDefaults = (task: TaskInput): void => {
+    task.maxAttempts ??= cfg.maxAttempts;
+    if (runAt !== undefined) task.runAt ??= runAt;
+  };
   const writer = new IdWriter(parsed.format === "json");
   // Ids printed to a terminal show the progress themselves.
   const progress = isTerminal(Deno.stdout)
@@ -368,33 +357,28 @@ export const submit: Command = defineCommand({
   let queue: TaskQueue | undefined;
   let failure: unknown;
   try {
-    queue = await TaskQueue.open({
-      db: store,
+    queue = await openQueue(cfg, {
       consume: false,
       // This process never reads the handles' results, and polling for
       // them would read every unfinished task in turn, competing with the
       // inserts. The longest interval a timer takes turns it off.
       pollIntervalMs: 2 ** 31 - 1,
-      logger,
+      logger: cliLogger(cfg),
     });
     if (file !== undefined) {
       let read = 0;
-      const withDefaults = async function* (): AsyncGenerator<TaskInput[]> {
+      const source = async function* (): AsyncGenerator<TaskInput[]> {
         for await (const tasks of streamTaskFile(file, SLICE)) {
-          for (const task of tasks) {
-            task.maxAttempts ??= cfg.maxAttempts;
-            // A file task's own time wins over the flag's.
-            if (runAt !== undefined) task.runAt ??= runAt;
-          }
+          tasks.forEach(withDefaults);
           yield tasks;
           read += tasks.length;
           progress?.update(read);
         }
       };
-      writer.writeAll(await queue.submitAll(withDefaults()));
+      writer.writeAll(await queue.submitAll(source()));
     }
     for (const tasks of batches) {
-      for (const task of tasks) task.maxAttempts ??= cfg.maxAttempts;
+      tasks.forEach(withDefaults);
       // Detached: the queue forgets each task once committed, so memory
       // does not grow with --count.
       const handles = await queue.submitMany(tasks, { detached: true });
@@ -407,7 +391,6 @@ export const submit: Command = defineCommand({
   } finally {
     progress?.clear();
     await queue?.close({ deadline: 0 });
-    await store.close();
     // A closed stdout ends the command quietly: nothing more to write.
     if (!(failure instanceof OutputClosedError)) writer.end(failure);
   }
