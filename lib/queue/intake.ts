@@ -486,14 +486,21 @@ export class Intake {
     return this.#fromRecord(record, detached);
   }
 
+  /** Reports that a submission was answered by `task`, an earlier one. */
+  #deduplicated(
+    task: Pick<TaskRecord, "id" | "type" | "idempotencyKey">,
+  ): void {
+    this.#events.emit("deduplicated", {
+      id: task.id,
+      type: task.type,
+      idempotencyKey: task.idempotencyKey,
+    });
+  }
+
   #handleOf(entry: TaskEntry, deduplicated: boolean): TaskHandle {
     entry.handle ??= deferred();
     if (deduplicated) {
-      this.#events.emit("deduplicated", {
-        id: entry.id,
-        type: entry.type,
-        idempotencyKey: entry.idempotencyKey,
-      });
+      this.#deduplicated(entry);
     }
     return {
       id: entry.id,
@@ -506,11 +513,7 @@ export class Intake {
   /** The handle of a stored task with the key a submission asked for. */
   #fromRecord(record: TaskRecord, detached: boolean): TaskHandle {
     if (record.status === "succeeded" || record.status === "dead") {
-      this.#events.emit("deduplicated", {
-        id: record.id,
-        type: record.type,
-        idempotencyKey: record.idempotencyKey,
-      });
+      this.#deduplicated(record);
       const result = record.status === "succeeded"
         ? Promise.resolve(record.result)
         : Promise.reject(failureOf(record));
@@ -523,11 +526,7 @@ export class Intake {
       };
     }
     if (detached) {
-      this.#events.emit("deduplicated", {
-        id: record.id,
-        type: record.type,
-        idempotencyKey: record.idempotencyKey,
-      });
+      this.#deduplicated(record);
       return detachedHandle(record.id, record.idempotencyKey, true);
     }
     // Unfinished: wait for it here, whoever runs it (this process or another).
@@ -565,18 +564,18 @@ export class Intake {
         entry.leaseUntil = record.leaseUntil ?? 0;
         this.#table.move(entry, "queued");
         this.#sink!.admit(admission.slot, entry);
-      } else if (admission.detached) {
-        // Nobody here waits for it: forget it, so a producer holds nothing
-        // per task it submitted.
-        admission.slot?.[Symbol.dispose]();
-        this.#table.remove(entry);
-        handle = detachedHandle(entry.id, entry.idempotencyKey, false);
-        if (this.#options.consuming) this.#sink?.dueAt(record.runAt);
       } else {
-        handle = this.#handleOf(entry, false);
         // Scheduled for later, or for another process to run.
         admission.slot?.[Symbol.dispose]();
-        this.#table.move(entry, "remote");
+        if (admission.detached) {
+          // Nobody here waits for it: forget it, so a producer holds
+          // nothing per task it submitted.
+          this.#table.remove(entry);
+          handle = detachedHandle(entry.id, entry.idempotencyKey, false);
+        } else {
+          handle = this.#handleOf(entry, false);
+          this.#table.move(entry, "remote");
+        }
         if (this.#options.consuming) this.#sink?.dueAt(record.runAt);
       }
       this.#events.emit("submitted", {
