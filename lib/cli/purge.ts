@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { delay } from "../_delay.ts";
 import type {
   PruneResult,
   RetentionPolicy,
@@ -136,7 +137,7 @@ export const purge: Command = defineCommand({
             `Cannot purge: another process kept pruning the store for ${BUSY_DEADLINE_MS} ms; deleted ${total.succeeded} succeeded and ${total.dead} dead so far`,
           );
         }
-        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+        await delay(backoffMs);
         backoffMs = Math.min(backoffMs * 2, 1000);
       }
     });

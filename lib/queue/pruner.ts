@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { delay } from "../_delay.ts";
 import type { RetentionPolicy, TaskStore } from "../store/store.ts";
 import type { TaskEvents } from "./events.ts";
 
@@ -75,7 +76,7 @@ export class Pruner {
       total.dead += result.dead;
       if (result.skipped || result.succeeded + result.dead < batchSize) break;
       // Let the hot path's timers and messages run between batches.
-      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+      await delay(0);
     }
     if (total.succeeded + total.dead > 0) {
       this.#events.emit("pruned", total);
