@@ -45,6 +45,7 @@ export {
   type PostgresTaskStoreOptions,
 } from "./lib/store/postgres/postgres_store.ts";
 export type {
+  CancelOutcome,
   CommitBatch,
   CommitResult,
   InsertAllOptions,
@@ -52,7 +53,10 @@ export type {
   ListOptions,
   NewTask,
   PruneResult,
+  QueueClaim,
+  QueueState,
   Release,
+  RemoveOutcome,
   Renewal,
   RetentionPolicy,
   RetentionRule,

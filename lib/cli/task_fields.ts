@@ -30,6 +30,8 @@ export const TASK_FIELDS = {
   dedupeUntil: "dedupe_until",
   outputKey: "output_key",
   version: "version",
+  queue: "queue",
+  priority: "priority",
   payload: "payload",
   result: "result",
 } as const satisfies { readonly [K in keyof TaskRecord]-?: string };

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { DEFAULT_QUEUE } from "./_shared.ts";
 import type { NewTask, TaskRecord } from "./store.ts";
 
 /**
@@ -14,17 +15,21 @@ import type { NewTask, TaskRecord } from "./store.ts";
  * @param task The task as inserted.
  * @param now The commit time (epoch ms).
  * @param leaseUntil The lease end of a claimed insert.
+ * @param claim Whether it was inserted claimed (asked for, and its queue
+ *   not paused).
  * @returns The record, as the store now holds it.
  */
 export function newRecord(
   task: NewTask,
   now: number,
   leaseUntil: number,
+  claim: boolean = task.claim === true,
 ): TaskRecord {
-  const claim = task.claim === true;
   return {
     id: task.id,
     type: task.type,
+    queue: task.queue ?? DEFAULT_QUEUE,
+    priority: task.priority ?? 0,
     idempotencyKey: task.idempotencyKey,
     payload: task.payload,
     status: claim ? "running" : "queued",

@@ -23,6 +23,12 @@ import type {
 export const LEASE_EXPIRED_MESSAGE =
   "Cannot finish task: lease expired after final attempt";
 
+/** The error recorded on a task that was cancelled. */
+export const CANCELLED_MESSAGE = "Cannot run task: cancelled";
+
+/** The queue a task without one belongs to. */
+export const DEFAULT_QUEUE = "default";
+
 /** Every task status, in life-cycle order. */
 export const TASK_STATUSES: readonly TaskStatus[] = [
   "queued",
@@ -65,6 +71,29 @@ function checkStoredText(value: string, field: string): void {
   if (value.includes("\0") || !value.isWellFormed()) {
     throw new TypeError(
       `Cannot commit: ${field} contains U+0000 or a lone surrogate, which a store cannot keep verbatim, got ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+}
+
+/** The largest priority (and the smallest, negated): a 32-bit integer. */
+export const MAX_PRIORITY = 2_147_483_647;
+
+/**
+ * Checks a queue name: a non-empty string of at most 128 characters that a
+ * store can keep verbatim.
+ *
+ * @param value The name.
+ * @param field Where it is, for the message.
+ * @throws {TypeError} When it is not a storable string.
+ * @throws {RangeError} When it is empty or longer than 128 characters.
+ */
+export function checkQueueName(value: unknown, field: string): void {
+  checkStoredText(value as string, field);
+  if ((value as string).length === 0 || (value as string).length > 128) {
+    throw new RangeError(
+      `Cannot use queue name: ${field} must have 1 to 128 characters, got ${
         JSON.stringify(value)
       }`,
     );
@@ -124,6 +153,37 @@ export function validateBatch(batch: CommitBatch): void {
       `Cannot commit: claimDue must be a non-negative integer, got ${claimDue}`,
     );
   }
+  if (batch.claimQueues !== undefined) {
+    if (!Array.isArray(batch.claimQueues)) {
+      throw new TypeError(
+        `Cannot commit: claimQueues must be an array, got ${typeof batch
+          .claimQueues}`,
+      );
+    }
+    for (let i = 0; i < batch.claimQueues.length; i++) {
+      const { queue, limit } = batch.claimQueues[i]!;
+      checkQueueName(queue, `claimQueues[${i}].queue`);
+      if (
+        limit !== undefined && limit !== Infinity &&
+        (!Number.isSafeInteger(limit) || limit < 0)
+      ) {
+        throw new RangeError(
+          `Cannot commit: claimQueues[${i}].limit must be a non-negative integer, got ${limit}`,
+        );
+      }
+    }
+  }
+  if (batch.claimTypes !== undefined) {
+    if (!Array.isArray(batch.claimTypes)) {
+      throw new TypeError(
+        `Cannot commit: claimTypes must be an array, got ${typeof batch
+          .claimTypes}`,
+      );
+    }
+    batch.claimTypes.forEach((type, i) =>
+      checkStoredText(type, `claimTypes[${i}]`)
+    );
+  }
   if (batch.recover !== undefined && typeof batch.recover !== "boolean") {
     throw new TypeError(
       `Cannot commit: recover must be a boolean, got ${typeof batch.recover}`,
@@ -134,6 +194,19 @@ export function validateBatch(batch: CommitBatch): void {
     const task = inserts[i]!;
     checkStoredText(task.id, `inserts[${i}].id`);
     checkStoredText(task.type, `inserts[${i}].type`);
+    if (task.queue !== undefined) {
+      checkQueueName(task.queue, `inserts[${i}].queue`);
+    }
+    if (
+      task.priority !== undefined &&
+      (typeof task.priority !== "number" ||
+        !Number.isSafeInteger(task.priority) ||
+        Math.abs(task.priority) > MAX_PRIORITY)
+    ) {
+      throw new RangeError(
+        `Cannot store task ${task.id}: priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${task.priority}`,
+      );
+    }
     if (task.idempotencyKey !== null) {
       checkStoredText(task.idempotencyKey, `inserts[${i}].idempotencyKey`);
     }
@@ -194,6 +267,8 @@ export function validateBatch(batch: CommitBatch): void {
 export interface CheckedListOptions {
   /** Only this status, or every status. */
   status: TaskStatus | undefined;
+  /** Only this queue, or every queue. */
+  queue: string | undefined;
   /** At most this many, or no limit. */
   limit: number | undefined;
   /** Skip this many. */
@@ -208,7 +283,8 @@ export interface CheckedListOptions {
  * @throws {RangeError} When a field is out of range.
  */
 export function validateList(options: ListOptions): CheckedListOptions {
-  const { status, limit, offset = 0 } = options;
+  const { status, limit, offset = 0, queue } = options;
+  if (queue !== undefined) checkQueueName(queue, "queue");
   if (status !== undefined && !TASK_STATUSES.includes(status)) {
     throw new RangeError(
       `Cannot list tasks: status must be one of ${
@@ -226,7 +302,7 @@ export function validateList(options: ListOptions): CheckedListOptions {
       `Cannot list tasks: offset must be a non-negative integer, got ${offset}`,
     );
   }
-  return { status, limit, offset };
+  return { status, queue, limit, offset };
 }
 
 /** One status's retention after checking: what a prune may delete. */

@@ -10,9 +10,12 @@ import { StatusTally } from "./_counts.ts";
 import { type IndexEntry, OrderedIndex } from "./_ordered_index.ts";
 import { newRecord } from "./_record.ts";
 import {
+  CANCELLED_MESSAGE,
   type CheckedPolicy,
   checkPruneLimit,
+  checkQueueName,
   checkRetention,
+  DEFAULT_QUEUE,
   FINISHED_STATUSES,
   insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
@@ -20,6 +23,7 @@ import {
   validateList,
 } from "./_shared.ts";
 import type {
+  CancelOutcome,
   CommitBatch,
   CommitResult,
   InsertAllOptions,
@@ -27,6 +31,8 @@ import type {
   ListOptions,
   NewTask,
   PruneResult,
+  QueueState,
+  RemoveOutcome,
   RetentionPolicy,
   StoreStatus,
   TaskRecord,
@@ -45,6 +51,22 @@ interface Slot {
    * while running (in no index).
    */
   token: number;
+  /** The claim index it waits in while queued or failed. */
+  claimIndex: ClaimIndex | null;
+}
+
+/**
+ * The claimable tasks of one queue, priority and type, by `runAt`: a claim
+ * merges the heads of the indexes it may take from.
+ */
+interface ClaimIndex {
+  key: string;
+  queue: string;
+  priority: number;
+  type: string;
+  index: OrderedIndex;
+  /** Live entries; the index is dropped when none is left. */
+  live: number;
 }
 
 type Finished = "succeeded" | "dead";
@@ -93,6 +115,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #live = (entry: IndexEntry): boolean =>
     this.#tasks.get(entry.id)?.token === entry.token;
   #ready = new OrderedIndex(this.#live);
+  #claimable = new Map<string, ClaimIndex>();
+  #queues = new Map<string, QueueState>();
   #finished: Record<Finished, OrderedIndex> = {
     succeeded: new OrderedIndex(this.#live),
     dead: new OrderedIndex(this.#live),
@@ -120,9 +144,31 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         this.#running.add(record.id);
         break;
       case "queued":
-      case "failed":
+      case "failed": {
         this.#place(this.#ready, slot, record.runAt);
+        const key = `${record.queue}\0${record.priority}\0${record.type}`;
+        let claimIndex = this.#claimable.get(key);
+        if (claimIndex === undefined) {
+          claimIndex = {
+            key,
+            queue: record.queue,
+            priority: record.priority,
+            type: record.type,
+            index: new OrderedIndex(this.#live),
+            live: 0,
+          };
+          this.#claimable.set(key, claimIndex);
+        }
+        claimIndex.index.push({
+          id: record.id,
+          at: record.runAt,
+          order: slot.order,
+          token: slot.token,
+        });
+        claimIndex.live++;
+        slot.claimIndex = claimIndex;
         break;
+      }
       case "succeeded":
       case "dead":
         this.#place(this.#finished[status], slot, record.updatedAt);
@@ -134,6 +180,14 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #leave(slot: Slot): void {
     const record = slot.record;
     if (record.status === "running") this.#running.delete(record.id);
+    const claimIndex = slot.claimIndex;
+    if (claimIndex !== null) {
+      slot.claimIndex = null;
+      if (--claimIndex.live === 0) {
+        claimIndex.index.clear();
+        this.#claimable.delete(claimIndex.key);
+      }
+    }
     slot.token = 0;
   }
 
@@ -174,6 +228,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #compact(): void {
     const counts = this.#tally.counts;
     this.#ready.compact(counts.queued + counts.failed);
+    for (const claimIndex of this.#claimable.values()) {
+      claimIndex.index.compact(claimIndex.live);
+    }
     for (const status of FINISHED_STATUSES) {
       this.#finished[status].compact(counts[status]);
     }
@@ -187,6 +244,57 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     record.updatedAt = now;
     this.#setStatus(slot, "running");
     return { ...record };
+  }
+
+  #paused(queue: string): boolean {
+    return this.#queues.get(queue)?.paused === true;
+  }
+
+  /**
+   * Claims up to `claimDue` due tasks of the batch's queues (not paused)
+   * and types: each step takes the best head of the claim indexes, by
+   * priority, then `runAt`, then insertion order.
+   */
+  #claimDue(
+    batch: CommitBatch,
+    now: number,
+    leaseUntil: number,
+  ): TaskRecord[] {
+    const limits = new Map<string, number>();
+    for (
+      const { queue, limit } of batch.claimQueues ?? [{ queue: DEFAULT_QUEUE }]
+    ) {
+      if (!this.#paused(queue)) limits.set(queue, limit ?? Infinity);
+    }
+    const types = batch.claimTypes === undefined
+      ? null
+      : new Set(batch.claimTypes);
+    const sources = [...this.#claimable.values()].filter((c) =>
+      limits.has(c.queue) && (types === null || types.has(c.type))
+    );
+    const claimed: TaskRecord[] = [];
+    while (claimed.length < batch.claimDue) {
+      let best: ClaimIndex | undefined;
+      let head: IndexEntry | undefined;
+      for (const source of sources) {
+        if (source.live === 0 || limits.get(source.queue)! <= 0) continue;
+        const entry = source.index.peek();
+        if (entry === undefined || entry.at > now) continue;
+        if (
+          head === undefined || source.priority > best!.priority ||
+          (source.priority === best!.priority &&
+            (entry.at < head.at ||
+              (entry.at === head.at && entry.order < head.order)))
+        ) {
+          best = source;
+          head = entry;
+        }
+      }
+      if (best === undefined) break;
+      limits.set(best.queue, limits.get(best.queue)! - 1);
+      claimed.push(this.#claim(this.#tasks.get(head!.id)!, now, leaseUntil));
+    }
+    return claimed;
   }
 
   /** The record if it is running under `version` (the fencing check). */
@@ -449,8 +557,18 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         // the rest of its record.
         existing.idempotencyKey = null;
       }
-      const record = newRecord(task, now, leaseUntil);
-      const slot: Slot = { record, order: this.#nextOrder++, token: 0 };
+      const record = newRecord(
+        task,
+        now,
+        leaseUntil,
+        task.claim === true && !this.#paused(task.queue ?? DEFAULT_QUEUE),
+      );
+      const slot: Slot = {
+        record,
+        order: this.#nextOrder++,
+        token: 0,
+        claimIndex: null,
+      };
       this.#tasks.set(task.id, slot);
       if (key !== null) this.#byKey.set(key, task.id);
       this.#tally.move(null, record.status);
@@ -458,14 +576,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       inserted.push({ inserted: true, record: { ...record } });
     }
 
-    const claimed: TaskRecord[] = [];
-    let wanted = batch.claimDue;
-    while (wanted > 0) {
-      const entry = this.#ready.peek();
-      if (entry === undefined || entry.at > now) break;
-      claimed.push(this.#claim(this.#tasks.get(entry.id)!, now, leaseUntil));
-      wanted--;
-    }
+    const claimed = batch.claimDue > 0
+      ? this.#claimDue(batch, now, leaseUntil)
+      : [];
     this.#compact();
     return {
       renewed,
@@ -612,11 +725,14 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   list(options: ListOptions = {}): Promise<TaskRecord[]> {
     try {
       this.#check("list tasks");
-      const { status, limit, offset } = validateList(options);
+      const { status, queue, limit, offset } = validateList(options);
       const records: TaskRecord[] = [];
       // Map order is insertion order; the stable sort keeps it for ties.
       for (const slot of this.#tasks.values()) {
-        if (status === undefined || slot.record.status === status) {
+        if (
+          (status === undefined || slot.record.status === status) &&
+          (queue === undefined || slot.record.queue === queue)
+        ) {
           records.push(slot.record);
         }
       }
@@ -671,6 +787,162 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       }
       this.#compact();
       return Promise.resolve(count);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Cancels tasks: a queued, failed or running task becomes `dead` with the
+   * error "Cannot run task: cancelled" and a new version, so a running
+   * attempt's renewals and settle are refused.
+   *
+   * @param ids The task ids.
+   * @param now The current time (epoch ms).
+   * @returns One outcome per id, in order.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Cancelling a queued task
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * await store.commit({
+   *   settles: [],
+   *   inserts: [{ id: "a", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 }],
+   *   claimDue: 0,
+   *   leaseMs: 100,
+   *   now: 0,
+   * });
+   * const [outcome] = await store.cancel(["a", "b"], 1);
+   * assert.equal(outcome?.outcome, "cancelled");
+   * assert.equal((await store.get("a"))?.status, "dead");
+   * ```
+   */
+  cancel(ids: readonly string[], now: number): Promise<CancelOutcome[]> {
+    try {
+      this.#check("cancel tasks");
+      const outcomes: CancelOutcome[] = [];
+      for (const id of ids) {
+        const slot = this.#tasks.get(id);
+        if (slot === undefined) {
+          outcomes.push({ id, outcome: "missing", was: null });
+          continue;
+        }
+        const record = slot.record;
+        const was = record.status;
+        if (was === "succeeded" || was === "dead") {
+          outcomes.push({ id, outcome: "finished", was });
+          continue;
+        }
+        record.lastError = CANCELLED_MESSAGE;
+        record.errorClass = "permanent";
+        record.leaseUntil = null;
+        record.updatedAt = now;
+        record.version++;
+        this.#setStatus(slot, "dead");
+        outcomes.push({ id, outcome: "cancelled", was });
+      }
+      this.#compact();
+      return Promise.resolve(outcomes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Deletes tasks that are not running; their idempotency keys are free.
+   *
+   * @param ids The task ids.
+   * @returns One outcome per id, in order.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Removing an unknown task
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.deepEqual(await store.remove(["x"]), [{ id: "x", outcome: "missing" }]);
+   * ```
+   */
+  remove(ids: readonly string[]): Promise<RemoveOutcome[]> {
+    try {
+      this.#check("remove tasks");
+      const outcomes: RemoveOutcome[] = [];
+      for (const id of ids) {
+        const slot = this.#tasks.get(id);
+        if (slot === undefined) {
+          outcomes.push({ id, outcome: "missing" });
+        } else if (slot.record.status === "running") {
+          outcomes.push({ id, outcome: "running" });
+        } else {
+          this.#delete(slot);
+          outcomes.push({ id, outcome: "removed" });
+        }
+      }
+      this.#compact();
+      return Promise.resolve(outcomes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Pauses or resumes a queue: claims skip a paused queue's tasks.
+   *
+   * @param queue The queue name.
+   * @param paused `true` to pause, `false` to resume.
+   * @param now The current time (epoch ms).
+   * @returns A promise that settles once stored.
+   * @throws {RangeError} When the name is empty or too long.
+   * @throws {Error} When the store is closed.
+   *
+   * @example Pausing a queue
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * await store.setPaused("emails", true, 5);
+   * assert.deepEqual(await store.queueStates(), [{ name: "emails", paused: true, updatedAt: 5 }]);
+   * ```
+   */
+  setPaused(queue: string, paused: boolean, now: number): Promise<void> {
+    try {
+      this.#check(paused ? "pause queue" : "resume queue");
+      checkQueueName(queue, "queue");
+      this.#queues.set(queue, { name: queue, paused, updatedAt: now });
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * The queues paused or resumed at least once, by name.
+   *
+   * @returns Their states.
+   * @throws {Error} When the store is closed.
+   *
+   * @example No queue state yet
+   * ```ts
+   * import { MemoryTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = new MemoryTaskStore();
+   * assert.deepEqual(await store.queueStates(), []);
+   * ```
+   */
+  queueStates(): Promise<QueueState[]> {
+    try {
+      this.#check("read queue states");
+      return Promise.resolve(
+        [...this.#queues.values()]
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+          .map((state) => ({ ...state })),
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -942,6 +1214,10 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       keys: this.#byKey.size,
       running: this.#running.size,
       ready: this.#ready.size,
+      claimable: [...this.#claimable.values()].reduce(
+        (sum, c) => sum + c.index.size,
+        0,
+      ),
       succeeded: this.#finished.succeeded.size,
       dead: this.#finished.dead.size,
     };
@@ -993,6 +1269,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     this.#byKey.clear();
     this.#running.clear();
     this.#ready.clear();
+    this.#claimable.clear();
     for (const status of FINISHED_STATUSES) this.#finished[status].clear();
     return Promise.resolve();
   }

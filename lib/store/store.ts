@@ -25,6 +25,13 @@ export interface TaskRecord {
   id: string;
   /** Task type: the handler's export name. */
   type: string;
+  /** The named queue the task belongs to (`"default"` unless given). */
+  queue: string;
+  /**
+   * Claim priority: higher claims first; equal priorities in `runAt`,
+   * then submission, order.
+   */
+  priority: number;
   /** Idempotency key; unique when not null. */
   idempotencyKey: string | null;
   /** The payload (JSON-serializable in a durable store). */
@@ -91,6 +98,18 @@ export interface NewTask {
   id: string;
   /** Task type. */
   type: string;
+  /**
+   * The named queue: a non-empty string of at most 128 characters.
+   *
+   * @default {"default"}
+   */
+  queue?: string;
+  /**
+   * Claim priority, a safe integer; higher claims first.
+   *
+   * @default {0}
+   */
+  priority?: number;
   /** Idempotency key, or `null`. */
   idempotencyKey: string | null;
   /** Payload. */
@@ -115,7 +134,9 @@ export interface NewTask {
    * Insert the task already claimed by the inserting process: `running`,
    * 0 attempts charged, version 1, leased until `now + leaseMs` of the
    * batch. The submitting process runs it without a separate claim write,
-   * and no other claimer can take it while the lease holds.
+   * and no other claimer can take it while the lease holds. A task whose
+   * queue is paused is inserted `queued` instead (its outcome's record
+   * says so).
    */
   claim?: boolean;
 }
@@ -268,14 +289,41 @@ export interface CommitBatch {
   /** Tasks to insert. */
   inserts: NewTask[];
   /**
-   * How many due tasks (queued, or failed and due) to claim, oldest
-   * `runAt` first, then submission order.
+   * How many due tasks (queued, or failed and due) to claim at most, from
+   * the queues of `claimQueues` that are not paused: the highest
+   * `priority` first, then the oldest `runAt`, then submission order.
    */
   claimDue: number;
+  /**
+   * The queues to claim from, each with an optional cap on how many of
+   * this claim it may take (a per-queue concurrency limit).
+   *
+   * @default {[{ queue: "default" }]}
+   */
+  claimQueues?: readonly QueueClaim[];
+  /**
+   * Claim only tasks of these types (the ones the claiming process can
+   * run); the rest stay queued for others. `undefined`: any type.
+   *
+   * @default {undefined}
+   */
+  claimTypes?: readonly string[];
   /** Lease length for claims and renewals, in milliseconds. */
   leaseMs: number;
   /** The time the batch is applied at (epoch ms). */
   now: number;
+}
+
+/** One queue a claim takes from, in {@linkcode CommitBatch.claimQueues}. */
+export interface QueueClaim {
+  /** Queue name. */
+  queue: string;
+  /**
+   * At most this many tasks of this queue in the claim.
+   *
+   * @default {Infinity}
+   */
+  limit?: number;
 }
 
 /** What one commit did. */
@@ -303,6 +351,8 @@ export type StatusCounts = Record<TaskStatus, number>;
 export interface ListOptions {
   /** Only this status. */
   status?: TaskStatus;
+  /** Only this queue. */
+  queue?: string;
   /** At most this many. */
   limit?: number;
   /** Skip this many. */
@@ -421,6 +471,43 @@ export interface PruneResult {
   skipped: boolean;
 }
 
+/** A named queue's stored state, from {@linkcode TaskStore.queueStates}. */
+export interface QueueState {
+  /** Queue name. */
+  name: string;
+  /** Whether claims skip the queue. */
+  paused: boolean;
+  /** When the state last changed (epoch ms). */
+  updatedAt: number;
+}
+
+/**
+ * What {@linkcode TaskStore.cancel} did to one task: `cancelled` (it was
+ * queued, failed or running; it is now dead with the error
+ * "Cannot run task: cancelled" and will not run, and a running attempt's claim is fenced off),
+ * `finished` (it had already succeeded or been dead-lettered: unchanged),
+ * `missing` (no such task).
+ */
+export interface CancelOutcome {
+  /** Task id. */
+  id: string;
+  /** What happened. */
+  outcome: "cancelled" | "finished" | "missing";
+  /** The status the task had before (`null` when missing). */
+  was: TaskStatus | null;
+}
+
+/**
+ * What {@linkcode TaskStore.remove} did to one task: `removed`, `running`
+ * (refused: cancel it first, or wait), or `missing`.
+ */
+export interface RemoveOutcome {
+  /** Task id. */
+  id: string;
+  /** What happened. */
+  outcome: "removed" | "running" | "missing";
+}
+
 /**
  * Where task state lives. Implementations: SQLite (FFI or built-in driver),
  * PostgreSQL and memory.
@@ -489,6 +576,27 @@ export interface TaskStore {
    * nothing (works on a read-only store). `skipped` is always `false`.
    */
   prunable(policy: RetentionPolicy, now: number): Promise<PruneResult>;
+  /**
+   * Cancels tasks by id at `now`, each in the same transaction: a queued,
+   * failed or running task becomes `dead` with `lastError`
+   * "Cannot run task: cancelled", error class `permanent`, and a new version (so
+   * a running attempt's renewals and settle are refused). Finished and
+   * unknown ids are reported, not changed.
+   */
+  cancel(ids: readonly string[], now: number): Promise<CancelOutcome[]>;
+  /**
+   * Deletes tasks by id, unless running; their idempotency keys are free
+   * again.
+   */
+  remove(ids: readonly string[]): Promise<RemoveOutcome[]>;
+  /**
+   * Pauses (`paused: true`) or resumes a queue: claims skip a paused
+   * queue, and its claimed inserts are inserted `queued`. Tasks already
+   * claimed are not affected.
+   */
+  setPaused(queue: string, paused: boolean, now: number): Promise<void>;
+  /** The queues with a stored state (paused or resumed once), by name. */
+  queueStates(): Promise<QueueState[]>;
   /**
    * Subscribes to "new work may be due" wake-ups from other processes
    * (PostgreSQL `LISTEN/NOTIFY`). Stores that cannot tell leave it out and

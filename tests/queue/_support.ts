@@ -116,6 +116,8 @@ export function recordOf(task: NewTask | string): TaskRecord {
   return {
     id: t.id,
     type: t.type,
+    queue: t.queue ?? "default",
+    priority: t.priority ?? 0,
     idempotencyKey: t.idempotencyKey,
     payload: t.payload,
     status: "queued",

@@ -296,6 +296,8 @@ export function storeConformance(
     const expected: TaskRecord = {
       id: "t1",
       type: "compute",
+      queue: "default",
+      priority: 0,
       idempotencyKey: "key-1",
       payload,
       status: "queued",
@@ -2164,6 +2166,232 @@ export function storeConformance(
     const status = await store.status(T0 + 1);
     assert.deepEqual(status.counts, await listedCounts(store));
     assert.equal(status.counts.queued + status.counts.running, 10);
+  });
+
+  // Named queues, priorities, claim filters, pause, cancel and remove.
+
+  test("TaskStore.commit() claims by priority, then runAt, then submission order", async (store) => {
+    await store.commit(batch({
+      inserts: [
+        task("low-old", { priority: -1, runAt: T0 - 100 }),
+        task("mid-late", { runAt: T0 - 10 }),
+        task("mid-early", { runAt: T0 - 20 }),
+        task("mid-tie-1", { runAt: T0 - 10 }),
+        task("high", { priority: 5, runAt: T0 }),
+        task("high-future", { priority: 9, runAt: T0 + 1_000 }),
+      ],
+    }));
+    const { claimed } = await store.commit(batch({ claimDue: 10 }));
+    assert.deepEqual(ids(claimed), [
+      "high",
+      "mid-early",
+      "mid-late",
+      "mid-tie-1",
+      "low-old",
+    ]);
+    assert.deepEqual(claimed.map((r) => r.priority), [5, 0, 0, 0, -1]);
+    const future = await store.get("high-future");
+    assert.deepEqual([future?.status, future?.priority], ["queued", 9]);
+  });
+
+  test("TaskStore.commit() claims only from the queues asked for, the default queue when none is given", async (store) => {
+    await store.commit(batch({
+      inserts: [
+        task("d1"),
+        task("e1", { queue: "emails" }),
+        task("i1", { queue: "images", priority: 3 }),
+        task("e2", { queue: "emails", priority: 1 }),
+      ],
+    }));
+    assert.equal((await store.get("e1"))?.queue, "emails");
+    assert.equal((await store.get("d1"))?.queue, "default");
+    const first = await store.commit(batch({ claimDue: 10 }));
+    assert.deepEqual(ids(first.claimed), ["d1"]);
+    const second = await store.commit(batch({
+      claimDue: 10,
+      claimQueues: [{ queue: "emails" }, { queue: "nothing-here" }],
+    }));
+    assert.deepEqual(ids(second.claimed), ["e2", "e1"]);
+    const third = await store.commit(batch({
+      claimDue: 10,
+      claimQueues: [{ queue: "images" }],
+    }));
+    assert.deepEqual(ids(third.claimed), ["i1"]);
+    assert.deepEqual(
+      ids(await store.list({ queue: "emails" })),
+      ["e1", "e2"],
+    );
+    assert.deepEqual(
+      ids(await store.list({ queue: "emails", status: "queued" })),
+      [],
+    );
+  });
+
+  test("TaskStore.commit() takes across queues in priority order up to claimDue, and no more of a queue than its limit", async (store) => {
+    await store.commit(batch({
+      inserts: [
+        ...tasks("a", 4, { queue: "a", priority: 1 }),
+        ...tasks("b", 4, { queue: "b", priority: 2 }),
+      ],
+    }));
+    const { claimed } = await store.commit(batch({
+      claimDue: 5,
+      claimQueues: [{ queue: "a" }, { queue: "b", limit: 2 }],
+    }));
+    assert.deepEqual(ids(claimed), ["b0", "b1", "a0", "a1", "a2"]);
+    const status = await store.status(T0);
+    assert.deepEqual([status.counts.running, status.counts.queued], [5, 3]);
+  });
+
+  test("TaskStore.commit() claims only the task types asked for and leaves the others queued", async (store) => {
+    await store.commit(batch({
+      inserts: [
+        task("x1", { type: "other" }),
+        task("c1"),
+        task("x2", { type: "other" }),
+        task("c2"),
+      ],
+    }));
+    const { claimed } = await store.commit(batch({
+      claimDue: 10,
+      claimTypes: ["compute", "absent"],
+    }));
+    assert.deepEqual(ids(claimed), ["c1", "c2"]);
+    const none = await store.commit(batch({ claimDue: 10, claimTypes: [] }));
+    assert.deepEqual(ids(none.claimed), []);
+    assert.deepEqual(
+      (await store.list({ status: "queued" })).map((r) => r.id),
+      ["x1", "x2"],
+    );
+  });
+
+  test("TaskStore.setPaused() stops claims of a queue and claimed inserts into it until resumed", async (store) => {
+    await store.setPaused("emails", true, T0);
+    assert.deepEqual(await store.queueStates(), [
+      { name: "emails", paused: true, updatedAt: T0 },
+    ]);
+    const { inserted, claimed } = await store.commit(batch({
+      inserts: [
+        task("e1", { queue: "emails" }),
+        task("e2", { queue: "emails", claim: true }),
+        task("d1", { claim: true }),
+      ],
+      claimDue: 10,
+      claimQueues: [{ queue: "emails" }, { queue: "default" }],
+    }));
+    assert.deepEqual(
+      inserted.map((o) => [o.record.id, o.record.status]),
+      [["e1", "queued"], ["e2", "queued"], ["d1", "running"]],
+    );
+    assert.deepEqual(ids(claimed), []);
+    assert.equal((await store.get("e2"))?.status, "queued");
+    assert.equal((await store.get("e2"))?.leaseUntil, null);
+    await store.setPaused("emails", false, T0 + 1);
+    assert.deepEqual(await store.queueStates(), [
+      { name: "emails", paused: false, updatedAt: T0 + 1 },
+    ]);
+    const after = await store.commit(batch({
+      claimDue: 10,
+      claimQueues: [{ queue: "emails" }],
+    }));
+    assert.deepEqual(ids(after.claimed), ["e1", "e2"]);
+    await assert.rejects(store.setPaused("", true, T0), RangeError);
+  });
+
+  test("TaskStore.cancel() dead-letters queued, failed and running tasks, fences the claim, and reports finished and missing ids", async (store) => {
+    const [running] = await claimAll(store, [task("run")]);
+    const [f, ok] = await claimAll(store, [task("f"), task("ok")]);
+    await store.commit(batch({
+      starts: [fence(f!)],
+      settles: [retry(f!, T0 + 50_000), succeed(ok!)],
+      inserts: [task("q")],
+    }));
+    const before = await store.status(T0);
+    const outcomes = await store.cancel(
+      ["q", "f", "run", "ok", "nope"],
+      T0 + 5,
+    );
+    assert.deepEqual(outcomes.slice(0, 3), [
+      { id: "q", outcome: "cancelled", was: "queued" },
+      { id: "f", outcome: "cancelled", was: "failed" },
+      { id: "run", outcome: "cancelled", was: "running" },
+    ]);
+    assert.deepEqual(outcomes[4], {
+      id: "nope",
+      outcome: "missing",
+      was: null,
+    });
+    for (const id of ["q", "f", "run"]) {
+      const record = (await store.get(id))!;
+      assert.equal(record.status, "dead");
+      assert.equal(record.lastError, "Cannot run task: cancelled");
+      assert.equal(record.errorClass, "permanent");
+      assert.equal(record.leaseUntil, null);
+    }
+    // The running attempt's claim is fenced off: its renewal and settle
+    // are refused.
+    const late = await store.commit(batch({
+      renewals: [fence(running!)],
+      settles: [succeed(running!)],
+    }));
+    assert.deepEqual([late.renewed, late.settled], [[false], [false]]);
+    assert.equal((await store.get("run"))?.status, "dead");
+    const again = await store.cancel(["q"], T0 + 6);
+    assert.deepEqual(again, [{ id: "q", outcome: "finished", was: "dead" }]);
+    const status = await store.status(T0 + 6);
+    assert.deepEqual(status.counts, await listedCounts(store));
+    assert.equal(status.totals.dead, before.totals.dead + 3);
+    // Nothing claims a cancelled task.
+    const next = await store.commit(batch({ now: T0 + 60_000, claimDue: 10 }));
+    assert.ok(!ids(next.claimed).some((id) => ["q", "f"].includes(id)));
+  });
+
+  test("TaskStore.remove() deletes tasks that are not running and frees their keys", async (store) => {
+    const [running] = await claimAll(store, [task("run")]);
+    await store.commit(batch({
+      inserts: [task("q", { idempotencyKey: "k" }), task("q2")],
+    }));
+    const outcomes = await store.remove(["q", "run", "gone"]);
+    assert.deepEqual(outcomes, [
+      { id: "q", outcome: "removed" },
+      { id: "run", outcome: "running" },
+      { id: "gone", outcome: "missing" },
+    ]);
+    assert.equal(await store.get("q"), undefined);
+    assert.equal((await store.get("run"))?.version, running!.version);
+    const { inserted } = await store.commit(batch({
+      inserts: [task("q3", { idempotencyKey: "k" })],
+    }));
+    assert.equal(inserted[0]?.inserted, true);
+    const status = await store.status(T0);
+    assert.deepEqual(status.counts, await listedCounts(store));
+  });
+
+  test("TaskStore.commit() refuses a bad queue name, priority or claim filter before changing anything", async (store) => {
+    await assert.rejects(
+      store.commit(batch({ inserts: [task("a", { queue: "" })] })),
+      RangeError,
+    );
+    await assert.rejects(
+      store.commit(batch({ inserts: [task("a", { queue: "x\0y" })] })),
+      TypeError,
+    );
+    await assert.rejects(
+      store.commit(batch({ inserts: [task("a", { priority: 1.5 })] })),
+      /priority must be an integer/,
+    );
+    await assert.rejects(
+      store.commit(batch({ inserts: [task("a", { priority: 2 ** 31 })] })),
+      /priority must be an integer/,
+    );
+    await assert.rejects(
+      store.commit(batch({
+        claimDue: 1,
+        claimQueues: [{ queue: "a", limit: -1 }],
+      })),
+      /limit must be a non-negative integer/,
+    );
+    assert.deepEqual(await store.list(), []);
   });
 
   test("TaskStore.close() is idempotent and later calls reject when the store is closed", async (store) => {

@@ -18,9 +18,12 @@ import { type JsonRule, serializeJson } from "../_json.ts";
 import { newRecord } from "../_record.ts";
 import type { ErrorClass } from "../../errors.ts";
 import {
+  CANCELLED_MESSAGE,
   type CheckedRule,
   checkPruneLimit,
+  checkQueueName,
   checkRetention,
+  DEFAULT_QUEUE,
   insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
   validateBatch,
@@ -35,15 +38,19 @@ import {
   validateSchemaName,
 } from "./schema.ts";
 import type {
+  CancelOutcome,
   CommitBatch,
   CommitResult,
   InsertAllOptions,
   ListOptions,
   NewTask,
   PruneResult,
+  QueueState,
+  RemoveOutcome,
   RetentionPolicy,
   StoreStatus,
   TaskRecord,
+  TaskStatus,
   TaskStore,
 } from "../store.ts";
 
@@ -161,6 +168,8 @@ function toRecord(row: Row): TaskRecord {
   return {
     id: row["id"],
     type: row["type"],
+    queue: row["queue"],
+    priority: row["priority"],
     idempotencyKey: row["idempotency_key"],
     payload: row["payload"],
     status: row["status"],
@@ -276,10 +285,11 @@ function run(
  */
 function inline(
   text: string,
-  values: readonly (string | number | boolean)[],
+  values: readonly (string | number | boolean | null)[],
 ): string {
   return text.replace(/\$(\d+)/g, (_, n: string) => {
     const value = values[Number(n) - 1];
+    if (value === null) return "NULL";
     if (typeof value === "boolean") return String(value);
     if (typeof value === "number") {
       if (!Number.isSafeInteger(value)) {
@@ -788,7 +798,9 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
           JSON.stringify(task.idempotencyKey)
         },"p":${payload},"c":${claim},"ma":${task.maxAttempts},"ra":${runAt},"lu":${
           claim ? leaseUntil : "null"
-        },"du":${until}}`,
+        },"du":${until},"q":${
+          JSON.stringify(task.queue ?? DEFAULT_QUEUE)
+        },"pr":${task.priority ?? 0}}`,
       );
     });
     // Keys whose holder's window has passed are released first, in their
@@ -799,9 +811,18 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const insertAt = insertRows.length === 0
       ? -1
       : at(inline(q.insert, [`[${insertRows.join(",")}]`, now]));
-    const claimDueAt = batch.claimDue === 0
-      ? -1
-      : at(inline(q.claimDue, [now, leaseUntil, batch.claimDue]));
+    const claimDueAt = batch.claimDue === 0 ? -1 : at(inline(q.claimDue, [
+      now,
+      leaseUntil,
+      batch.claimDue,
+      JSON.stringify(
+        (batch.claimQueues ?? [{ queue: DEFAULT_QUEUE }]).map((c) => ({
+          q: c.queue,
+          n: Math.min(batch.claimDue, c.limit ?? Infinity),
+        })),
+      ),
+      batch.claimTypes === undefined ? null : JSON.stringify(batch.claimTypes),
+    ]));
     // A hint, sent with the transaction and delivered on commit; sent for
     // any batch that could have added due work (retries, releases, new
     // unclaimed tasks), even if its inserts turn out to be duplicates.
@@ -861,10 +882,10 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     }
 
     if (insertAt >= 0) {
-      const ids = new Set<string>();
+      const ids = new Map<string, string>();
       const existing = new Map<string, TaskRecord>();
       for (const row of results[insertAt]!) {
-        if (row["row"] === null) ids.add(row["id"]);
+        if (row["row"] === null) ids.set(row["id"], row["status"]);
         else {
           const record = toRecord(row["row"]);
           existing.set(record.idempotencyKey!, record);
@@ -885,6 +906,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
             },
             now,
             leaseUntil,
+            ids.get(task.id) === "running",
           );
           if (key !== null && !ours.has(key)) ours.set(key, record);
           result.inserted.push({ inserted: true, record });
@@ -919,7 +941,8 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     if (claimDueAt >= 0) {
       // RETURNING yields rows in update order, not claim order.
       const rows = [...results[claimDueAt]!].sort((a, b) =>
-        a["run_at"] - b["run_at"] || a["seq"] - b["seq"]
+        b["priority"] - a["priority"] || a["run_at"] - b["run_at"] ||
+        a["seq"] - b["seq"]
       );
       for (const row of rows) result.claimed.push(toRecord(row));
     }
@@ -1135,8 +1158,15 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    */
   async list(options: ListOptions = {}): Promise<TaskRecord[]> {
     const sql = this.#check("list tasks");
-    const { status, limit, offset } = validateList(options);
-    const rows = status === undefined
+    const { status, queue, limit, offset } = validateList(options);
+    const rows = queue !== undefined
+      ? await run(sql, this.#queries.listByQueue, [
+        queue,
+        status ?? null,
+        limit ?? null,
+        offset,
+      ])
+      : status === undefined
       ? await run(sql, this.#queries.listAll, [limit ?? null, offset])
       : await run(sql, this.#queries.listByStatus, [
         status,
@@ -1192,6 +1222,175 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       q.count,
     ]);
     return (rows![0]?.["n"] as number | undefined) ?? 0;
+  }
+
+  /**
+   * Cancels tasks in one transaction: a queued, failed or running task
+   * becomes `dead` with the error "Cannot run task: cancelled" and a new
+   * version, so a running attempt's renewals and settle are refused.
+   *
+   * @param ids The task ids.
+   * @param now The current time (epoch ms).
+   * @returns One outcome per id, in order.
+   * @throws {Error} When the store is closed or read-only, or the server fails.
+   *
+   * @example Cancelling an unknown task
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   const [outcome] = await store.cancel(["x"], Date.now());
+   *   assert.equal(outcome?.outcome, "missing");
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async cancel(ids: readonly string[], now: number): Promise<CancelOutcome[]> {
+    const sql = this.#check("cancel tasks", true);
+    const at = Math.floor(now);
+    checkTime(at, "cancel tasks", "now");
+    for (const id of ids) checkText(id, "cancel tasks", "id");
+    if (ids.length === 0) return [];
+    const q = this.#queries;
+    const [rows] = await runStatements(sql, [
+      inline(q.cancel, [JSON.stringify(ids), at, CANCELLED_MESSAGE]),
+      q.count,
+    ], COMMIT_TRIES);
+    const was = new Map<string, TaskStatus>();
+    for (const row of rows!) was.set(row["id"], row["status"]);
+    return ids.map((id): CancelOutcome => {
+      const status = was.get(id);
+      if (status === undefined) return { id, outcome: "missing", was: null };
+      return {
+        id,
+        outcome: status === "succeeded" || status === "dead"
+          ? "finished"
+          : "cancelled",
+        was: status,
+      };
+    });
+  }
+
+  /**
+   * Deletes tasks that are not running, in one transaction; their
+   * idempotency keys are free.
+   *
+   * @param ids The task ids.
+   * @returns One outcome per id, in order.
+   * @throws {Error} When the store is closed or read-only, or the server fails.
+   *
+   * @example Removing an unknown task
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   assert.deepEqual(await store.remove(["x"]), [{ id: "x", outcome: "missing" }]);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async remove(ids: readonly string[]): Promise<RemoveOutcome[]> {
+    const sql = this.#check("remove tasks", true);
+    for (const id of ids) checkText(id, "remove tasks", "id");
+    if (ids.length === 0) return [];
+    const q = this.#queries;
+    const [rows] = await runStatements(sql, [
+      inline(q.remove, [JSON.stringify(ids)]),
+      q.count,
+    ], COMMIT_TRIES);
+    const was = new Map<string, TaskStatus>();
+    for (const row of rows!) was.set(row["id"], row["status"]);
+    return ids.map((id): RemoveOutcome => {
+      const status = was.get(id);
+      return {
+        id,
+        outcome: status === undefined
+          ? "missing"
+          : status === "running"
+          ? "running"
+          : "removed",
+      };
+    });
+  }
+
+  /**
+   * Pauses or resumes a queue: claims in every process skip a paused
+   * queue's tasks from their next commit on.
+   *
+   * @param queue The queue name.
+   * @param paused `true` to pause, `false` to resume.
+   * @param now The current time (epoch ms).
+   * @returns A promise that settles once stored.
+   * @throws {RangeError} When the name is empty or too long.
+   * @throws {Error} When the store is closed or read-only, or the server fails.
+   *
+   * @example Pausing a queue
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   await store.setPaused("emails", true, 5);
+   *   assert.deepEqual(await store.queueStates(), [{ name: "emails", paused: true, updatedAt: 5 }]);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async setPaused(queue: string, paused: boolean, now: number): Promise<void> {
+    const sql = this.#check(paused ? "pause queue" : "resume queue", true);
+    checkQueueName(queue, "queue");
+    const at = Math.floor(now);
+    checkTime(at, paused ? "pause queue" : "resume queue", "now");
+    await run(sql, this.#queries.setPaused, [queue, paused, at]);
+    // A resumed queue's tasks are due at once.
+    if (!paused && this.#notify) {
+      await run(sql, this.#queries.notify, [this.schema]);
+    }
+  }
+
+  /**
+   * The queues paused or resumed at least once, by name.
+   *
+   * @returns Their states.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example No queue state yet
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   assert.deepEqual(await store.queueStates(), []);
+   *   await store.close();
+   *   await PostgresTaskStore.drop(url, { schema });
+   * }
+   * ```
+   */
+  async queueStates(): Promise<QueueState[]> {
+    const sql = this.#check("read queue states");
+    const rows = await run(sql, this.#queries.queueStates, []);
+    return rows.map((row) => ({
+      name: row["name"],
+      paused: row["paused"],
+      updatedAt: row["updated_at"],
+    }));
   }
 
   /**

@@ -227,6 +227,25 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         WHERE status = 'failed';
     `,
   },
+  {
+    version: 5,
+    description: "add named queues, priorities and paused queues",
+    // A column with a constant default rewrites no row. Claims read
+    // tasks_claim, one queue at a time, in claim order (highest priority,
+    // then run_at, then seq); tasks_due stays for the oldest due task
+    // across queues that status reports.
+    sql: (s) => `
+      ALTER TABLE ${s}.tasks ADD COLUMN queue text NOT NULL DEFAULT 'default';
+      ALTER TABLE ${s}.tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;
+      CREATE INDEX tasks_claim ON ${s}.tasks (queue, priority DESC, run_at, seq)
+        WHERE status IN ('queued', 'failed');
+      CREATE TABLE ${s}.queues (
+        name text PRIMARY KEY,
+        paused boolean NOT NULL,
+        updated_at bigint NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The newest schema version this code knows: the last migration's. */
@@ -261,7 +280,8 @@ export function validateSchemaName(schema: unknown): string {
 }
 
 /** Columns every read returns, in `TaskRecord` order plus `seq`. */
-const COLUMNS = "id, seq, type, idempotency_key, payload, status, attempts, " +
+const COLUMNS =
+  "id, seq, type, queue, priority, idempotency_key, payload, status, attempts, " +
   "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
   "dedupe_until, output_key, result, last_error, error_class, version";
 
@@ -277,6 +297,8 @@ const MOVE_SLOTS = [
   "recover",
   "requeue",
   "prune",
+  "cancel",
+  "remove",
 ] as const;
 
 /**
@@ -389,6 +411,16 @@ export interface PostgresQueries {
   listAll: string;
   /** Tasks with status `$1`; `$2` limit, `$3` offset. */
   listByStatus: string;
+  /** Lists one queue's tasks, optionally of one status. */
+  listByQueue: string;
+  /** Cancels tasks by id. */
+  cancel: string;
+  /** Deletes tasks by id unless running. */
+  remove: string;
+  /** Pauses or resumes a queue. */
+  setPaused: string;
+  /** Reads the stored queue states. */
+  queueStates: string;
   /** Requeues the dead ids in `$1` (JSON array) at `$2`; notifies like recoverExpired (`$3`, `$4`). */
   requeueIds: string;
   /** Requeues every dead task at `$1`; notifies (`$2`, `$3`). */
@@ -544,19 +576,21 @@ export function postgresQueries(schema: string): PostgresQueries {
     insert: `WITH v AS (
         SELECT * FROM json_to_recordset($1::text::json)
           AS v(o integer, id text, ty text, key text, p jsonb, c boolean,
-            ma integer, ra bigint, lu bigint, du bigint)
+            ma integer, ra bigint, lu bigint, du bigint, q text, pr integer)
       ), n AS (
-        SELECT o.*, nextval((SELECT pg_get_serial_sequence('${t}', 'seq'))::regclass) AS sq
+        SELECT o.*, nextval((SELECT pg_get_serial_sequence('${t}', 'seq'))::regclass) AS sq,
+          o.c AND NOT EXISTS (SELECT 1 FROM ${schema}.queues
+            WHERE name = o.q AND paused) AS cl
         FROM (SELECT * FROM v ORDER BY v.o) o
       ), ins AS (
         INSERT INTO ${t} (id, seq, type, idempotency_key, payload, status,
           attempts, max_attempts, run_at, lease_until, started_at, created_at,
-          updated_at, version, dedupe_until)
+          updated_at, version, dedupe_until, queue, priority)
         OVERRIDING SYSTEM VALUE
         SELECT n.id, n.sq, n.ty, n.key, coalesce(n.p, 'null'::jsonb),
-          CASE WHEN n.c THEN 'running' ELSE 'queued' END,
-          0, n.ma, n.ra, n.lu, NULL, $2::bigint,
-          $2::bigint, CASE WHEN n.c THEN 1 ELSE 0 END, n.du
+          CASE WHEN n.cl THEN 'running' ELSE 'queued' END,
+          0, n.ma, n.ra, CASE WHEN n.cl THEN n.lu END, NULL, $2::bigint,
+          $2::bigint, CASE WHEN n.cl THEN 1 ELSE 0 END, n.du, n.q, n.pr
         FROM n
         ORDER BY n.key COLLATE "C", n.o
         ON CONFLICT (idempotency_key) DO NOTHING
@@ -567,9 +601,9 @@ export function postgresQueries(schema: string): PostgresQueries {
         "SELECT NULL::text AS was, status AS became FROM ins",
       )
     }
-      SELECT id, NULL::json AS row FROM ins WHERE ${MOVED}
+      SELECT id, status, NULL::json AS row FROM ins WHERE ${MOVED}
       UNION ALL
-      SELECT t.id, row_to_json(t) AS row FROM ${t} t
+      SELECT t.id, NULL, row_to_json(t) AS row FROM ${t} t
       WHERE t.idempotency_key IN (SELECT key FROM v WHERE key IS NOT NULL)`,
     // Only rows whose window has passed are locked and changed; a key
     // still deduplicating is read by the insert's conflict check alone.
@@ -595,12 +629,31 @@ export function postgresQueries(schema: string): PostgresQueries {
       "(SELECT json_array_elements_text($1::text::json))",
     // The rows are picked with their status (queued or failed), which the
     // UPDATE returns next to the new row for the counts.
+    // Each queue of the claim ($4: [{q, n}]) that is not paused gives its
+    // first n due rows in claim order, read through tasks_claim (no sort)
+    // and locked, skipping rows other claimers hold; the first $3 of them
+    // in claim order are claimed. $5 (a JSON array, or null for any)
+    // limits the task types. Candidates of several queues beyond $3 stay
+    // locked only until the commit. The rows are picked with their status
+    // (queued or failed), which the UPDATE returns next to the new row for
+    // the counts.
     claimDue: `WITH picked AS MATERIALIZED (
-        SELECT id, status FROM ${t}
-        WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint
-        ORDER BY run_at, seq
+        SELECT x.id, x.status FROM json_to_recordset($4::text::json)
+          AS q(q text, n bigint)
+        CROSS JOIN LATERAL (
+          SELECT id, status, priority, run_at, seq FROM ${t}
+          WHERE queue = q.q AND status IN ('queued', 'failed')
+            AND run_at <= $1::bigint
+            AND ($5::text IS NULL
+              OR type IN (SELECT json_array_elements_text($5::text::json)))
+          ORDER BY priority DESC, run_at, seq
+          LIMIT q.n
+          FOR UPDATE SKIP LOCKED
+        ) x
+        WHERE NOT EXISTS (SELECT 1 FROM ${schema}.queues
+          WHERE name = q.q AND paused)
+        ORDER BY x.priority DESC, x.run_at, x.seq
         LIMIT $3::bigint
-        FOR UPDATE SKIP LOCKED
       ), c AS (
         UPDATE ${t} t SET ${claimSet},
           lease_until = $2::bigint, updated_at = $1::bigint
@@ -669,6 +722,56 @@ export function postgresQueries(schema: string): PostgresQueries {
       "LIMIT $1::bigint OFFSET $2::bigint",
     listByStatus: `SELECT ${COLUMNS} FROM ${t} WHERE status = $1::text ` +
       "ORDER BY created_at, seq LIMIT $2::bigint OFFSET $3::bigint",
+    listByQueue: `SELECT ${COLUMNS} FROM ${t} WHERE queue = $1::text ` +
+      "AND ($2::text IS NULL OR status = $2::text) " +
+      "ORDER BY created_at, seq LIMIT $3::bigint OFFSET $4::bigint",
+    // Cancels the ids of $1 (a JSON array): any unfinished status to dead
+    // with a new version, so a running claim is fenced off. Returns each
+    // id found with its status before.
+    cancel: `WITH f AS (
+        SELECT id, status FROM ${t}
+        WHERE id IN (SELECT json_array_elements_text($1::text::json))
+        ORDER BY id COLLATE "C"
+        FOR UPDATE
+      ), r AS (
+        UPDATE ${t} t SET status = 'dead', last_error = $3::text,
+          error_class = 'permanent', lease_until = NULL,
+          updated_at = $2::bigint, version = t.version + 1
+        FROM f
+        WHERE t.id = f.id AND f.status IN ('queued', 'failed', 'running')
+        RETURNING t.id
+      ), ${
+      reportMoves(
+        "cancel",
+        "SELECT f.status AS was, 'dead' AS became FROM f JOIN r USING (id)",
+      )
+    }
+      SELECT f.id, f.status FROM f WHERE ${MOVED}`,
+    // Deletes the ids of $1 that are not running; returns each id found
+    // with its status before.
+    remove: `WITH f AS (
+        SELECT id, status FROM ${t}
+        WHERE id IN (SELECT json_array_elements_text($1::text::json))
+        ORDER BY id COLLATE "C"
+        FOR UPDATE
+      ), r AS (
+        DELETE FROM ${t} t USING f
+        WHERE t.id = f.id AND f.status <> 'running'
+        RETURNING t.id
+      ), ${
+      reportMoves(
+        "remove",
+        "SELECT f.status AS was, NULL::text AS became FROM f JOIN r USING (id)",
+      )
+    }
+      SELECT f.id, f.status FROM f WHERE ${MOVED}`,
+    setPaused: `INSERT INTO ${schema}.queues (name, paused, updated_at)
+      VALUES ($1::text, $2::boolean, $3::bigint)
+      ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
+        updated_at = excluded.updated_at
+      RETURNING name`,
+    queueStates: `SELECT name, paused, updated_at FROM ${schema}.queues
+      ORDER BY name COLLATE "C"`,
     requeueIds: `WITH r AS (
         UPDATE ${t} SET status = 'queued', attempts = 0,
           run_at = $2::bigint, lease_until = NULL, started_at = NULL,

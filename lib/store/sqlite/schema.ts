@@ -163,6 +163,25 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE status = 'failed';
     `,
   },
+  {
+    version: 6,
+    description: "add named queues, priorities and paused queues",
+    // Adding a column with a constant default rewrites no row. Claims read
+    // tasks_claim, one queue at a time, in claim order (highest priority,
+    // then run_at, then rowid); tasks_due stays for the oldest due task
+    // across queues that status reports.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+      ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX tasks_claim ON tasks (queue, priority DESC, run_at)
+        WHERE status IN ('queued', 'failed');
+      CREATE TABLE queues (
+        name TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The newest `user_version` this code knows: the last migration's. */
@@ -190,8 +209,10 @@ export const QUERIES = {
   insert:
     "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
     "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
-    "output_key, result, last_error, error_class, version, dedupe_until) " +
-    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, ?, ?) " +
+    "output_key, result, last_error, error_class, version, dedupe_until, " +
+    "queue, priority) " +
+    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, ?, ?, " +
+    "?, ?) " +
     "ON CONFLICT (idempotency_key) DO NOTHING",
   byId: "SELECT * FROM tasks WHERE id = ?",
   byKey: "SELECT * FROM tasks WHERE idempotency_key = ?",
@@ -233,29 +254,42 @@ export const QUERIES = {
     "WHERE id = ? AND version = ? AND status = 'running'",
   countStale: "UPDATE meta SET value = value + ? WHERE name = 'stale_settles'",
   staleSettles: "SELECT value FROM meta WHERE name = 'stale_settles'",
-  // The counts need to know how many claimed rows leave failed and how
-  // many queued, and RETURNING shows only the new row. So a claim first
-  // probes tasks_failed_due (one index seek): when no retry is due, every
-  // row it takes was queued. Otherwise claimFrom counts, among the rows
-  // the claim will take (the first LIMIT entries of tasks_due, in claim
-  // order), the failed ones; it reads what the UPDATE then reads again,
-  // in the same write transaction, so both see the same rows. A claim
+  // A claim reads each of its queues' due rows through tasks_claim, in
+  // claim order (priority, then run_at, then rowid: the index's own
+  // order, so no sort), at most LIMIT per queue; the store merges them,
+  // keeps the first claimDue, and claims those by rowid. The status read
+  // here tells the counts which claimed rows leave failed. A claim
   // charges no attempt and clears the previous claim's start: the
   // handler's start charges and records it.
-  anyDueFailed: "SELECT EXISTS (SELECT 1 FROM tasks " +
-    "INDEXED BY tasks_failed_due WHERE status = 'failed' AND run_at <= ?) " +
-    "AS due",
-  claimFrom: "SELECT sum(status = 'failed') AS failed " +
-    "FROM (SELECT status FROM tasks INDEXED BY tasks_due " +
-    "WHERE status IN ('queued', 'failed') AND run_at <= ? " +
-    "ORDER BY run_at, rowid LIMIT ?)",
-  claimDue: "UPDATE tasks SET status = 'running', " +
+  claimCandidates: "SELECT rowid AS r, status AS s, priority AS p, " +
+    "run_at AS a FROM tasks INDEXED BY tasks_claim " +
+    "WHERE queue = ? AND status IN ('queued', 'failed') AND run_at <= ? " +
+    "ORDER BY priority DESC, run_at, rowid LIMIT ?",
+  // The same, for a claimer that runs only some task types.
+  claimCandidatesOfTypes: "SELECT rowid AS r, status AS s, priority AS p, " +
+    "run_at AS a FROM tasks INDEXED BY tasks_claim " +
+    "WHERE queue = ? AND status IN ('queued', 'failed') AND run_at <= ? " +
+    "AND type IN (SELECT value FROM json_each(?)) " +
+    "ORDER BY priority DESC, run_at, rowid LIMIT ?",
+  claimRows: "UPDATE tasks SET status = 'running', " +
     "version = version + 1, lease_until = ?, started_at = NULL, " +
     "updated_at = ? " +
-    "WHERE rowid IN (SELECT rowid FROM tasks INDEXED BY tasks_due " +
-    "WHERE status IN ('queued', 'failed') AND run_at <= ? " +
-    "ORDER BY run_at, rowid LIMIT ?) " +
+    "WHERE rowid IN (SELECT value FROM json_each(?)) " +
+    "AND status IN ('queued', 'failed') " +
     "RETURNING *, rowid AS seq",
+  pausedQueues: "SELECT name FROM queues WHERE paused = 1",
+  setPaused: "INSERT INTO queues (name, paused, updated_at) VALUES (?, ?, ?) " +
+    "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, " +
+    "updated_at = excluded.updated_at",
+  queueStates: "SELECT name, paused, updated_at FROM queues ORDER BY name",
+  // Cancel: any unfinished status to dead, with a new version, so a
+  // running claim's renewals and settle are refused.
+  statusOf: "SELECT status FROM tasks WHERE id = ?",
+  cancel: "UPDATE tasks SET status = 'dead', last_error = ?, " +
+    "error_class = 'permanent', lease_until = NULL, updated_at = ?, " +
+    "version = version + 1 " +
+    "WHERE id = ? AND status IN ('queued', 'failed', 'running')",
+  removeId: "DELETE FROM tasks WHERE id = ? AND status <> 'running'",
   expireToDead:
     "UPDATE tasks INDEXED BY tasks_lease SET status = 'dead', last_error = ?, " +
     "error_class = 'transient', lease_until = NULL, started_at = NULL, " +
@@ -277,6 +311,9 @@ export const QUERIES = {
   // operators page through, has its own index.
   listAll: "SELECT * FROM tasks ORDER BY created_at, rowid LIMIT ? OFFSET ?",
   listByStatus: "SELECT * FROM tasks WHERE status = ? " +
+    "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+  listByQueue: "SELECT * FROM tasks WHERE queue = ? " +
+    "AND (? IS NULL OR status = ?) " +
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
   listDead: "SELECT * FROM tasks INDEXED BY tasks_dead WHERE status = 'dead' " +
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",

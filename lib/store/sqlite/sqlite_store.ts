@@ -21,6 +21,7 @@ import {
 import { openDatabase } from "./open_database.ts";
 import { SqliteError } from "./sqlite_error.ts";
 import type {
+  CancelOutcome,
   CommitBatch,
   CommitResult,
   InsertAllOptions,
@@ -28,6 +29,8 @@ import type {
   ListOptions,
   NewTask,
   PruneResult,
+  QueueState,
+  RemoveOutcome,
   RetentionPolicy,
   StoreStatus,
   TaskRecord,
@@ -35,9 +38,12 @@ import type {
   TaskStore,
 } from "../store.ts";
 import {
+  CANCELLED_MESSAGE,
   type CheckedRule,
   checkPruneLimit,
+  checkQueueName,
   checkRetention,
+  DEFAULT_QUEUE,
   insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
   SETTLED_STATUS,
@@ -140,6 +146,8 @@ function toRecord(row: Row): TaskRecord {
   return {
     id: row["id"] as string,
     type: row["type"] as string,
+    queue: row["queue"] as string,
+    priority: int(row["priority"]),
     idempotencyKey: textOrNull(row["idempotency_key"]),
     payload: JSON.parse(row["payload"] as string),
     status: row["status"] as TaskStatus,
@@ -159,6 +167,12 @@ function toRecord(row: Row): TaskRecord {
     errorClass: textOrNull(row["error_class"]) as ErrorClass | null,
     version: int(row["version"]),
   };
+}
+
+/** Claim order of candidate rows: priority, then run_at, then rowid. */
+function byClaimOrder(a: Row, b: Row): number {
+  return int(b["p"]) - int(a["p"]) || int(a["a"]) - int(b["a"]) ||
+    int(a["r"]) - int(b["r"]);
 }
 
 /** A finished row prune may delete: its rowid and `updated_at`. */
@@ -888,31 +902,9 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         new Set(),
       );
 
-      const claimed: TaskRecord[] = [];
-      if (batch.claimDue > 0) {
-        // Counted before the UPDATE, which returns only the new status.
-        const failed =
-          int(db.prepare(QUERIES.anyDueFailed).get(now)?.["due"] ?? 0) === 0
-            ? 0
-            : int(
-              db.prepare(QUERIES.claimFrom).get(now, batch.claimDue)?.[
-                "failed"
-              ] ?? 0,
-            );
-        const rows = db.prepare(QUERIES.claimDue).all(
-          leaseUntil,
-          now,
-          now,
-          batch.claimDue,
-        );
-        tally.move("failed", "running", failed);
-        tally.move("queued", "running", rows.length - failed);
-        // RETURNING yields rows in update order, not claim order.
-        rows.sort((a, b) =>
-          int(a["run_at"]) - int(b["run_at"]) || int(a["seq"]) - int(b["seq"])
-        );
-        for (const row of rows) claimed.push(toRecord(row));
-      }
+      const claimed = batch.claimDue > 0
+        ? this.#claimDue(db, batch, now, leaseUntil, tally)
+        : [];
       return {
         renewed,
         started,
@@ -923,6 +915,60 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         claimed,
       };
     });
+  }
+
+  /**
+   * Claims due tasks inside the caller's transaction: each queue's
+   * candidates in claim order (at most its limit), merged, the first
+   * `claimDue` taken by rowid.
+   */
+  #claimDue(
+    db: Database,
+    batch: CommitBatch,
+    now: number,
+    leaseUntil: number,
+    tally: StatusTally,
+  ): TaskRecord[] {
+    const paused = this.#paused(db);
+    const types = batch.claimTypes === undefined
+      ? null
+      : JSON.stringify(batch.claimTypes);
+    const candidates: Row[] = [];
+    for (
+      const { queue, limit } of batch.claimQueues ?? [{ queue: DEFAULT_QUEUE }]
+    ) {
+      if (paused.has(queue)) continue;
+      const n = Math.min(batch.claimDue, limit ?? Infinity);
+      if (n <= 0) continue;
+      const rows = types === null
+        ? db.prepare(QUERIES.claimCandidates).all(queue, now, n)
+        : db.prepare(QUERIES.claimCandidatesOfTypes).all(queue, now, types, n);
+      for (const row of rows) candidates.push(row);
+    }
+    if (candidates.length === 0) return [];
+    candidates.sort(byClaimOrder);
+    const taken = candidates.slice(0, batch.claimDue);
+    const failed = taken.filter((row) => row["s"] === "failed").length;
+    const rows = db.prepare(QUERIES.claimRows).all(
+      leaseUntil,
+      now,
+      JSON.stringify(taken.map((row) => int(row["r"]))),
+    );
+    tally.move("failed", "running", failed);
+    tally.move("queued", "running", rows.length - failed);
+    // RETURNING yields rows in update order, not claim order.
+    const order = new Map(taken.map((row, i) => [int(row["r"]), i]));
+    rows.sort((a, b) => order.get(int(a["seq"]))! - order.get(int(b["seq"]))!);
+    return rows.map(toRecord);
+  }
+
+  /** The paused queues' names, read inside the caller's transaction. */
+  #paused(db: Database): Set<string> {
+    const names = new Set<string>();
+    for (const row of db.prepare(QUERIES.pausedQueues).all()) {
+      names.add(row["name"] as string);
+    }
+    return names;
   }
 
   /**
@@ -942,9 +988,13 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     ownExpired: Set<string>,
   ): InsertOutcome[] {
     const inserted: InsertOutcome[] = [];
+    const paused = tasks.some((task) => task.claim === true)
+      ? this.#paused(db)
+      : null;
     for (let i = 0; i < tasks.length; i++) {
       const task = tasks[i]!;
-      const claim = task.claim === true;
+      const queue = task.queue ?? DEFAULT_QUEUE;
+      const claim = task.claim === true && !paused!.has(queue);
       const until = task.dedupeUntil ?? null;
       const insert = (): number =>
         db.prepare(QUERIES.insert).run(
@@ -960,6 +1010,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           now,
           claim ? 1 : 0,
           until,
+          queue,
+          task.priority ?? 0,
         ).changes;
       if (insert() === 0) {
         // Only the idempotency key can conflict without throwing, so the
@@ -984,7 +1036,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       tally.move(null, claim ? "running" : "queued");
       inserted.push({
         inserted: true,
-        record: newRecord(task, now, leaseUntil),
+        record: newRecord(task, now, leaseUntil, claim),
       });
     }
     return inserted;
@@ -1122,8 +1174,16 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("list tasks", false);
-      const { status, limit, offset } = validateList(options);
-      const rows = status === undefined
+      const { status, queue, limit, offset } = validateList(options);
+      const rows = queue !== undefined
+        ? db.prepare(QUERIES.listByQueue).all(
+          queue,
+          status ?? null,
+          status ?? null,
+          limit ?? -1,
+          offset,
+        )
+        : status === undefined
         ? db.prepare(QUERIES.listAll).all(limit ?? -1, offset)
         : status === "dead"
         ? db.prepare(QUERIES.listDead).all(limit ?? -1, offset)
@@ -1169,6 +1229,159 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         tally.move("dead", "queued", count);
         return count;
       }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Cancels tasks in one transaction: a queued, failed or running task
+   * becomes `dead` with the error "Cannot run task: cancelled" and a new
+   * version, so a running attempt's renewals and settle are refused.
+   *
+   * @param ids The task ids.
+   * @param now The current time (epoch ms).
+   * @returns One outcome per id, in order.
+   * @throws {Error} When the store is closed or read-only.
+   *
+   * @example Cancelling an unknown task
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * const [outcome] = await store.cancel(["x"], Date.now());
+   * assert.equal(outcome?.outcome, "missing");
+   * ```
+   */
+  cancel(ids: readonly string[], now: number): Promise<CancelOutcome[]> {
+    const waiting = this.#afterInsertAll(() => this.cancel(ids, now));
+    if (waiting !== undefined) return waiting;
+    try {
+      const db = this.#check("cancel tasks", true);
+      return Promise.resolve(
+        this.#transaction(db, (tally) =>
+          ids.map((id): CancelOutcome => {
+            const row = db.prepare(QUERIES.statusOf).get(id);
+            if (row === undefined) return { id, outcome: "missing", was: null };
+            const was = row["status"] as TaskStatus;
+            if (was === "succeeded" || was === "dead") {
+              return { id, outcome: "finished", was };
+            }
+            db.prepare(QUERIES.cancel).run(CANCELLED_MESSAGE, now, id);
+            tally.move(was, "dead");
+            return { id, outcome: "cancelled", was };
+          })),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Deletes tasks that are not running, in one transaction; their
+   * idempotency keys are free.
+   *
+   * @param ids The task ids.
+   * @returns One outcome per id, in order.
+   * @throws {Error} When the store is closed or read-only.
+   *
+   * @example Removing an unknown task
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * assert.deepEqual(await store.remove(["x"]), [{ id: "x", outcome: "missing" }]);
+   * ```
+   */
+  remove(ids: readonly string[]): Promise<RemoveOutcome[]> {
+    const waiting = this.#afterInsertAll(() => this.remove(ids));
+    if (waiting !== undefined) return waiting;
+    try {
+      const db = this.#check("remove tasks", true);
+      return Promise.resolve(
+        this.#transaction(db, (tally) =>
+          ids.map((id): RemoveOutcome => {
+            const row = db.prepare(QUERIES.statusOf).get(id);
+            if (row === undefined) return { id, outcome: "missing" };
+            const was = row["status"] as TaskStatus;
+            if (was === "running") return { id, outcome: "running" };
+            db.prepare(QUERIES.removeId).run(id);
+            tally.move(was, null);
+            return { id, outcome: "removed" };
+          })),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Pauses or resumes a queue: claims in every process skip a paused
+   * queue's tasks from their next commit on.
+   *
+   * @param queue The queue name.
+   * @param paused `true` to pause, `false` to resume.
+   * @param now The current time (epoch ms).
+   * @returns A promise that settles once stored.
+   * @throws {RangeError} When the name is empty or too long.
+   * @throws {Error} When the store is closed or read-only.
+   *
+   * @example Pausing a queue
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * await store.setPaused("emails", true, 5);
+   * assert.deepEqual(await store.queueStates(), [{ name: "emails", paused: true, updatedAt: 5 }]);
+   * ```
+   */
+  setPaused(queue: string, paused: boolean, now: number): Promise<void> {
+    const waiting = this.#afterInsertAll(() =>
+      this.setPaused(queue, paused, now)
+    );
+    if (waiting !== undefined) return waiting;
+    try {
+      const db = this.#check(paused ? "pause queue" : "resume queue", true);
+      checkQueueName(queue, "queue");
+      this.#transaction(db, () => {
+        db.prepare(QUERIES.setPaused).run(queue, paused ? 1 : 0, now);
+      });
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * The queues paused or resumed at least once, by name.
+   *
+   * @returns Their states.
+   * @throws {Error} When the store is closed.
+   *
+   * @example No queue state yet
+   * ```ts
+   * import { SqliteTaskStore } from "@sluice/sluice/store";
+   * import assert from "node:assert/strict";
+   *
+   * await using store = SqliteTaskStore.open(":memory:");
+   * assert.deepEqual(await store.queueStates(), []);
+   * ```
+   */
+  queueStates(): Promise<QueueState[]> {
+    const waiting = this.#afterInsertAll(() => this.queueStates());
+    if (waiting !== undefined) return waiting;
+    try {
+      const db = this.#check("read queue states", false);
+      return Promise.resolve(
+        db.prepare(QUERIES.queueStates).all().map((row) => ({
+          name: row["name"] as string,
+          paused: int(row["paused"]) === 1,
+          updatedAt: int(row["updated_at"]),
+        })),
+      );
     } catch (error) {
       return Promise.reject(error);
     }

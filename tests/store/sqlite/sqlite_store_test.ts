@@ -111,6 +111,7 @@ Deno.test("migrate() sets user_version and does nothing when run again", async (
   assert.deepEqual(
     names.filter((name) => !String(name).startsWith("sqlite_autoindex")),
     [
+      "tasks_claim",
       "tasks_dead",
       "tasks_dead_updated",
       "tasks_due",
@@ -164,7 +165,11 @@ Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no 
   }
   {
     using db = openDatabase(path);
-    assert.equal(migrate(db, path), 3, "only steps 3, 4 and 5 are applied");
+    assert.equal(
+      migrate(db, path),
+      SCHEMA_VERSION - 2,
+      "only steps 3 and later are applied",
+    );
     assert.equal(readUserVersion(db), SCHEMA_VERSION);
   }
   await using store = SqliteTaskStore.open(path);
@@ -209,7 +214,11 @@ Deno.test("migrate() upgrades a version 3 database, keeping its tasks and seedin
   }
   {
     using db = openDatabase(path);
-    assert.equal(migrate(db, path), 2, "only steps 4 and 5 are applied");
+    assert.equal(
+      migrate(db, path),
+      SCHEMA_VERSION - 3,
+      "only steps 4 and later are applied",
+    );
     assert.equal(readUserVersion(db), SCHEMA_VERSION);
   }
   await using store = SqliteTaskStore.open(path);
@@ -257,7 +266,11 @@ Deno.test("migrate() upgrades a version 4 database, dropping the counting trigge
   }
   {
     using db = openDatabase(path);
-    assert.equal(migrate(db, path), 1, "only step 5 is applied");
+    assert.equal(
+      migrate(db, path),
+      SCHEMA_VERSION - 4,
+      "only steps 5 and later are applied",
+    );
     const triggers = db.prepare(
       "SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger'",
     ).get();
@@ -392,9 +405,12 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
   using db = openDatabase(":memory:");
   migrate(db, ":memory:");
   const queries: [string, string][] = [
-    ["anyDueFailed", QUERIES.anyDueFailed],
-    ["claimFrom", QUERIES.claimFrom],
-    ["claimDue", QUERIES.claimDue],
+    ["claimCandidates", QUERIES.claimCandidates],
+    ["claimCandidatesOfTypes", QUERIES.claimCandidatesOfTypes],
+    ["claimRows", QUERIES.claimRows],
+    ["cancel", QUERIES.cancel],
+    ["removeId", QUERIES.removeId],
+    ["statusOf", QUERIES.statusOf],
     ["addCounts", QUERIES.addCounts],
     ["dueFailed", QUERIES.dueFailed],
     ["start", QUERIES.start],
@@ -423,9 +439,14 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     ["settleSucceeded", QUERIES.settleSucceeded],
   ];
   const expected: Record<string, RegExp> = {
-    anyDueFailed: /USING COVERING INDEX tasks_failed_due/,
-    claimFrom: /USING INDEX tasks_due/,
-    claimDue: /USING INDEX tasks_due/,
+    // Each queue's candidates come in the index's order: no sort.
+    claimCandidates:
+      /USING INDEX tasks_claim \(queue=\? AND priority<\?\)|USING INDEX tasks_claim \(queue=\?\)/,
+    claimCandidatesOfTypes: /USING INDEX tasks_claim \(queue=\?/,
+    claimRows: /USING INTEGER PRIMARY KEY \(rowid=\?\)/,
+    cancel: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
+    removeId: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
+    statusOf: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
     dueFailed: /USING COVERING INDEX tasks_failed_due/,
     byKey: /USING INDEX sqlite_autoindex_tasks_2/,
     start: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
