@@ -85,6 +85,9 @@ export type {
   TaskEventName,
 } from "./lib/queue/events.ts";
 export type {
+  CancelOutcome,
+  QueueState,
+  RemoveOutcome,
   RetentionRule,
   TaskRecord,
   TaskStatus,

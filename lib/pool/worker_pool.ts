@@ -493,6 +493,7 @@ export class WorkerPool implements AsyncDisposable {
   #idleWaiters: (() => void)[] = [];
   /** Consecutive failed loads, and the pending respawn, per worker position. */
   #initFailures: number[] = [];
+  #types: readonly string[] = [];
   #respawnTimers: (ReturnType<typeof setTimeout> | undefined)[] = [];
   #closing: Promise<void> | null = null;
   #startFailed: ((error: unknown) => void) | null = null;
@@ -630,6 +631,14 @@ export class WorkerPool implements AsyncDisposable {
     pool.#state = "running";
     pool.#startedAt = performance.now();
     return pool;
+  }
+
+  /**
+   * The task types the handler module exports (its function exports), as
+   * the first worker to load it reported; empty until one has.
+   */
+  get types(): readonly string[] {
+    return this.#types;
   }
 
   /** Total slots: workers × concurrency. */
@@ -971,6 +980,7 @@ export class WorkerPool implements AsyncDisposable {
         break;
       case "ready":
         handle.ready = true;
+        if (this.#types.length === 0) this.#types = message.types;
         this.#initFailures[handle.index] = 0;
         if (this.#startReady !== null) {
           if (this.#handles.every((h) => h.ready)) this.#startReady();

@@ -101,10 +101,13 @@ export interface TaskEventMap {
   };
   /** A task was dead-lettered (committed). */
   dead: FailureEvent;
-  /** A running handler was told to stop through `ctx.signal`. */
+  /**
+   * A task was cancelled (`cancel`), or a running handler was told to stop
+   * through `ctx.signal` (the queue shut down).
+   */
   cancelled: TaskEventBase & {
     /** Why. */
-    reason: "shutdown";
+    reason: "shutdown" | "cancelled";
   };
   /** A claimed task was handed back to the store, due at once. */
   released: TaskEventBase & {

@@ -18,6 +18,7 @@ import type {
   CommitResult,
   InsertOutcome,
   NewTask,
+  QueueClaim,
   Release,
   Settlement,
   TaskRecord,
@@ -61,6 +62,10 @@ export interface GroupCommitterOptions {
   leaseMs: number;
   /** Epoch-ms clock for the batches. */
   now: () => number;
+  /** The queues claims take from (`CommitBatch.claimQueues`). */
+  claimQueues?: readonly QueueClaim[];
+  /** The task types claims take (`CommitBatch.claimTypes`). */
+  claimTypes?: readonly string[];
 }
 
 /** Consecutive failed commits after which pending settles are given up. */
@@ -267,6 +272,10 @@ export class GroupCommitter {
       recover: taken.heartbeat === "recover",
       inserts: taken.newTasks,
       claimDue: taken.claimDue,
+      ...(taken.claimDue > 0 && this.#options.claimQueues !== undefined &&
+        { claimQueues: this.#options.claimQueues }),
+      ...(taken.claimDue > 0 && this.#options.claimTypes !== undefined &&
+        { claimTypes: this.#options.claimTypes }),
       leaseMs: this.#options.leaseMs,
       now,
     };

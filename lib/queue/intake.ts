@@ -14,6 +14,11 @@ import { type Channel, type ChannelSlot, QueueFullError } from "../channel.ts";
 import { turnNow } from "../_clock.ts";
 import { uuidv7 } from "../_id.ts";
 import type { RetryPolicy } from "../retry.ts";
+import {
+  checkQueueName,
+  DEFAULT_QUEUE,
+  MAX_PRIORITY,
+} from "../store/_shared.ts";
 import type {
   InsertOutcome,
   NewTask,
@@ -48,8 +53,22 @@ export interface InsertCommits {
 
 /** Options of {@linkcode Intake}. */
 export interface IntakeOptions {
-  /** Whether this queue runs tasks (then it claims its own at insert). */
+  /**
+   * Whether this queue runs tasks (then it claims its own at insert).
+   */
   consuming: boolean;
+  /**
+   * Whether this process runs tasks of `queue` and `type`: only those are
+   * claimed at insert; the rest wait in the store for a process that
+   * does.
+   */
+  runsHere: (queue: string, type: string) => boolean;
+  /**
+   * When no other process can run what this one does not (a memory store
+   * of its own): the task types it runs, named in the error that refuses
+   * any other type or queue. `null`: another process may.
+   */
+  onlyRunner: { types: readonly string[]; queues: readonly string[] } | null;
   /** Epoch-ms clock. */
   now: () => number;
 }
@@ -299,7 +318,29 @@ export class Intake {
       maxAttempts,
       runAt,
       dedupeFor,
+      queue = DEFAULT_QUEUE,
+      priority,
     } = task;
+    try {
+      checkQueueName(queue, "queue");
+    } catch (error) {
+      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
+      throw new (error instanceof RangeError ? RangeError : TypeError)(
+        `Cannot submit ${where}: ${reason}`,
+        { cause: error },
+      );
+    }
+    if (
+      priority !== undefined &&
+      (typeof priority !== "number" || !Number.isSafeInteger(priority) ||
+        Math.abs(priority) > MAX_PRIORITY)
+    ) {
+      throw new RangeError(
+        `Cannot submit ${where}: priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${
+          String(priority)
+        }`,
+      );
+    }
     if (typeof type !== "string" || type.length === 0) {
       throw new TypeError(
         `Cannot submit ${where}: type must be a non-empty string`,
@@ -354,6 +395,18 @@ export class Intake {
         );
       }
     }
+    const only = this.#options.onlyRunner;
+    if (only !== null && !this.#options.runsHere(queue, type)) {
+      throw new TypeError(
+        only.queues.includes(queue)
+          ? `Cannot submit ${where}: unknown task type ${
+            JSON.stringify(type)
+          } (known types: ${only.types.join(", ") || "none"})`
+          : `Cannot submit ${where}: queue ${
+            JSON.stringify(queue)
+          } is not one this queue runs (${only.queues.join(", ")})`,
+      );
+    }
     const now = this.#options.now();
     return {
       id: uuidv7(),
@@ -364,10 +417,13 @@ export class Intake {
         { dedupeUntil: Math.ceil(now + dedupeFor) }),
       maxAttempts: maxAttempts ?? this.#retry.maxAttempts,
       runAt: Math.floor(runAtMs ?? now),
+      ...(queue !== DEFAULT_QUEUE && { queue }),
+      ...(priority !== undefined && priority !== 0 && { priority }),
       // A task this process will run now is inserted already claimed: no
       // separate claim write, and no other claimer can take it meanwhile.
       claim: this.#options.consuming &&
-        (runAtMs === undefined || runAtMs <= now),
+        (runAtMs === undefined || runAtMs <= now) &&
+        this.#options.runsHere(queue, type),
     };
   }
 
@@ -651,6 +707,7 @@ function newEntry(task: NewTask, local: boolean): TaskEntry {
     runAt: task.runAt,
     acceptedAt: turnNow(),
     leaseLost: false,
+    cancelled: false,
     pending: null,
   };
 }

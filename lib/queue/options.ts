@@ -8,7 +8,11 @@
 import { Logger } from "../log.ts";
 import { Metrics } from "../metrics/metrics.ts";
 import { RetryPolicy } from "../retry.ts";
-import { checkRetention } from "../store/_shared.ts";
+import {
+  checkQueueName,
+  checkRetention,
+  DEFAULT_QUEUE,
+} from "../store/_shared.ts";
 import type { RetentionPolicy } from "../store/store.ts";
 import type { TaskQueueOptions } from "./types.ts";
 
@@ -54,6 +58,8 @@ export interface ResolvedOptions {
   metrics: Metrics;
   /** Retention, or `null` to keep everything. */
   retention: ResolvedRetention | null;
+  /** The named queues this process claims from, without repeats. */
+  queues: readonly string[];
 }
 
 /**
@@ -113,7 +119,33 @@ export function resolveOptions(options: TaskQueueOptions): ResolvedOptions {
       : new Logger({ level: "warn", ...options.logger }),
     metrics: options.metrics ?? new Metrics(),
     retention: resolveRetention(options.retention),
+    queues: resolveQueues(options.queues),
   };
+}
+
+function resolveQueues(given: TaskQueueOptions["queues"]): readonly string[] {
+  if (given === undefined) return [DEFAULT_QUEUE];
+  if (!Array.isArray(given)) {
+    throw new TypeError(
+      `Cannot open queue: queues must be an array of names, got ${typeof given}`,
+    );
+  }
+  if (given.length === 0) {
+    throw new RangeError(
+      "Cannot open queue: queues must name at least one queue, got []",
+    );
+  }
+  for (let i = 0; i < given.length; i++) {
+    try {
+      checkQueueName(given[i], `queues[${i}]`);
+    } catch (error) {
+      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
+      throw new (error instanceof RangeError ? RangeError : TypeError)(
+        `Cannot open queue: ${reason}`,
+      );
+    }
+  }
+  return [...new Set(given as string[])];
 }
 
 function resolveRetention(

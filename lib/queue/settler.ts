@@ -22,6 +22,7 @@ import type {
 import type { TaskEvents } from "./events.ts";
 import type { TaskTable } from "./task_table.ts";
 import {
+  cancelledError,
   type DueSink,
   failureOf,
   type PendingSettle,
@@ -62,6 +63,7 @@ export class Settler implements ResultSink {
   /** The queue passed its close deadline: stopped handlers are handed back. */
   #cancelling = false;
   #sweeping = false;
+  #sweeps = 0;
 
   /**
    * @param table The task table.
@@ -252,6 +254,10 @@ export class Settler implements ResultSink {
         workerId: pending.workerId,
       };
       if (!applied[i]) {
+        if (entry.cancelled) {
+          this.#answer(entry, false, cancelledError(entry.id));
+          continue;
+        }
         this.#events.emit("stale_settle", {
           id: entry.id,
           type: entry.type,
@@ -318,6 +324,10 @@ export class Settler implements ResultSink {
         });
       }
       if (this.#table.get(entry.id) !== entry) continue;
+      if (entry.cancelled) {
+        this.#answer(entry, false, cancelledError(entry.id));
+        continue;
+      }
       this.#wait(entry, this.#options.now());
       if (pending.reason === "not-started") this.#due?.wake();
     }
@@ -335,6 +345,50 @@ export class Settler implements ResultSink {
         this.#wait(entry, this.#options.now());
       }
     }
+  }
+
+  /**
+   * The store has cancelled the task of `entry`: a task waiting here (in
+   * the channel, or remote) is answered now; a task whose handler runs is
+   * answered once its settle, which the store refuses, comes back, and a
+   * task being settled once its settle does.
+   *
+   * @param entry The entry.
+   * @returns Whether its handler is running (or about to): the caller
+   *   aborts it.
+   */
+  cancelled(entry: TaskEntry): boolean {
+    if (this.#table.get(entry.id) !== entry) return false;
+    entry.cancelled = true;
+    switch (entry.state) {
+      case "queued":
+        // The dispatcher skips an entry that is no longer queued.
+        this.#table.move(entry, "remote");
+        this.#answer(entry, false, cancelledError(entry.id));
+        return false;
+      case "remote":
+        this.#answer(entry, false, cancelledError(entry.id));
+        return false;
+      case "dispatched":
+      case "running":
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * The task of a remote entry was deleted from the store: its handle
+   * rejects now.
+   *
+   * @param entry The entry.
+   */
+  gone(entry: TaskEntry): void {
+    this.#answer(
+      entry,
+      false,
+      new Error(`Cannot finish task ${entry.id}: it is no longer stored`),
+    );
   }
 
   /**
@@ -365,8 +419,11 @@ export class Settler implements ResultSink {
     this.#sweeping = true;
     try {
       const now = this.#options.now();
+      // Tasks not yet due are read one sweep in ten: they can only have
+      // finished by being cancelled (or removed) elsewhere.
+      const all = ++this.#sweeps % 10 === 0;
       for (const entry of this.#table.entries(["remote"])) {
-        if (entry.runAt > now) continue;
+        if (entry.runAt > now && !all) continue;
         const record = await this.#store.get(entry.id).catch(() => null);
         if (this.#table.get(entry.id) !== entry || entry.state !== "remote") {
           continue;

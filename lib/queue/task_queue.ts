@@ -14,7 +14,14 @@ import { type PoolEvent, WorkerPool } from "../pool/worker_pool.ts";
 import type { RetryPolicy } from "../retry.ts";
 import { MemoryTaskStore } from "../store/memory_store.ts";
 import { openStore } from "../store/open_store.ts";
-import type { TaskRecord, TaskStore } from "../store/store.ts";
+import { CANCELLED_MESSAGE } from "../store/_shared.ts";
+import type {
+  CancelOutcome,
+  QueueState,
+  RemoveOutcome,
+  TaskRecord,
+  TaskStore,
+} from "../store/store.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import {
   type TaskEventListener,
@@ -172,7 +179,12 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
           failures,
           retryInMs,
         }),
-    }, { leaseMs: parts.leaseMs, now });
+    }, {
+      leaseMs: parts.leaseMs,
+      now,
+      claimQueues: parts.queues.map((queue) => ({ queue })),
+      ...(pool !== null && { claimTypes: pool.types }),
+    });
     this.#settler = new Settler(
       this.#table,
       this.#committer,
@@ -181,6 +193,10 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
       store,
       { now, poll: store.durable || pool === null },
     );
+    const runs = {
+      queues: new Set(parts.queues),
+      types: new Set(pool?.types ?? []),
+    };
     this.#intake = new Intake(
       this.#table,
       this.#channel,
@@ -188,7 +204,15 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
       this.#events,
       store,
       parts.retry,
-      { consuming: pool !== null, now },
+      {
+        consuming: pool !== null,
+        now,
+        runsHere: (queue, type) =>
+          runs.queues.has(queue) && runs.types.has(type),
+        onlyRunner: pool !== null && !store.durable && parts.ownsStore
+          ? { types: pool.types, queues: parts.queues }
+          : null,
+      },
     );
     if (pool !== null) {
       const dispatcher = new Dispatcher(
@@ -382,11 +406,162 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
       metrics.setWorkerStatsProvider(() => pool.stats());
       metrics.setWorkersAlive(aliveWorkers(pool));
     }
+    if (pool !== null) {
+      // A task running here that another process cancelled: the store
+      // refuses this claim's renewal, and its handler is told.
+      this.#events.on("lease_lost", (event) => {
+        if (event.state !== "running" && event.state !== "dispatched") return;
+        const entry = this.#table.get(event.id);
+        if (entry === undefined) return;
+        this.#parts.store.get(event.id).then((record) => {
+          if (record?.lastError === CANCELLED_MESSAGE) this.#abort(entry);
+        }, () => {});
+      });
+    }
     const table = this.#table;
     metrics.setTaskStateProvider(() => ({
       running: table.count("running"),
       claimed: table.count("queued") + table.count("dispatched"),
     }));
+  }
+
+  /**
+   * Cancels tasks, in any process: a queued, scheduled or retrying task
+   * never runs; a running one has its `ctx.signal` aborted with a
+   * `TaskCancelledError` (at once when it runs here, at its next lease
+   * renewal when it runs in another process) and is not retried; its
+   * handle rejects with a `TaskCancelledError`. A cancelled task is kept
+   * as dead-lettered with the error "Cannot run task: cancelled" (so
+   * `dlq requeue` can bring it back) until retention or
+   * {@linkcode TaskQueue.remove} deletes it.
+   *
+   * @param ids The task ids.
+   * @returns One outcome per id: `cancelled`, `finished` (it had already
+   *   succeeded or been dead-lettered: unchanged) or `missing`.
+   * @throws {TypeError} When an id is not a string.
+   *
+   * @example Cancelling a delayed task
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using queue = await TaskQueue.open({ workers: 1 });
+   * const handle = await queue.submit({ type: "noop", runAt: Date.now() + 60_000 });
+   * const [outcome] = await queue.cancel([handle.id]);
+   * assert.equal(outcome?.outcome, "cancelled");
+   * await assert.rejects(handle.result, { name: "TaskCancelledError" });
+   * ```
+   */
+  async cancel(ids: readonly string[]): Promise<CancelOutcome[]> {
+    checkIds(ids, "cancel tasks");
+    const outcomes = await this.#parts.store.cancel(ids, Date.now());
+    for (const outcome of outcomes) {
+      if (outcome.outcome !== "cancelled") continue;
+      const entry = this.#table.get(outcome.id);
+      if (entry !== undefined) this.#abort(entry);
+      this.#events.emit("cancelled", {
+        id: outcome.id,
+        type: entry?.type ?? "",
+        idempotencyKey: entry?.idempotencyKey ?? null,
+        reason: "cancelled",
+      });
+    }
+    return outcomes;
+  }
+
+  /** Answers a cancelled entry's handle, aborting its handler if it runs. */
+  #abort(entry: TaskEntry): void {
+    if (this.#settler.cancelled(entry)) {
+      this.#parts.pool?.cancel(
+        `Cannot run task ${entry.id}: cancelled`,
+        (task) => task === entry,
+      );
+    }
+  }
+
+  /**
+   * Deletes tasks that are not running (finished, queued, scheduled or
+   * retrying), in any process; their idempotency keys are free again.
+   * Cancel a running task first. A handle waiting here for a removed task
+   * rejects once it finds the task gone.
+   *
+   * @param ids The task ids.
+   * @returns One outcome per id: `removed`, `running` (refused) or
+   *   `missing`.
+   * @throws {TypeError} When an id is not a string.
+   *
+   * @example Removing a cancelled task
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using queue = await TaskQueue.open({ workers: 1 });
+   * const handle = await queue.submit({ type: "noop", runAt: Date.now() + 60_000 });
+   * await queue.cancel([handle.id]);
+   * await handle.result.catch(() => {});
+   * assert.deepEqual(await queue.remove([handle.id]), [{ id: handle.id, outcome: "removed" }]);
+   * assert.equal(await queue.getTask(handle.id), undefined);
+   * ```
+   */
+  async remove(ids: readonly string[]): Promise<RemoveOutcome[]> {
+    checkIds(ids, "remove tasks");
+    const outcomes = await this.#parts.store.remove(ids);
+    for (const outcome of outcomes) {
+      if (outcome.outcome !== "removed") continue;
+      const entry = this.#table.get(outcome.id);
+      if (entry?.state === "remote") {
+        this.#settler.gone(entry);
+      }
+    }
+    return outcomes;
+  }
+
+  /**
+   * Pauses a named queue, in every process using the store: claims skip
+   * its tasks from their next commit on (within one poll interval), and
+   * tasks submitted to it wait; running tasks finish.
+   *
+   * @param queue The queue name.
+   * @returns Once stored.
+   * @throws {RangeError} When the name is empty or longer than 128 characters.
+   *
+   * @example Pausing and resuming
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using queue = await TaskQueue.open({ workers: 1 });
+   * await queue.pause("default");
+   * const handle = await queue.submit({ type: "noop" });
+   * assert.equal((await queue.getTask(handle.id))?.status, "queued");
+   * await queue.resume("default");
+   * await handle.result;
+   * assert.equal((await queue.getTask(handle.id))?.status, "succeeded");
+   * ```
+   */
+  async pause(queue: string): Promise<void> {
+    await this.#parts.store.setPaused(queue, true, Date.now());
+  }
+
+  /**
+   * Resumes a paused queue, in every process using the store.
+   *
+   * @param queue The queue name.
+   * @returns Once stored.
+   * @throws {RangeError} When the name is empty or longer than 128 characters.
+   */
+  async resume(queue: string): Promise<void> {
+    await this.#parts.store.setPaused(queue, false, Date.now());
+    this.#dispatcher?.wake();
+  }
+
+  /**
+   * The queues paused or resumed at least once, with their state.
+   *
+   * @returns The states, by name.
+   */
+  queueStates(): Promise<QueueState[]> {
+    return this.#parts.store.queueStates();
   }
 
   /** Tasks waiting in the channel for a worker. */
@@ -728,4 +903,19 @@ function aliveWorkers(pool: WorkerPool | null): number {
   let alive = 0;
   for (const worker of pool?.stats() ?? []) if (worker.alive) alive++;
   return alive;
+}
+
+function checkIds(ids: readonly string[], action: string): void {
+  if (!Array.isArray(ids)) {
+    throw new TypeError(
+      `Cannot ${action}: ids must be an array of strings, got ${typeof ids}`,
+    );
+  }
+  for (const id of ids) {
+    if (typeof id !== "string") {
+      throw new TypeError(
+        `Cannot ${action}: every id must be a string, got ${typeof id}`,
+      );
+    }
+  }
 }

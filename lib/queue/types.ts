@@ -5,12 +5,17 @@
  * @module
  */
 import type { OverflowPolicy } from "../channel.ts";
-import { deserializeError, type ErrorClass } from "../errors.ts";
+import {
+  deserializeError,
+  type ErrorClass,
+  TaskCancelledError,
+} from "../errors.ts";
 import type { Logger, LoggerOptions } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { PoolResult, PoolTask } from "../pool/worker_pool.ts";
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
+import { CANCELLED_MESSAGE } from "../store/_shared.ts";
 import type { RetentionRule, TaskRecord, TaskStore } from "../store/store.ts";
 
 /** A task to submit. */
@@ -55,6 +60,22 @@ export interface TaskInput {
    * @default {undefined} for as long as the task is kept
    */
   dedupeFor?: number;
+  /**
+   * The named queue the task goes to (1 to 128 characters): only
+   * processes that claim from it (`TaskQueue.open({ queues })`,
+   * `start --queues`) run it.
+   *
+   * @default {"default"}
+   */
+  queue?: string;
+  /**
+   * Claim priority, an integer (32-bit): among due tasks of the queues a
+   * process claims from, higher priorities run first; equal priorities
+   * run in `runAt`, then submission, order.
+   *
+   * @default {0}
+   */
+  priority?: number;
 }
 
 /**
@@ -261,6 +282,16 @@ export interface TaskHandle<T = unknown> {
 
 /** Options for {@linkcode TaskQueue.open}. Every field is optional. */
 export interface TaskQueueOptions {
+  /**
+   * The named queues this queue claims from (consumers only), and claims
+   * at submit: a task submitted to another queue is stored for a process
+   * that claims from it. Whatever the queues, only task types the handler
+   * module exports are claimed; the others stay queued for a process
+   * whose module exports them.
+   *
+   * @default {["default"]}
+   */
+  queues?: readonly string[];
   /**
    * URL of the handler module (its named exports are handlers by task type).
    *
@@ -527,7 +558,10 @@ export class TaskFailedError extends Error {
  * @param record A dead task.
  * @returns The error.
  */
-export function failureOf(record: TaskRecord): TaskFailedError {
+export function failureOf(
+  record: TaskRecord,
+): TaskFailedError | TaskCancelledError {
+  if (record.lastError === CANCELLED_MESSAGE) return cancelledError(record.id);
   const errorClass = record.errorClass ?? "permanent";
   const cause = deserializeError({
     name: errorClass === "transient" ? "TransientError" : "PermanentError",
@@ -535,6 +569,16 @@ export function failureOf(record: TaskRecord): TaskFailedError {
     errorClass,
   });
   return new TaskFailedError(record.id, record.attempts, errorClass, { cause });
+}
+
+/**
+ * The error a cancelled task's handle rejects with.
+ *
+ * @param id The task id.
+ * @returns The error.
+ */
+export function cancelledError(id: string): TaskCancelledError {
+  return new TaskCancelledError(`Cannot run task ${id}: cancelled`);
 }
 
 /**
@@ -605,6 +649,12 @@ export interface TaskEntry extends PoolTask {
   acceptedAt: number;
   /** A renewal or start came back stale: another process holds the task. */
   leaseLost: boolean;
+  /**
+   * Cancelled by this process: its handle rejects with a
+   * `TaskCancelledError` once the running attempt (whose settle the store
+   * refuses) ends.
+   */
+  cancelled: boolean;
   /** While `settling`: what is being committed. */
   pending: PendingSettle | null;
 }
@@ -681,6 +731,7 @@ export function entryOf(
     runAt: record.runAt,
     acceptedAt: performance.now() - Math.max(0, now - record.runAt),
     leaseLost: false,
+    cancelled: false,
     pending: null,
   };
 }

@@ -261,14 +261,21 @@ Deno.test("TaskQueue.submit() with a live duplicate key runs the task once", asy
   assert.equal(queue.metrics.counter("deduplicated"), 19);
 });
 
-Deno.test("TaskQueue fails an unknown task type permanently, naming it", async () => {
+Deno.test("TaskQueue refuses a task type or queue nothing can run when its memory store is its own, naming it", async () => {
   await using queue = await TaskQueue.open({ handlers, workers: 1 });
-  const handle = await queue.submit({ type: "nope" });
-  const error = await handle.result.catch((e) => e);
-  assert.ok(error instanceof TaskFailedError);
-  assert.equal(error.errorClass, "permanent");
-  assert.match(error.message, /nope/);
-  assert.match(error.message, /echo/);
+  await assert.rejects(
+    queue.submit({ type: "nope" }),
+    (error: Error) =>
+      error instanceof TypeError &&
+      /unknown task type "nope"/.test(error.message) &&
+      /echo/.test(error.message),
+  );
+  await assert.rejects(
+    queue.submit({ type: "echo", queue: "elsewhere" }),
+    /queue "elsewhere" is not one this queue runs \(default\)/,
+  );
+  const handle = await queue.submit({ type: "echo", payload: 1 });
+  assert.equal(await handle.result, 1);
 });
 
 Deno.test("TaskQueue refuses bad input with a clear error and stays usable", async () => {
