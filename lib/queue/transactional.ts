@@ -18,7 +18,6 @@ import type {
 } from "../store/postgres/postgres_store.ts";
 import type { NewTask, TaskRecord } from "../store/store.ts";
 import { detachedHandle } from "./intake.ts";
-import type { TaskQueue } from "./task_queue.ts";
 import {
   type Deferred,
   deferred,
@@ -27,7 +26,7 @@ import {
   type TaskInput,
 } from "./types.ts";
 
-/** Options for {@linkcode TaskQueue.submitWith}. */
+/** Options for `TaskQueue.submitWith`. */
 export interface SubmitWithOptions {
   /**
    * The caller will not wait for the result: the handle's `result`
