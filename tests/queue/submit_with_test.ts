@@ -71,7 +71,7 @@ Deno.test({
   name:
     "TaskQueue.submitWith() runs the task once the caller's transaction commits, with the caller's rows",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     await using queue = await fx.queue({ workers: 1 });
     const handle = await fx.sql.begin(async (tx) => {
@@ -99,7 +99,7 @@ Deno.test({
   name:
     "TaskQueue.submitWith() leaves no task and no count change when the transaction rolls back",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     await using queue = await fx.queue({ consume: false });
     await queue.submit(double(1)); // a count to keep
@@ -132,7 +132,7 @@ Deno.test({
   name:
     "TaskQueue.submitWith() answers a duplicate key with the first task, in the transaction or committed before",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     await using queue = await fx.queue({ consume: false });
     const earlier = await queue.submit({
@@ -165,7 +165,7 @@ Deno.test({
   name:
     "TaskQueue.submitWith() keeps the task from other consumers until the commit, which wakes them",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     await using producer = await fx.queue({ consume: false });
     // Polls too seldom to matter: the commit's NOTIFY wakes the consumer.
@@ -223,7 +223,7 @@ Deno.test({
   name:
     "TaskQueue.submitWith() refuses bad input like submit and leaves the transaction usable",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     await using queue = await fx.queue({ consume: false });
     const refusal = await queue.submit({ type: "" }).catch((e) => e);
@@ -268,7 +268,7 @@ Deno.test({
   name:
     "TaskQueue.submitWith() rejects the handle with QueueClosedError when the queue closes before the transaction ends",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     const queue = await fx.queue({ consume: false });
     try {

@@ -49,7 +49,7 @@ Deno.test({
   name:
     "PostgresTaskStore.insertWith() counts the tasks with the transaction: a savepoint rolled back takes its tasks and counts",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     const { store, sql } = fx;
     await sql.begin(async (tx) => {
@@ -75,7 +75,7 @@ Deno.test({
   name:
     "PostgresTaskStore.insertWith() takes over a key whose dedupe window has ended, and not one still open",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     const { store, sql } = fx;
     await store.commit({
@@ -106,7 +106,7 @@ Deno.test({
   name:
     "PostgresTaskStore.transactionStates() reports committed, aborted and open transactions, and refuses what is no transaction id",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     const { store, sql } = fx;
     const committed = await sql.begin(async (tx) => {
@@ -135,7 +135,7 @@ Deno.test({
   name:
     "PostgresTaskStore.insertWith() refuses a read-only store, a claimed task and a bad payload before sending anything",
   ignore,
-  async fn() {
+  async fn(): Promise<void> {
     await using fx = await fixture();
     const { store, sql } = fx;
     const reader = await PostgresTaskStore.open(PG!, {
