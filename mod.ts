@@ -93,7 +93,11 @@ export type {
   TaskStatus,
   TaskStore,
 } from "./lib/store/store.ts";
-export type { PostgresTaskStoreOptions } from "./lib/store/postgres/postgres_store.ts";
+export type {
+  PostgresTaskStoreOptions,
+  PostgresTransaction,
+} from "./lib/store/postgres/postgres_store.ts";
+export type { SubmitWithOptions } from "./lib/queue/transactional.ts";
 export type { SubmittedIds } from "./lib/queue/submitted_ids.ts";
 
 // -- handlers and their errors --

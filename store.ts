@@ -43,6 +43,9 @@ export {
   type PostgresDropOptions,
   PostgresTaskStore,
   type PostgresTaskStoreOptions,
+  type PostgresTransaction,
+  type TransactionInsert,
+  type TransactionState,
 } from "./lib/store/postgres/postgres_store.ts";
 export type {
   CancelOutcome,

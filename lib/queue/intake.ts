@@ -585,7 +585,15 @@ export class Intake {
       this.#deduplicated(record);
       return detachedHandle(record.id, record.idempotencyKey, true);
     }
-    // Unfinished: wait for it here, whoever runs it (this process or another).
+    return this.#handleOf(this.#waitFor(record), true);
+  }
+
+  /**
+   * The entry through which this process waits for an unfinished stored
+   * task, whoever runs it (this process or another): the one the table
+   * holds, or a new remote one.
+   */
+  #waitFor(record: TaskRecord): TaskEntry {
     let entry = this.#table.get(record.id);
     if (entry === undefined) {
       entry = entryOf(record, "remote", false, this.#options.now());
@@ -593,7 +601,32 @@ export class Intake {
       this.#table.add(entry);
       if (this.#options.consuming) this.#sink?.wake();
     }
-    return this.#handleOf(entry, true);
+    return entry;
+  }
+
+  /**
+   * The result of a stored task this process did not submit through
+   * `submit` (one a caller's transaction inserted): at once when it is
+   * finished, else once whoever runs it settles it.
+   */
+  follow(record: TaskRecord): Promise<unknown> {
+    if (record.status === "succeeded") return Promise.resolve(record.result);
+    if (record.status === "dead") return Promise.reject(failureOf(record));
+    const entry = this.#waitFor(record);
+    entry.handle ??= deferred();
+    return entry.handle.promise;
+  }
+
+  /**
+   * Checks a task as `submit` does, for an insert through a caller's
+   * transaction: unclaimed, since nothing may run it before the caller
+   * commits.
+   */
+  prepareUnclaimed(task: TaskInput): NewTask {
+    this.#checkOpen("task");
+    const prepared = this.#prepare(task, "task");
+    prepared.claim = false;
+    return prepared;
   }
 
   /** Inserts committed: queue what was claimed, park what waits. */
@@ -663,7 +696,7 @@ export class Intake {
  * says so if awaited (the rejection is already handled, so ignoring it is
  * safe).
  */
-function detachedHandle(
+export function detachedHandle(
   id: string,
   idempotencyKey: string | null,
   deduplicated: boolean,

@@ -14,6 +14,10 @@ import { type PoolEvent, WorkerPool } from "../pool/worker_pool.ts";
 import type { RetryPolicy } from "../retry.ts";
 import { MemoryTaskStore } from "../store/memory_store.ts";
 import { openStore } from "../store/open_store.ts";
+import {
+  PostgresTaskStore,
+  type PostgresTransaction,
+} from "../store/postgres/postgres_store.ts";
 import { CANCELLED_MESSAGE } from "../store/_shared.ts";
 import type {
   CancelOutcome,
@@ -41,6 +45,10 @@ import { observeLog, observeMetrics } from "./observers.ts";
 import { Settler } from "./settler.ts";
 import type { SubmittedIds } from "./submitted_ids.ts";
 import { TaskTable } from "./task_table.ts";
+import {
+  type SubmitWithOptions,
+  TransactionalIntake,
+} from "./transactional.ts";
 import type {
   CloseOptions,
   CloseReport,
@@ -128,6 +136,8 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   #dispatcher: Dispatcher | null = null;
   #leases: Leases;
   #pruner: Pruner | null = null;
+  /** Submissions through callers' transactions: PostgreSQL stores only. */
+  #transactional: TransactionalIntake | null = null;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #unsubscribe: (() => void) | undefined;
   #server: MetricsServer | undefined;
@@ -214,6 +224,9 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
           : null,
       },
     );
+    if (store instanceof PostgresTaskStore) {
+      this.#transactional = new TransactionalIntake(store, this.#intake, now);
+    }
     if (pool !== null) {
       const dispatcher = new Dispatcher(
         this.#table,
@@ -340,13 +353,19 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     if (store.durable) this.#leases.start(this.#committer);
     if (pool === null && !store.durable) return;
     if (dispatcher !== null && store.onNotify !== undefined) {
-      this.#unsubscribe = store.onNotify(() => dispatcher.wake());
+      // A notification also means a caller's transaction may have
+      // committed.
+      this.#unsubscribe = store.onNotify(() => {
+        dispatcher.wake();
+        void this.#transactional?.check();
+      });
     }
     this.#pollTimer = setInterval(() => {
       // Work others submitted, and retries due (a backstop for the due
       // timer); handles of tasks that run elsewhere.
       dispatcher?.wake();
       void this.#settler.pollRemote();
+      void this.#transactional?.check();
     }, pollIntervalMs);
   }
 
@@ -685,6 +704,100 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   }
 
   /**
+   * Submits one task through the caller's own PostgreSQL transaction `tx`
+   * (the `tx` that `sql.begin(async (tx) => …)` of the `postgres` client
+   * passes its callback), so the task is enqueued if and only if that
+   * transaction commits: written with the caller's rows, invisible to
+   * every consumer until the commit, which wakes them (the store's
+   * `NOTIFY` is delivered then), and gone without a trace, counts
+   * included, on a rollback.
+   *
+   * The task is checked as by `submit` before anything is sent (a bad
+   * task throws and `tx` stays usable), and inserted unclaimed: any
+   * consumer, this queue included, claims it once committed. An
+   * idempotency key already held, by a committed task or by one inserted
+   * earlier in the same transaction, answers with that task
+   * (`deduplicated`), as `submit` does. The channel's bound does not
+   * apply (the row is written by the caller, not queued here), and
+   * `drain()` does not wait for the task.
+   *
+   * The handle's `result` settles after the transaction ends: once the
+   * task has run, when it committed; with an error saying so, when it
+   * rolled back. The queue learns that the transaction ended from the
+   * store's notification or its next poll. `tx` must be a transaction on
+   * the queue's database, of a client that does not transform columns or
+   * values (see {@linkcode PostgresTransaction}).
+   *
+   * @typeParam T The result's type on an untyped queue; a typed queue
+   *   takes it from the handler.
+   * @typeParam K The task's type, inferred from `task.type`.
+   * @param tx The caller's open transaction.
+   * @param task The task.
+   * @param options `detached`, when nobody will wait for the result.
+   * @returns The task's handle, once the insert is done in `tx` (before
+   *   the caller commits).
+   * @throws {TypeError} When the queue's store is not PostgreSQL ("Cannot
+   *   submit in a transaction: the queue's store is sqlite-ffi, not
+   *   PostgreSQL"), `tx` is not a transaction, or the task is malformed
+   *   or its payload cannot be stored.
+   * @throws {RangeError} When a task field is out of range.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   * @throws {Error} When the server fails; the caller's transaction is
+   *   then aborted.
+   *
+   * @example Enqueueing with an order, in one transaction
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import postgres from "npm:postgres@3.4.9";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const sql = postgres(url, { max: 1, onnotice: () => {} });
+   *   try {
+   *     await using queue = await TaskQueue.open({ db: url, postgres: { schema }, workers: 1 });
+   *     const handle = await sql.begin(async (tx) => {
+   *       await tx`SELECT 1`; // INSERT INTO orders …
+   *       return await queue.submitWith(tx, {
+   *         type: "compute",
+   *         payload: { operation: "double", value: 21 },
+   *       });
+   *     });
+   *     assert.deepEqual(await handle.result, { result: "42" });
+   *   } finally {
+   *     await sql.end();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async submitWith<T = unknown, K extends TaskTypeOf<H> = TaskTypeOf<H>>(
+    tx: PostgresTransaction,
+    task: TypedTaskInput<H, K>,
+    options: SubmitWithOptions = {},
+  ): Promise<TaskHandle<ResultOf<H, K, T>>> {
+    const transactional = this.#transactional;
+    if (transactional === null) {
+      throw new TypeError(
+        `Cannot submit in a transaction: the queue's store is ${this.store.kind}, not PostgreSQL`,
+      );
+    }
+    const detached = options.detached ?? false;
+    if (typeof detached !== "boolean") {
+      throw new TypeError(
+        `Cannot submit in a transaction: detached must be a boolean, got ${typeof detached}`,
+      );
+    }
+    return await transactional.submit(
+      tx,
+      task as TaskInput,
+      detached,
+    ) as TaskHandle<ResultOf<H, K, T>>;
+  }
+
+  /**
    * Submits several tasks. Every task is checked first; if one is
    * malformed, none is submitted. Under `overflow: "reject"` the batch is
    * accepted whole or refused whole with a `QueueFullError`; under
@@ -867,6 +980,8 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     );
     this.#leases.stop();
     this.#channel.close();
+    // Before the table is emptied: a sweep in flight adds nothing after.
+    await this.#transactional?.close();
     const unfinishedIds = this.#settler.closeAll();
     if (unfinishedIds.length > 0) {
       logger.warn("closed_unfinished", { tasks: unfinishedIds.length });

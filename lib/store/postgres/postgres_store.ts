@@ -42,6 +42,7 @@ import type {
   CommitBatch,
   CommitResult,
   InsertAllOptions,
+  InsertOutcome,
   ListOptions,
   NewTask,
   PruneResult,
@@ -305,6 +306,73 @@ function inline(
     return `E'${value.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
   });
 }
+
+/**
+ * A transaction of the `postgres` client (the npm package `postgres`, the
+ * client this store uses): the `tx` that `sql.begin(async (tx) => …)`
+ * passes to its callback, or a savepoint's. Only what the store calls is
+ * named, so a transaction of any 3.x version of the client fits.
+ *
+ * Its client must parse `json` columns (the default) and must not
+ * transform column names or values (no `transform` option, such as
+ * `postgres.camel`): the store reads its own rows back through it.
+ */
+export interface PostgresTransaction {
+  /**
+   * Sends a statement (the client's `unsafe`).
+   *
+   * @param query The statement text.
+   * @param parameters Its parameters.
+   * @param options Whether to prepare it.
+   * @returns The pending query.
+   */
+  unsafe(
+    query: string,
+    parameters?: never[],
+    options?: { prepare?: boolean },
+  ): PromiseLike<unknown> & { simple(): PromiseLike<unknown> };
+  /**
+   * Opens a savepoint. Only a transaction has it: a pool (`sql`) or a
+   * reserved connection, which would commit the insert on its own, is
+   * refused.
+   *
+   * @param args As the client takes them.
+   * @returns As the client returns it.
+   */
+  savepoint(...args: never[]): unknown;
+}
+
+/** What {@linkcode PostgresTaskStore.insertWith} did in the caller's transaction. */
+export interface TransactionInsert {
+  /**
+   * Per task, in order: inserted (visible to others once the transaction
+   * commits), or answered by the task already holding its idempotency key.
+   */
+  inserted: InsertOutcome[];
+  /**
+   * The transaction's id (`pg_current_xact_id()` as text), to ask with
+   * {@linkcode PostgresTaskStore.transactionStates} whether it committed.
+   */
+  transactionId: string;
+}
+
+/**
+ * How a transaction ended, as `pg_xact_status` reports it; `"unknown"`
+ * when it is too old for the server to remember.
+ */
+export type TransactionState =
+  | "in progress"
+  | "committed"
+  | "aborted"
+  | "unknown";
+
+/** The current transaction's id; assigns one if it has none yet. */
+const TRANSACTION_ID = "SELECT pg_current_xact_id()::text AS xid";
+/** The fate of each transaction id of `$1` (JSON array of decimal strings), in order. */
+const TRANSACTION_STATES = `SELECT pg_xact_status(x::xid8) AS state
+  FROM json_array_elements_text($1::text::json) WITH ORDINALITY AS u(x, o)
+  ORDER BY o`;
+const TRANSACTION_ID_TEXT = /^[0-9]{1,20}$/;
 
 /** A listener registered with {@linkcode PostgresTaskStore.onNotify}. */
 interface Subscription {
@@ -1018,6 +1086,146 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     } finally {
       conn?.release();
     }
+  }
+
+  /**
+   * Inserts tasks through the caller's own transaction `tx`, so they
+   * exist if and only if it commits: the statements of a commit's inserts
+   * (key windows released, the insert in key order, the wake-up `NOTIFY`,
+   * the count deltas), sent inside `tx`. Other processes see neither the
+   * tasks nor the count change until the transaction commits, and the
+   * `NOTIFY` is delivered only then; a rollback leaves no trace. A task
+   * whose key is already held (committed, or inserted earlier in this
+   * transaction) is answered by that task, as in a commit.
+   *
+   * Everything is checked before anything is sent: a bad task throws and
+   * `tx` stays usable. A server error (a deadlock, or a serialization
+   * failure of a `REPEATABLE READ` or `SERIALIZABLE` transaction meeting a
+   * key a concurrent one committed) aborts the caller's transaction, which
+   * the caller retries as a whole. The insert waits for a concurrent
+   * transaction holding the same new key to end.
+   *
+   * @param tx The caller's open transaction, on this store's database.
+   * @param tasks The tasks; inserted unclaimed.
+   * @param now The time the inserts are applied at (epoch ms).
+   * @returns The outcomes and the transaction's id.
+   * @throws {TypeError} When `tx` is not a transaction of the `postgres`
+   *   client, or a task cannot be stored (see `commit`); nothing is sent.
+   * @throws {RangeError} When a task asks to be inserted claimed, or a
+   *   field is out of range; nothing is sent.
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails (the caller's transaction is then aborted).
+   *
+   * @example Inserting with an order, committed together
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import postgres from "npm:postgres@3.4.9";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   const sql = postgres(url, { max: 1, onnotice: () => {} });
+   *   try {
+   *     const task = { id: "t1", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 };
+   *     const { inserted } = await sql.begin(async (tx) => {
+   *       await tx`SELECT 1`; // the caller's own writes go here
+   *       const done = await store.insertWith(tx, [task], 0);
+   *       assert.equal(await store.get("t1"), undefined); // not committed yet
+   *       return done;
+   *     });
+   *     assert.equal(inserted[0]?.inserted, true);
+   *     assert.equal((await store.get("t1"))?.status, "queued");
+   *     assert.equal((await store.status(0)).counts.queued, 1);
+   *   } finally {
+   *     await sql.end();
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async insertWith(
+    tx: PostgresTransaction,
+    tasks: readonly NewTask[],
+    now: number,
+  ): Promise<TransactionInsert> {
+    this.#check("insert tasks in a transaction", true);
+    checkTransaction(tx);
+    const batch = insertOnlyBatch(tasks, now);
+    // The client's TransactionSql has every method the store calls.
+    const sql = tx as unknown as Sql;
+    const { inserted } = await this.#commit(sql, batch, true);
+    const [row] = await run(sql, TRANSACTION_ID);
+    return { inserted, transactionId: String(row?.["xid"]) };
+  }
+
+  /**
+   * How each transaction ended, in one read: for a caller waiting on a
+   * transaction that {@linkcode PostgresTaskStore.insertWith} wrote into.
+   *
+   * @param ids Transaction ids, as `insertWith` returned them.
+   * @returns One state per id, in order.
+   * @throws {TypeError} When `ids` is not an array of strings.
+   * @throws {RangeError} When an id is not a transaction id.
+   * @throws {Error} When the store is closed or the server fails.
+   *
+   * @example A transaction rolled back
+   * ```ts
+   * import { PostgresTaskStore } from "@sluice/sluice/store";
+   * import postgres from "npm:postgres@3.4.9";
+   * import assert from "node:assert/strict";
+   *
+   * const url = Deno.env.get("SLUICE_TEST_PG");
+   * if (url !== undefined) {
+   *   const schema = `doc_${crypto.randomUUID().slice(0, 8)}`;
+   *   const store = await PostgresTaskStore.open(url, { schema });
+   *   const sql = postgres(url, { max: 1, onnotice: () => {} });
+   *   try {
+   *     const task = { id: "t1", type: "t", idempotencyKey: null, payload: 1, maxAttempts: 1, runAt: 0 };
+   *     let xid = "";
+   *     await assert.rejects(sql.begin(async (tx) => {
+   *       xid = (await store.insertWith(tx, [task], 0)).transactionId;
+   *       assert.deepEqual(await store.transactionStates([xid]), ["in progress"]);
+   *       throw new Error("changed my mind");
+   *     }), /changed my mind/);
+   *     assert.deepEqual(await store.transactionStates([xid]), ["aborted"]);
+   *     assert.equal(await store.get("t1"), undefined);
+   *   } finally {
+   *     await sql.end();
+   *     await store.close();
+   *     await PostgresTaskStore.drop(url, { schema });
+   *   }
+   * }
+   * ```
+   */
+  async transactionStates(
+    ids: readonly string[],
+  ): Promise<TransactionState[]> {
+    const sql = this.#check("read transaction states");
+    if (!Array.isArray(ids)) {
+      throw new TypeError(
+        `Cannot read transaction states: ids must be an array, got ${typeof ids}`,
+      );
+    }
+    for (const id of ids) {
+      if (typeof id !== "string") {
+        throw new TypeError(
+          `Cannot read transaction states: an id must be a string, got ${typeof id}`,
+        );
+      }
+      if (!TRANSACTION_ID_TEXT.test(id)) {
+        throw new RangeError(
+          `Cannot read transaction states: ${
+            JSON.stringify(id)
+          } is not a transaction id`,
+        );
+      }
+    }
+    if (ids.length === 0) return [];
+    const rows = await run(sql, TRANSACTION_STATES, [JSON.stringify(ids)]);
+    return rows.map((row) => (row["state"] ?? "unknown") as TransactionState);
   }
 
   /**
@@ -1878,6 +2086,29 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
    */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * @throws {TypeError} When `tx` is not a transaction of the `postgres`
+ *   client: a pool or reserved connection would commit on its own.
+ */
+function checkTransaction(tx: unknown): void {
+  const candidate = tx as Partial<PostgresTransaction> | null;
+  if (
+    typeof tx !== "function" && (typeof tx !== "object" || tx === null) ||
+    typeof candidate?.unsafe !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot submit in a transaction: tx must be the transaction sql.begin() passes to its callback, got ${
+        tx === null ? "null" : typeof tx
+      }`,
+    );
+  }
+  if (typeof candidate.savepoint !== "function") {
+    throw new TypeError(
+      "Cannot submit in a transaction: tx is a client outside any transaction (the insert would commit on its own); pass the tx that sql.begin() gives its callback",
+    );
   }
 }
 
