@@ -7,6 +7,7 @@
  */
 import { Logger } from "../log.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { checkWorkerPermissions } from "../pool/worker_permissions.ts";
 import { RetryPolicy } from "../retry.ts";
 import { checkRetention } from "../store/_shared.ts";
 import type { RetentionPolicy } from "../store/store.ts";
@@ -97,6 +98,7 @@ export function resolveOptions(options: TaskQueueOptions): ResolvedOptions {
   }
   const pollIntervalMs = options.pollIntervalMs ?? 100;
   positiveInteger("pollIntervalMs", pollIntervalMs);
+  checkWorkerPermissions(options.permissions ?? "inherit", "open queue");
   return {
     capacity,
     overflow,

@@ -8,7 +8,12 @@ import type { OverflowPolicy } from "../channel.ts";
 import { deserializeError, type ErrorClass } from "../errors.ts";
 import type { Logger, LoggerOptions } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { PoolResult, PoolTask } from "../pool/worker_pool.ts";
+import type {
+  PoolResult,
+  PoolTask,
+  WorkerPermissionOptions,
+  WorkerPermissions,
+} from "../pool/worker_pool.ts";
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
 import type { RetentionRule, TaskRecord, TaskStore } from "../store/store.ts";
@@ -389,6 +394,19 @@ export interface TaskQueueOptions {
    * @default {Deno.cwd()}
    */
   objectsRoot?: string;
+  /**
+   * Deno permissions of the workers that run this queue's handlers,
+   * narrower than the process's (see {@linkcode WorkerPermissions}; a kind
+   * left out of the object is denied). The pool adds read access to the
+   * handler module's own file; grant read and write on `objectsRoot` for
+   * `ctx.objects`. A handler that oversteps fails its task permanently
+   * (dead-lettered, not retried) with Deno's `NotCapable` error, whose
+   * message names the permission. Anything but `"inherit"` needs Deno's
+   * `--unstable-worker-options` flag.
+   *
+   * @default {"inherit"} the process's own permissions
+   */
+  permissions?: WorkerPermissionOptions;
   /**
    * The logger, or options for one.
    *
