@@ -125,11 +125,6 @@ export {
   type ObjectStoreOptions,
   type PutResult,
 } from "./lib/objects.ts";
-export type {
-  WorkerPermission,
-  WorkerPermissionOptions,
-  WorkerPermissions,
-} from "./lib/pool/worker_permissions.ts";
 
 // -- observability --
 export { Metrics, type MetricsSnapshot } from "./lib/metrics/metrics.ts";

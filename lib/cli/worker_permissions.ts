@@ -29,21 +29,30 @@ export const WORKER_PERMISSION_FLAGS: Readonly<Record<string, FlagSpec>> = {
   [DENY_ALL]: { type: "boolean" },
 };
 
+const WHAT: Readonly<Record<PermissionKind, readonly [string, string]>> = {
+  read: ["PATHS", "Files and directories handlers may read"],
+  write: ["PATHS", "Files and directories handlers may write"],
+  net: ["HOSTS", "Hosts (host[:port]) handlers may reach"],
+  env: ["NAMES", "Environment variables handlers may read"],
+  sys: ["NAMES", "System information handlers may read"],
+  run: ["PROGRAMS", "Programs handlers may run"],
+  ffi: ["PATHS", "Native libraries handlers may load"],
+  import: ["HOSTS", "Hosts handlers may import modules from"],
+};
+
 /** Their help lines. */
 export const WORKER_PERMISSION_HELP: ReadonlyArray<readonly [string, string]> =
   [
     [
-      "--worker-allow-KIND",
-      "Let handlers have all of KIND: read, write, net, env,\nsys, run, ffi or import (as deno --allow-KIND); any\n--worker-* flag denies handlers every kind not given",
-    ],
-    [
-      "--worker-allow-KIND=L",
-      "Let handlers have only the comma-separated list L of\nKIND (paths, hosts, variables, ...)",
-    ],
-    [
       "--worker-deny-all",
-      `Run handlers with no permissions but those given by\n--worker-allow-*. These flags need deno\n${UNSTABLE_FLAG} (see the README section\n"Least-privilege handlers")`,
+      `Run handlers with no permissions but those the\n--worker-allow-* flags give (any of them implies\nthis); needs deno ${UNSTABLE_FLAG}`,
     ],
+    ...PERMISSION_KINDS.map((kind): readonly [string, string] => [
+      `--${allowFlag(kind)}[=${WHAT[kind][0]}]`,
+      `\n${WHAT[kind][1]}:\nall, or only the comma-separated ${
+        WHAT[kind][0]
+      }\n(as deno --allow-${kind})`,
+    ]),
   ];
 
 /**
