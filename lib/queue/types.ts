@@ -12,7 +12,6 @@ import type {
   PoolResult,
   PoolTask,
   WorkerPermissionOptions,
-  WorkerPermissions,
 } from "../pool/worker_pool.ts";
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
@@ -396,8 +395,8 @@ export interface TaskQueueOptions {
   objectsRoot?: string;
   /**
    * Deno permissions of the workers that run this queue's handlers,
-   * narrower than the process's (see {@linkcode WorkerPermissions}; a kind
-   * left out of the object is denied). The pool adds read access to the
+   * narrower than the process's (`WorkerPermissions` from
+   * `@sluice/sluice/pool`; a kind left out of the object is denied). The pool adds read access to the
    * handler module's own file; grant read and write on `objectsRoot` for
    * `ctx.objects`. A handler that oversteps fails its task permanently
    * (dead-lettered, not retried) with Deno's `NotCapable` error, whose

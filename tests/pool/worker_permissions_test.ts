@@ -31,16 +31,17 @@ function run(
 }
 
 /** A server on 127.0.0.1 that answers "hello"; `await using` stops it. */
-function helloServer(): { url: string } & AsyncDisposable {
+function helloServer(): { host: string; url: string } & AsyncDisposable {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     () => new Response("hello"),
   );
+  const host = `127.0.0.1:${server.addr.port}`;
   return {
-    url: `http://127.0.0.1:${server.addr.port}/`,
-    host: `127.0.0.1:${server.addr.port}`,
+    host,
+    url: `http://${host}/`,
     [Symbol.asyncDispose]: () => server.shutdown(),
-  } as { url: string; host: string } & AsyncDisposable;
+  };
 }
 
 Deno.test("WorkerPool.start() refuses a bad permissions option with a TypeError naming the field", async () => {
@@ -119,9 +120,9 @@ Deno.test({
   name:
     "WorkerPool.run() fails a handler refused network access with a permanent NotCapable error naming permissions.net",
   ignore: !NARROWING,
-  async fn() {
+  async fn(): Promise<void> {
     await using server = helloServer();
-    const host = (server as unknown as { host: string }).host;
+    const host = server.host;
     for (const net of [false, ["127.0.0.1:1"]]) {
       await using pool = await WorkerPool.start({
         handlers: SANDBOXED,
@@ -149,9 +150,9 @@ Deno.test({
   name:
     "WorkerPool.run() lets a handler reach a host its permissions grant, by host or host:port",
   ignore: !NARROWING,
-  async fn() {
+  async fn(): Promise<void> {
     await using server = helloServer();
-    const host = (server as unknown as { host: string }).host;
+    const host = server.host;
     for (const net of [["127.0.0.1"], [host]]) {
       await using pool = await WorkerPool.start({
         handlers: SANDBOXED,
@@ -168,7 +169,7 @@ Deno.test({
   name:
     "WorkerPool.run() classifies a permission error wrapped by the handler as permanent",
   ignore: !NARROWING,
-  async fn() {
+  async fn(): Promise<void> {
     await using server = helloServer();
     await using pool = await WorkerPool.start({
       handlers: SANDBOXED,
@@ -188,7 +189,7 @@ Deno.test({
   name:
     "WorkerPool.start() loads a file: handler module with no read permission, which handlers then lack",
   ignore: !NARROWING,
-  async fn() {
+  async fn(): Promise<void> {
     await using dir = await tempDir();
     await Deno.writeTextFile(`${dir.path}/secret.txt`, "secret");
     await using pool = await WorkerPool.start({
@@ -216,7 +217,7 @@ Deno.test({
   name:
     "WorkerPool.run() gives handlers ctx.objects when its root is granted read and write, and refuses writes when only read is",
   ignore: !NARROWING,
-  async fn() {
+  async fn(): Promise<void> {
     await using dir = await tempDir();
     const root = `${dir.path}/objects`;
     await Deno.mkdir(root);
@@ -251,7 +252,7 @@ Deno.test({
   name:
     "WorkerPool.start() refuses permissions the process does not have, naming the field, and leaves no worker",
   ignore: !NARROWING,
-  async fn() {
+  async fn(): Promise<void> {
     // The tests run with --allow-net=127.0.0.1 only.
     await assert.rejects(
       WorkerPool.start({

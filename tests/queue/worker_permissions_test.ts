@@ -33,7 +33,7 @@ Deno.test({
   name:
     "TaskQueue dead-letters a task whose handler its worker permissions refuse, after one attempt, and runs an allowed one",
   ignore: !NARROWING,
-  async fn() {
+  async fn(): Promise<void> {
     await using dir = await tempDir();
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
