@@ -1,8 +1,7 @@
 /**
  * Narrowed Deno permissions for the workers that run handlers: the option's
- * types, its validation, what the pool adds so a worker can still load its
- * handler module, and whether Deno's `--unstable-worker-options` flag, which
- * `new Worker(..., { deno: { permissions } })` needs, is on.
+ * types, its validation, and whether Deno's `--unstable-worker-options`
+ * flag, which `new Worker(..., { deno: { permissions } })` needs, is on.
  *
  * @module
  */
@@ -31,8 +30,8 @@ export type WorkerPermission = "inherit" | boolean | string[];
  */
 export interface WorkerPermissions {
   /**
-   * Files and directories handlers may read (`--allow-read`). The pool adds
-   * the handler module's own file (a `file:` URL) so the worker can import it.
+   * Files and directories handlers may read (`--allow-read`). The handler
+   * module and its static imports load without it.
    *
    * @default {false}
    */
@@ -74,8 +73,8 @@ export interface WorkerPermissions {
    */
   ffi?: WorkerPermission;
   /**
-   * Hosts handlers may import modules from (`--allow-import`); a handler
-   * module served over HTTP(S) needs its host here.
+   * Hosts handlers may import modules from at run time, with `import()`
+   * (`--allow-import`).
    *
    * @default {false}
    */
@@ -147,33 +146,6 @@ export function checkWorkerPermissions(value: unknown, action: string): void {
       );
     }
   }
-}
-
-/**
- * The `deno.permissions` a worker is created with: the option, plus read
- * access to the handler module's file when it is a `file:` URL (a worker
- * imports its handler module dynamically, and Deno checks a dynamic import
- * against the importing worker's read permission; the worker's own modules
- * load without one).
- *
- * @param permissions The checked option, not `"inherit"`.
- * @param handlersUrl The handler module's absolute URL.
- * @returns What to pass to `new Worker`.
- */
-export function workerDenoPermissions(
-  permissions: "none" | WorkerPermissions,
-  handlersUrl: string,
-): Deno.PermissionOptions {
-  const url = new URL(handlersUrl);
-  if (url.protocol !== "file:") return permissions;
-  const handlerPath = decodeURIComponent(url.pathname);
-  const object: WorkerPermissions = permissions === "none"
-    ? {}
-    : { ...permissions };
-  const read = object.read;
-  if (read === undefined || read === false) object.read = [handlerPath];
-  else if (Array.isArray(read)) object.read = [...read, handlerPath];
-  return object;
 }
 
 /**

@@ -18,7 +18,6 @@ import {
   missingGrant,
   UNSTABLE_FLAG,
   unstableWorkerOptions,
-  workerDenoPermissions,
   type WorkerPermissionOptions,
 } from "./worker_permissions.ts";
 import {
@@ -263,7 +262,8 @@ export interface WorkerPoolOptions {
   /**
    * Deno permissions of the workers, narrower than the process's: handlers
    * get only what is granted here (a kind left out of the object is
-   * denied). The pool adds read access to the handler module's own file.
+   * denied). The handler module and its static imports load before these
+   * apply, so they need no grant; what a handler imports dynamically does.
    * A handler that oversteps fails its task with Deno's `NotCapable`
    * error, which is permanent (never retried).
    *
@@ -498,6 +498,14 @@ export class WorkerPool implements AsyncDisposable {
   #onEvent: ((event: PoolEvent) => void) | undefined;
   /** What workers are created with; `undefined` inherits. */
   #denoPermissions: Deno.PermissionOptions | undefined;
+  /**
+   * For narrowed workers, the module they start from: it imports the
+   * handler module and then the worker statically, so both module graphs
+   * load under the process's permissions (a worker's dynamic imports, such
+   * as its `import()` of the handler module, are checked against its own).
+   * The worker's later `import()` finds the module already loaded.
+   */
+  #bootUrl: string | undefined;
 
   #state: PoolState = "starting";
   #startedAt = performance.now();
@@ -591,9 +599,16 @@ export class WorkerPool implements AsyncDisposable {
       );
     }
     checkWorkerPermissions(permissions, "create worker pool");
-    this.#denoPermissions = permissions === "inherit"
-      ? undefined
-      : workerDenoPermissions(permissions, this.#handlersUrl);
+    if (permissions !== "inherit") {
+      this.#denoPermissions = permissions;
+      this.#bootUrl = `data:text/javascript,${
+        encodeURIComponent(
+          `import ${JSON.stringify(this.#handlersUrl)};\nimport ${
+            JSON.stringify(WORKER_URL.href)
+          };\n`,
+        )
+      }`;
+    }
     this.#workerCount = workers;
     this.#concurrency = concurrency;
     this.#timeoutMs = timeoutMs;
@@ -978,7 +993,10 @@ export class WorkerPool implements AsyncDisposable {
     if (this.#denoPermissions !== undefined) {
       workerOptions.deno = { permissions: this.#denoPermissions };
     }
-    const worker = new Worker(WORKER_URL, workerOptions);
+    const worker = new Worker(
+      this.#bootUrl ?? WORKER_URL,
+      workerOptions,
+    );
     const handle = new Handle(
       id,
       index,
@@ -992,6 +1010,17 @@ export class WorkerPool implements AsyncDisposable {
       // Keeps the uncaught error from ending the whole process; the worker
       // is gone either way.
       event.preventDefault();
+      // A narrowed worker imports the handler module statically (see
+      // #bootUrl): failing to load it is an error event before "ready",
+      // retried with the same backoff as an init-error.
+      if (this.#bootUrl !== undefined && !handle.ready) {
+        const message = event.message.replace(
+          /^Uncaught (\(in promise\) )?/,
+          "",
+        );
+        this.#onInitError(handle, serializeError(new Error(message)));
+        return;
+      }
       this.#onWorkerGone(handle, "crashed", event.message);
     };
     worker.onmessageerror = (): void => {
@@ -1028,36 +1057,41 @@ export class WorkerPool implements AsyncDisposable {
         }
         break;
       case "init-error":
-        if (this.#startFailed !== null) {
-          this.#startFailed(
-            new Error(`Cannot start worker pool: ${message.error.message}`, {
-              cause: deserializeError(message.error),
-            }),
-          );
-        } else {
-          // The module loaded at start but not now (a file changed or went
-          // away): the position is tried again with a growing backoff, so
-          // the pool recovers once the module loads again.
-          this.#retire(handle);
-          const failures = ++this.#initFailures[handle.index]!;
-          const retryInMs = Math.min(30_000, 500 * 2 ** (failures - 1));
-          this.#respawnTimers[handle.index] = setTimeout(() => {
-            this.#respawnTimers[handle.index] = undefined;
-            if (this.#state === "closed") return;
-            this.#handles[handle.index] = this.#spawn(handle.index);
-          }, retryInMs);
-          this.#emit({
-            type: "worker-init-failed",
-            workerId: handle.id,
-            error: message.error,
-            retryInMs,
-          });
-        }
+        this.#onInitError(handle, message.error);
         break;
       case "exit":
         this.#onWorkerGone(handle, "exited", "the worker closed itself");
         break;
     }
+  }
+
+  /** A worker could not load the handler module. */
+  #onInitError(handle: Handle, error: SerializedError): void {
+    if (this.#startFailed !== null) {
+      this.#startFailed(
+        new Error(`Cannot start worker pool: ${error.message}`, {
+          cause: deserializeError(error),
+        }),
+      );
+      return;
+    }
+    // The module loaded at start but not now (a file changed or went
+    // away): the position is tried again with a growing backoff, so
+    // the pool recovers once the module loads again.
+    this.#retire(handle);
+    const failures = ++this.#initFailures[handle.index]!;
+    const retryInMs = Math.min(30_000, 500 * 2 ** (failures - 1));
+    this.#respawnTimers[handle.index] = setTimeout(() => {
+      this.#respawnTimers[handle.index] = undefined;
+      if (this.#state === "closed") return;
+      this.#handles[handle.index] = this.#spawn(handle.index);
+    }, retryInMs);
+    this.#emit({
+      type: "worker-init-failed",
+      workerId: handle.id,
+      error,
+      retryInMs,
+    });
   }
 
   /**

@@ -396,9 +396,9 @@ export interface TaskQueueOptions {
   /**
    * Deno permissions of the workers that run this queue's handlers,
    * narrower than the process's (`WorkerPermissions` from
-   * `@sluice/sluice/pool`; a kind left out of the object is denied). The pool adds read access to the
-   * handler module's own file; grant read and write on `objectsRoot` for
-   * `ctx.objects`. A handler that oversteps fails its task permanently
+   * `@sluice/sluice/pool`; a kind left out of the object is denied). The
+   * handler module and its static imports load without a grant; grant read
+   * and write on `objectsRoot` for `ctx.objects`. A handler that oversteps fails its task permanently
    * (dead-lettered, not retried) with Deno's `NotCapable` error, whose
    * message names the permission. Anything but `"inherit"` needs Deno's
    * `--unstable-worker-options` flag.

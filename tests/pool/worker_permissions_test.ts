@@ -3,12 +3,12 @@ import { type PoolResult, WorkerPool } from "../../lib/pool/worker_pool.ts";
 import {
   checkWorkerPermissions,
   unstableWorkerOptions,
-  workerDenoPermissions,
 } from "../../lib/pool/worker_permissions.ts";
 import { errorClassOf } from "../../lib/errors.ts";
 import { tempDir } from "../_helpers.ts";
 
 const SANDBOXED = new URL("../fixtures/sandboxed.ts", import.meta.url);
+const BUILTIN = new URL("../../lib/handlers/builtin.ts", import.meta.url);
 /**
  * Narrowing needs `--unstable-worker-options` (the test task passes it);
  * without it Deno would end the test process, so these tests are skipped.
@@ -82,24 +82,6 @@ Deno.test("checkWorkerPermissions() accepts every documented form", () => {
   ) {
     checkWorkerPermissions(ok, "test");
   }
-});
-
-Deno.test("workerDenoPermissions() adds read access to a file: handler module and nothing else", () => {
-  const file = "file:///srv/app/handlers.ts";
-  assert.deepEqual(workerDenoPermissions("none", file), {
-    read: ["/srv/app/handlers.ts"],
-  });
-  assert.deepEqual(
-    workerDenoPermissions({ read: ["objects/"], net: false }, file),
-    { read: ["objects/", "/srv/app/handlers.ts"], net: false },
-  );
-  assert.deepEqual(workerDenoPermissions({ read: true }, file), {
-    read: true,
-  });
-  assert.equal(
-    workerDenoPermissions("none", "data:text/javascript,export {}"),
-    "none",
-  );
 });
 
 Deno.test("errorClassOf() makes Deno's permission errors permanent, also as a cause", () => {
@@ -187,6 +169,25 @@ Deno.test({
 
 Deno.test({
   name:
+    "WorkerPool.start() loads a handler module and its static imports with no permissions at all",
+  ignore: !NARROWING,
+  async fn(): Promise<void> {
+    // The built-ins re-export a module per handler.
+    await using pool = await WorkerPool.start({
+      handlers: BUILTIN,
+      workers: 1,
+      permissions: "none",
+    });
+    const result = await run(pool, "compute", {
+      operation: "double",
+      value: 21,
+    });
+    assert.ok(result.ok, result.ok ? "" : result.error.message);
+  },
+});
+
+Deno.test({
+  name:
     "WorkerPool.start() loads a file: handler module with no read permission, which handlers then lack",
   ignore: !NARROWING,
   async fn(): Promise<void> {
@@ -261,6 +262,22 @@ Deno.test({
         permissions: { net: ["api.example.com"] },
       }),
       /^Error: Cannot start worker pool: permissions\.net grants "api\.example\.com", which this process does not have \(start Deno with --allow-net=api\.example\.com\)/,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "WorkerPool.start() with narrowed permissions rejects with the module's error when the handler module fails to load",
+  ignore: !NARROWING,
+  async fn(): Promise<void> {
+    await assert.rejects(
+      WorkerPool.start({
+        handlers: new URL("../fixtures/bad_module.ts", import.meta.url),
+        workers: 1,
+        permissions: "none",
+      }),
+      /^Error: Cannot start worker pool: .*Cannot load handlers: bad_module fixture/,
     );
   },
 });
