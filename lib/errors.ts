@@ -167,7 +167,10 @@ export interface SerializedError {
 /**
  * Classifies any thrown value by the default rules: an explicit
  * `errorClass` property wins; `TypeError`, `RangeError` and `SyntaxError`
- * (bad input) are permanent; anything else is transient.
+ * (bad input) are permanent, and so are Deno's permission errors
+ * (`NotCapable`, `PermissionDenied`, also as the `cause` of what was
+ * thrown): the same code asking again is refused again. Anything else is
+ * transient.
  *
  * @param error Whatever was thrown.
  * @returns The class the default retry policy gives it.
@@ -190,7 +193,7 @@ export function errorClassOf(error: unknown): ErrorClass {
     if (declared === "transient" || declared === "permanent") return declared;
     if (
       error instanceof TypeError || error instanceof RangeError ||
-      error instanceof SyntaxError
+      error instanceof SyntaxError || isPermissionError(error)
     ) {
       return "permanent";
     }
@@ -198,6 +201,28 @@ export function errorClassOf(error: unknown): ErrorClass {
     // A getter that throws, or a revoked proxy: nothing declared.
   }
   return "transient";
+}
+
+/**
+ * Deno's errors for an access refused by its permissions (`NotCapable`) or
+ * the operating system (`PermissionDenied`), known by name: this module
+ * does not use `Deno.*`.
+ */
+const PERMISSION_ERRORS: ReadonlySet<string> = new Set([
+  "NotCapable",
+  "PermissionDenied",
+]);
+
+/** Whether `error`, or an error in its `cause` chain, is a permission error. */
+function isPermissionError(error: object): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8; depth++) {
+    if (typeof current !== "object" || current === null) return false;
+    const name = stringField(current, "name");
+    if (name !== undefined && PERMISSION_ERRORS.has(name)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Longest message or stack kept; handlers can throw anything. */

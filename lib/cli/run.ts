@@ -21,6 +21,11 @@ import {
   WORKER_KEYS,
   workerOptions,
 } from "./worker_options.ts";
+import {
+  acceptBareAllowFlags,
+  WORKER_PERMISSION_FLAGS,
+  WORKER_PERMISSION_HELP,
+} from "./worker_permissions.ts";
 
 const USAGE = helpText({
   usage: ["cli.ts run --tasks FILE [options]"],
@@ -42,6 +47,7 @@ reject asks for them).`,
   options: [
     ["--tasks FILE", "The task file (required)"],
     HANDLERS_HELP,
+    ...WORKER_PERMISSION_HELP,
     ["--format FORMAT", "text or json (default text)"],
     ["--json", "Short for --format json"],
   ],
@@ -77,9 +83,13 @@ export interface RunSummary {
 }
 
 /** `cli.ts run`. */
-export const run: Command = defineCommand({
+export const run: Command = acceptBareAllowFlags(defineCommand({
   usage: USAGE,
-  flags: { tasks: { type: "string" }, ...HANDLERS_FLAG },
+  flags: {
+    tasks: { type: "string" },
+    ...HANDLERS_FLAG,
+    ...WORKER_PERMISSION_FLAGS,
+  },
   config: WORKER_KEYS,
   formats: ["text", "json"],
   defaultFormat: "text",
@@ -153,4 +163,4 @@ export const run: Command = defineCommand({
   }
   if (invalid > 0) err(`error: Cannot submit ${firstInvalid}\n`);
   return summary.dead > 0 || invalid > 0 ? 1 : 0;
-});
+}));

@@ -23,6 +23,11 @@ import {
   WORKER_KEYS,
   workerOptions,
 } from "./worker_options.ts";
+import {
+  acceptBareAllowFlags,
+  WORKER_PERMISSION_FLAGS,
+  WORKER_PERMISSION_HELP,
+} from "./worker_permissions.ts";
 
 const KEYS: readonly ConfigKey[] = [...WORKER_KEYS, "metricsPort"];
 
@@ -44,6 +49,7 @@ exist, or a path that is a directory, is a usage error (exit 2); a file that
 cannot be written (permissions) is a runtime failure (exit 1).`,
   options: [
     HANDLERS_HELP,
+    ...WORKER_PERMISSION_HELP,
     ["--deadline MS", "Graceful shutdown deadline (default 30000)"],
     [
       "--poll-interval-ms MS",
@@ -107,10 +113,11 @@ async function checkMetricsFile(path: string): Promise<void> {
 }
 
 /** `cli.ts start`. */
-export const start: Command = defineCommand({
+export const start: Command = acceptBareAllowFlags(defineCommand({
   usage: USAGE,
   flags: {
     ...HANDLERS_FLAG,
+    ...WORKER_PERMISSION_FLAGS,
     deadline: { type: "integer", min: 0, max: MAX_MS },
     "poll-interval-ms": { type: "integer", min: 1, max: MAX_MS },
     "lease-ms": { type: "integer", min: 1, max: MAX_MS },
@@ -164,6 +171,7 @@ export const start: Command = defineCommand({
         workers: cfg.workers,
         concurrency: cfg.concurrency,
         retention: describeRetention(cfg),
+        worker_permissions: options.permissions ?? "inherit",
         ...(server !== undefined && { metrics_port: server.port }),
       });
       const signal = await stopped;
@@ -183,4 +191,4 @@ export const start: Command = defineCommand({
     removeSignals();
   }
   return 0;
-});
+}));

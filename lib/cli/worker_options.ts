@@ -9,6 +9,7 @@ import { Logger } from "../log.ts";
 import type { RetentionOptions, TaskQueueOptions } from "../queue/types.ts";
 import type { RetentionRule } from "../store/store.ts";
 import { type FlagSpec, type ParsedCommand, UsageError } from "./command.ts";
+import { workerPermissions } from "./worker_permissions.ts";
 import {
   type CliConfig,
   CONFIG_DOCS,
@@ -162,16 +163,17 @@ export function handlerUrl(text: string): URL {
  * The options of a queue that runs tasks, from the parsed command line.
  *
  * @param parsed The command line.
- * @returns Pool, channel, retry, timeout, retention, objects, logger and
- *   handlers.
- * @throws {UsageError} On a bad `--handlers`, or a `--keep-*` flag while
- *   retention is off.
+ * @returns Pool, channel, retry, timeout, retention, objects, logger,
+ *   handlers and worker permissions.
+ * @throws {UsageError} On a bad `--handlers` or `--worker-allow-*`, or a
+ *   `--keep-*` flag while retention is off.
  */
 export function workerOptions(
   parsed: ParsedCommand,
 ): TaskQueueOptions & { logger: Logger } {
   const cfg = parsed.config;
   const handlers = parsed.string("handlers");
+  const permissions = workerPermissions(parsed);
   return {
     workers: cfg.workers,
     concurrency: cfg.concurrency,
@@ -183,5 +185,6 @@ export function workerOptions(
     retention: retentionOptions(parsed),
     logger: cliLogger(cfg),
     ...(handlers !== undefined && { handlers: handlerUrl(handlers) }),
+    ...(permissions !== undefined && { permissions }),
   };
 }

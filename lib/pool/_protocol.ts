@@ -23,6 +23,11 @@ export interface InitMessage {
   objectsRoot?: string;
   /** Chunk size of object-store reads. */
   chunkSize?: number;
+  /**
+   * Whether the pool narrowed this worker's permissions, so a `NotCapable`
+   * error names the pool's option rather than Deno's `--allow-*` flag.
+   */
+  narrowed?: boolean;
   /** Lowest level written to stderr. */
   logLevel: LogLevel;
   /** How handler log lines are written. */

@@ -43,6 +43,8 @@ let handlers: Map<string, AnyHandler> | null = null;
 let objects: ObjectStore | null = null;
 /** Handler log lines go to stderr through the library's one logger. */
 let logger = new Logger({ level: "warn" });
+/** Whether the pool narrowed this worker's permissions. */
+let narrowed = false;
 /** Start flags shared with the pool: `seq + 1` per slot, set before a call. */
 let startFlags: Int32Array | null = null;
 /** The tasks whose handlers have not returned yet, by seq. */
@@ -97,6 +99,7 @@ scope.onmessage = (event: MessageEvent<ToWorker>): void => {
 async function init(message: InitMessage): Promise<void> {
   logger = new Logger({ level: message.logLevel, format: message.logFormat });
   startFlags = new Int32Array(message.startFlags);
+  narrowed = message.narrowed === true;
   const storeOptions: ObjectStoreOptions = {};
   if (message.chunkSize !== undefined) {
     storeOptions.chunkSize = message.chunkSize;
@@ -188,8 +191,28 @@ function fail(seq: number, error: unknown): void {
   outFailures.push(outSeqs.length);
   outSeqs.push(seq);
   // serializeError never throws, whatever the handler threw.
-  outValues.push(serializeError(error));
+  const data = serializeError(error);
+  if (narrowed && data.name === "NotCapable") {
+    data.message = denied(data.message);
+  }
+  outValues.push(data);
   scheduleFlush();
+}
+
+/**
+ * Deno's `Requires net access to "host", run again with the --allow-net
+ * flag`, reworded for a worker whose permissions the pool narrowed: the
+ * process's flags are not what refused it, the pool's `permissions` are.
+ */
+function denied(message: string): string {
+  const match = /^(.*), run again with the --allow-([a-z]+) flag$/s.exec(
+    message,
+  );
+  return match === null
+    ? `Cannot run task: the worker's permissions refuse it: ${message}`
+    : `Cannot run task: the worker's permissions refuse it: ${
+      match[1]
+    } (not granted by permissions.${match[2]})`;
 }
 
 // Results go out once per turn, from a microtask queued by the first result

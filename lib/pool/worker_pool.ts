@@ -14,6 +14,13 @@ import { isCloneable } from "../_clone.ts";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { turnNow } from "../_clock.ts";
 import {
+  checkWorkerPermissions,
+  missingGrant,
+  UNSTABLE_FLAG,
+  unstableWorkerOptions,
+  type WorkerPermissionOptions,
+} from "./worker_permissions.ts";
+import {
   collectTransfers,
   type FromWorker,
   type InitMessage,
@@ -22,6 +29,12 @@ import {
 } from "./_protocol.ts";
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
+
+export type {
+  WorkerPermission,
+  WorkerPermissionOptions,
+  WorkerPermissions,
+} from "./worker_permissions.ts";
 
 /** One task as the pool runs it. */
 export interface PoolTask {
@@ -247,6 +260,21 @@ export interface WorkerPoolOptions {
    */
   logFormat?: LogFormat;
   /**
+   * Deno permissions of the workers, narrower than the process's: handlers
+   * get only what is granted here (a kind left out of the object is
+   * denied). The handler module and its static imports load before these
+   * apply, so they need no grant; what a handler imports dynamically does.
+   * A handler that oversteps fails its task with Deno's `NotCapable`
+   * error, which is permanent (never retried).
+   *
+   * Anything but `"inherit"` needs Deno's `--unstable-worker-options` flag:
+   * {@linkcode WorkerPool.start} refuses to start without it, when it can
+   * tell (see the README, "Least-privilege handlers").
+   *
+   * @default {"inherit"} the process's own permissions
+   */
+  permissions?: WorkerPermissionOptions;
+  /**
    * Called when the pool replaces a worker or times out a task. Errors it
    * throws are ignored.
    *
@@ -468,6 +496,16 @@ export class WorkerPool implements AsyncDisposable {
   #logLevel: LogLevel;
   #logFormat: LogFormat;
   #onEvent: ((event: PoolEvent) => void) | undefined;
+  /** What workers are created with; `undefined` inherits. */
+  #denoPermissions: Deno.PermissionOptions | undefined;
+  /**
+   * For narrowed workers, the module they start from: it imports the
+   * handler module and then the worker statically, so both module graphs
+   * load under the process's permissions (a worker's dynamic imports, such
+   * as its `import()` of the handler module, are checked against its own).
+   * The worker's later `import()` finds the module already loaded.
+   */
+  #bootUrl: string | undefined;
 
   #state: PoolState = "starting";
   #startedAt = performance.now();
@@ -512,6 +550,7 @@ export class WorkerPool implements AsyncDisposable {
       logLevel = "warn",
       logFormat = "json",
       onEvent,
+      permissions = "inherit",
     } = options;
     this.#handlersUrl = absoluteUrl(handlers);
     if (!Number.isInteger(workers) || workers < 1) {
@@ -560,6 +599,17 @@ export class WorkerPool implements AsyncDisposable {
         `Cannot create worker pool: onEvent must be a function, received ${typeof onEvent}`,
       );
     }
+    checkWorkerPermissions(permissions, "create worker pool");
+    if (permissions !== "inherit") {
+      this.#denoPermissions = permissions;
+      this.#bootUrl = `data:text/javascript,${
+        encodeURIComponent(
+          `import ${JSON.stringify(this.#handlersUrl)};\nimport ${
+            JSON.stringify(WORKER_URL.href)
+          };\n`,
+        )
+      }`;
+    }
     this.#workerCount = workers;
     this.#concurrency = concurrency;
     this.#timeoutMs = timeoutMs;
@@ -580,12 +630,15 @@ export class WorkerPool implements AsyncDisposable {
    * @param startOptions A signal to abort the start.
    * @returns The running pool.
    * @throws {TypeError} If `handlers` is not an absolute URL, or another
-   * option has the wrong type.
+   * option has the wrong type (`permissions` names its bad field).
    * @throws {RangeError} If `workers` or `concurrency` is not an integer
    * >= 1, or `timeoutMs` or `graceMs` is negative.
    * @throws {Error} "Cannot start worker pool: <reason>" when the module
    * fails to load or a worker dies during start; `cause` holds the module's
    * error. No worker is left running.
+   * @throws {Error} "Cannot start worker pool: ..." when `permissions`
+   * narrows the workers but Deno's `--unstable-worker-options` flag is
+   * known to be missing, or `permissions` grants what the process lacks.
    *
    * @example Starting and closing a pool
    * ```ts
@@ -608,6 +661,7 @@ export class WorkerPool implements AsyncDisposable {
     const pool = new WorkerPool(options);
     const { signal } = startOptions;
     signal?.throwIfAborted();
+    if (pool.#denoPermissions !== undefined) checkCanNarrow(options);
     const started = Promise.withResolvers<void>();
     pool.#startReady = started.resolve;
     pool.#startFailed = started.reject;
@@ -622,6 +676,12 @@ export class WorkerPool implements AsyncDisposable {
       await started.promise;
     } catch (error) {
       pool.#shutdown(null);
+      if (error instanceof Deno.errors.NotCapable) {
+        throw new Error(
+          `Cannot start worker pool: worker permissions exceed this process's: ${error.message}`,
+          { cause: error },
+        );
+      }
       throw error;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -936,10 +996,16 @@ export class WorkerPool implements AsyncDisposable {
 
   #spawn(index: number): Handle {
     const id = ++this.#nextWorkerId;
-    const worker = new Worker(WORKER_URL, {
-      type: "module",
-      name: `sluice-worker-${id}`,
-    });
+    const workerOptions: WorkerOptions & {
+      deno?: { permissions: Deno.PermissionOptions };
+    } = { type: "module", name: `sluice-worker-${id}` };
+    if (this.#denoPermissions !== undefined) {
+      workerOptions.deno = { permissions: this.#denoPermissions };
+    }
+    const worker = new Worker(
+      this.#bootUrl ?? WORKER_URL,
+      workerOptions,
+    );
     const handle = new Handle(
       id,
       index,
@@ -953,6 +1019,17 @@ export class WorkerPool implements AsyncDisposable {
       // Keeps the uncaught error from ending the whole process; the worker
       // is gone either way.
       event.preventDefault();
+      // A narrowed worker imports the handler module statically (see
+      // #bootUrl): failing to load it is an error event before "ready",
+      // retried with the same backoff as an init-error.
+      if (this.#bootUrl !== undefined && !handle.ready) {
+        const message = event.message.replace(
+          /^Uncaught (\(in promise\) )?/,
+          "",
+        );
+        this.#onInitError(handle, serializeError(new Error(message)));
+        return;
+      }
       this.#onWorkerGone(handle, "crashed", event.message);
     };
     worker.onmessageerror = (): void => {
@@ -967,6 +1044,7 @@ export class WorkerPool implements AsyncDisposable {
       startFlags: handle.flags.buffer as SharedArrayBuffer,
     };
     if (this.#objectsRoot !== undefined) init.objectsRoot = this.#objectsRoot;
+    if (this.#denoPermissions !== undefined) init.narrowed = true;
     if (this.#chunkSize !== undefined) init.chunkSize = this.#chunkSize;
     worker.postMessage(init);
     return handle;
@@ -989,36 +1067,41 @@ export class WorkerPool implements AsyncDisposable {
         }
         break;
       case "init-error":
-        if (this.#startFailed !== null) {
-          this.#startFailed(
-            new Error(`Cannot start worker pool: ${message.error.message}`, {
-              cause: deserializeError(message.error),
-            }),
-          );
-        } else {
-          // The module loaded at start but not now (a file changed or went
-          // away): the position is tried again with a growing backoff, so
-          // the pool recovers once the module loads again.
-          this.#retire(handle);
-          const failures = ++this.#initFailures[handle.index]!;
-          const retryInMs = Math.min(30_000, 500 * 2 ** (failures - 1));
-          this.#respawnTimers[handle.index] = setTimeout(() => {
-            this.#respawnTimers[handle.index] = undefined;
-            if (this.#state === "closed") return;
-            this.#handles[handle.index] = this.#spawn(handle.index);
-          }, retryInMs);
-          this.#emit({
-            type: "worker-init-failed",
-            workerId: handle.id,
-            error: message.error,
-            retryInMs,
-          });
-        }
+        this.#onInitError(handle, message.error);
         break;
       case "exit":
         this.#onWorkerGone(handle, "exited", "the worker closed itself");
         break;
     }
+  }
+
+  /** A worker could not load the handler module. */
+  #onInitError(handle: Handle, error: SerializedError): void {
+    if (this.#startFailed !== null) {
+      this.#startFailed(
+        new Error(`Cannot start worker pool: ${error.message}`, {
+          cause: deserializeError(error),
+        }),
+      );
+      return;
+    }
+    // The module loaded at start but not now (a file changed or went
+    // away): the position is tried again with a growing backoff, so
+    // the pool recovers once the module loads again.
+    this.#retire(handle);
+    const failures = ++this.#initFailures[handle.index]!;
+    const retryInMs = Math.min(30_000, 500 * 2 ** (failures - 1));
+    this.#respawnTimers[handle.index] = setTimeout(() => {
+      this.#respawnTimers[handle.index] = undefined;
+      if (this.#state === "closed") return;
+      this.#handles[handle.index] = this.#spawn(handle.index);
+    }, retryInMs);
+    this.#emit({
+      type: "worker-init-failed",
+      workerId: handle.id,
+      error,
+      retryInMs,
+    });
   }
 
   /**
@@ -1486,6 +1569,23 @@ function absoluteUrl(handlers: unknown): string {
     );
   }
   return new URL(handlers).href;
+}
+
+/**
+ * Refuses, before any worker exists, to narrow worker permissions when
+ * Deno would end the process for it (no `--unstable-worker-options`) or
+ * refuse it (more than the process has).
+ */
+function checkCanNarrow(options: WorkerPoolOptions): void {
+  if (unstableWorkerOptions() === "missing") {
+    throw new Error(
+      `Cannot start worker pool: narrowing worker permissions needs Deno's ${UNSTABLE_FLAG} flag (run deno with ${UNSTABLE_FLAG}, or add "worker-options" to "unstable" in deno.json)`,
+    );
+  }
+  const missing = missingGrant(options.permissions ?? "inherit");
+  if (missing !== null) {
+    throw new Error(`Cannot start worker pool: ${missing}`);
+  }
 }
 
 function checkMs(name: string, value: unknown): void {

@@ -7,6 +7,7 @@
  */
 import { Logger } from "../log.ts";
 import { Metrics } from "../metrics/metrics.ts";
+import { checkWorkerPermissions } from "../pool/worker_permissions.ts";
 import { RetryPolicy } from "../retry.ts";
 import {
   checkQueueName,
@@ -103,6 +104,7 @@ export function resolveOptions(options: TaskQueueOptions): ResolvedOptions {
   }
   const pollIntervalMs = options.pollIntervalMs ?? 100;
   positiveInteger("pollIntervalMs", pollIntervalMs);
+  checkWorkerPermissions(options.permissions ?? "inherit", "open queue");
   return {
     capacity,
     overflow,

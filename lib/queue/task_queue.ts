@@ -307,6 +307,8 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
           graceMs,
           ...(options.objectsRoot !== undefined &&
             { objectsRoot: options.objectsRoot }),
+          ...(options.permissions !== undefined &&
+            { permissions: options.permissions }),
           logLevel: logger.level,
           logFormat: logger.format,
           onEvent: (event) => {

@@ -12,7 +12,11 @@ import {
 } from "../errors.ts";
 import type { Logger, LoggerOptions } from "../log.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { PoolResult, PoolTask } from "../pool/worker_pool.ts";
+import type {
+  PoolResult,
+  PoolTask,
+  WorkerPermissionOptions,
+} from "../pool/worker_pool.ts";
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
 import { CANCELLED_MESSAGE } from "../store/_shared.ts";
@@ -420,6 +424,19 @@ export interface TaskQueueOptions {
    * @default {Deno.cwd()}
    */
   objectsRoot?: string;
+  /**
+   * Deno permissions of the workers that run this queue's handlers,
+   * narrower than the process's (`WorkerPermissions` from
+   * `@sluice/sluice/pool`; a kind left out of the object is denied). The
+   * handler module and its static imports load without a grant; grant read
+   * and write on `objectsRoot` for `ctx.objects`. A handler that oversteps fails its task permanently
+   * (dead-lettered, not retried) with Deno's `NotCapable` error, whose
+   * message names the permission. Anything but `"inherit"` needs Deno's
+   * `--unstable-worker-options` flag.
+   *
+   * @default {"inherit"} the process's own permissions
+   */
+  permissions?: WorkerPermissionOptions;
   /**
    * The logger, or options for one.
    *
