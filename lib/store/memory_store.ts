@@ -28,6 +28,7 @@ import type {
   NewTask,
   PruneResult,
   RetentionPolicy,
+  StateWrite,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -216,7 +217,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Applies one batch atomically, in order: renewals, starts, settles,
+   * Applies one batch atomically, in order: renewals, starts, progress,
+   * checkpoints, settles,
    * releases, recovery of expired leases (when `recover` is set), inserts,
    * claims of due tasks. The batch is checked first, so a failure applies
    * nothing.
@@ -378,6 +380,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       started.push(slot !== undefined);
     }
 
+    const progressed = this.#writeState(batch.progress, "progress");
+    const checkpointed = this.#writeState(batch.checkpoints, "checkpoint");
+
     const settled: boolean[] = [];
     for (const settle of batch.settles) {
       const { id, version, outcome, charge } = settle;
@@ -470,12 +475,28 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     return {
       renewed,
       started,
+      progressed,
+      checkpointed,
       settled,
       released,
       recovered,
       inserted,
       claimed,
     };
+  }
+
+  /** Records progress values or checkpoints on the claims that still hold. */
+  #writeState(
+    writes: readonly StateWrite[] | undefined,
+    field: "progress" | "checkpoint",
+  ): boolean[] {
+    const applied: boolean[] = [];
+    for (const { id, version, value } of writes ?? []) {
+      const slot = this.#held(id, version);
+      if (slot !== undefined) slot.record[field] = value ?? null;
+      applied.push(slot !== undefined);
+    }
+    return applied;
   }
 
   /** Whether the task `id`'s key window has passed at `now`. */
@@ -664,6 +685,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         record.runAt = now;
         record.leaseUntil = null;
         record.startedAt = null;
+        record.progress = null;
+        record.checkpoint = null;
         record.updatedAt = now;
         record.version++;
         this.#setStatus(slot, "queued");

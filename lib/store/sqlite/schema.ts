@@ -163,6 +163,16 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE status = 'failed';
     `,
   },
+  {
+    version: 6,
+    description: "keep a running task's progress and checkpoint",
+    // JSON text, NULL when none. In no index, so a progress or checkpoint
+    // write touches only its row. Existing rows read NULL.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN progress TEXT;
+      ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
+    `,
+  },
 ];
 
 /** The newest `user_version` this code knows: the last migration's. */
@@ -231,6 +241,11 @@ export const QUERIES = {
     "WHERE id = ? AND version = ? AND status = 'running'",
   renew: "UPDATE tasks SET lease_until = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
+  // Fenced like a renewal; the version stays. A requeue clears both.
+  progress: "UPDATE tasks SET progress = ? " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
+  checkpoint: "UPDATE tasks SET checkpoint = ? " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
   countStale: "UPDATE meta SET value = value + ? WHERE name = 'stale_settles'",
   staleSettles: "SELECT value FROM meta WHERE name = 'stale_settles'",
   // The counts need to know how many claimed rows leave failed and how
@@ -266,11 +281,13 @@ export const QUERIES = {
     "started_at = NULL, updated_at = ?, version = version + 1 " +
     "WHERE status = 'running' AND lease_until < ?",
   requeueId: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
-    "lease_until = NULL, started_at = NULL, updated_at = ?, " +
+    "lease_until = NULL, started_at = NULL, progress = NULL, " +
+    "checkpoint = NULL, updated_at = ?, " +
     "version = version + 1 " +
     "WHERE id = ? AND status = 'dead'",
   requeueAll: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
-    "lease_until = NULL, started_at = NULL, updated_at = ?, " +
+    "lease_until = NULL, started_at = NULL, progress = NULL, " +
+    "checkpoint = NULL, updated_at = ?, " +
     "version = version + 1 " +
     "WHERE status = 'dead'",
   // Administration only: these scan and sort. The dead-letter list, which

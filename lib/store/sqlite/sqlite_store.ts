@@ -29,6 +29,7 @@ import type {
   NewTask,
   PruneResult,
   RetentionPolicy,
+  StateWrite,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -135,6 +136,12 @@ function textOrNull(value: SqlValue | undefined): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
+function jsonOrNull(value: SqlValue | undefined): unknown {
+  return value === null || value === undefined
+    ? null
+    : JSON.parse(value as string);
+}
+
 function toRecord(row: Row): TaskRecord {
   const result = row["result"];
   return {
@@ -157,8 +164,24 @@ function toRecord(row: Row): TaskRecord {
       : JSON.parse(result as string),
     lastError: textOrNull(row["last_error"]),
     errorClass: textOrNull(row["error_class"]) as ErrorClass | null,
+    progress: jsonOrNull(row["progress"]),
+    checkpoint: jsonOrNull(row["checkpoint"]),
     version: int(row["version"]),
   };
+}
+
+/** Serializes progress values or checkpoints before the transaction. */
+function stateTexts(
+  writes: readonly StateWrite[] | undefined,
+  what: "progress" | "checkpoint",
+): { id: string; version: number; text: string | null }[] {
+  return (writes ?? []).map(({ id, version, value }) => ({
+    id,
+    version,
+    text: value === null
+      ? null
+      : serializeJson(value, `record ${what} of task`, id, what),
+  }));
 }
 
 /** A finished row prune may delete: its rowid and `updated_at`. */
@@ -705,6 +728,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Applies one batch in one transaction, in order: renewals, starts,
+   * progress, checkpoints,
    * settles, releases, recovery of expired leases (when `recover` is set),
    * inserts, claims of due tasks. Either all of it is applied or none.
    * Each start, settle, release and renewal is one cached statement.
@@ -798,6 +822,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         )
         : null
     );
+    const progress = stateTexts(batch.progress, "progress");
+    const checkpoints = stateTexts(batch.checkpoints, "checkpoint");
     return this.#transaction(db, (tally) => {
       const renewed: boolean[] = [];
       for (const { id, version } of batch.renewals ?? []) {
@@ -812,6 +838,13 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           db.prepare(QUERIES.start).run(now, id, version).changes > 0,
         );
       }
+
+      const progressed = progress.map(({ id, version, text }) =>
+        db.prepare(QUERIES.progress).run(text, id, version).changes > 0
+      );
+      const checkpointed = checkpoints.map(({ id, version, text }) =>
+        db.prepare(QUERIES.checkpoint).run(text, id, version).changes > 0
+      );
 
       const settled: boolean[] = [];
       let stale = 0;
@@ -916,6 +949,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       return {
         renewed,
         started,
+        progressed,
+        checkpointed,
         settled,
         released,
         recovered,
