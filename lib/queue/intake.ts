@@ -652,6 +652,7 @@ function newEntry(task: NewTask, local: boolean): TaskEntry {
     acceptedAt: turnNow(),
     leaseLost: false,
     pending: null,
+    checkpoint: undefined,
   };
 }
 

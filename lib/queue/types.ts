@@ -607,6 +607,11 @@ export interface TaskEntry extends PoolTask {
   leaseLost: boolean;
   /** While `settling`: what is being committed. */
   pending: PendingSettle | null;
+  /**
+   * What the claim returned as the last attempt's checkpoint (the
+   * handler's `ctx.checkpointed`); `undefined` for none.
+   */
+  checkpoint: unknown;
 }
 
 /** What a settling entry is waiting to commit, and what to report once it is. */
@@ -682,6 +687,7 @@ export function entryOf(
     acceptedAt: performance.now() - Math.max(0, now - record.runAt),
     leaseLost: false,
     pending: null,
+    checkpoint: record.checkpoint ?? undefined,
   };
 }
 
