@@ -297,6 +297,10 @@ export const QUERIES = {
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
   listDead: "SELECT * FROM tasks INDEXED BY tasks_dead WHERE status = 'dead' " +
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+  // The running rows (what `status` lists with their progress), read
+  // through the lease index and sorted: a few per worker process.
+  listRunning: "SELECT * FROM tasks INDEXED BY tasks_lease " +
+    "WHERE status = 'running' ORDER BY created_at, rowid LIMIT ? OFFSET ?",
   // Adds one transaction's net change to the counts (n: queued, running,
   // succeeded, failed, dead) and totals (entered: succeeded, dead,
   // submitted), in one statement over the six rows of status_counts.

@@ -1162,6 +1162,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         ? db.prepare(QUERIES.listAll).all(limit ?? -1, offset)
         : status === "dead"
         ? db.prepare(QUERIES.listDead).all(limit ?? -1, offset)
+        : status === "running"
+        ? db.prepare(QUERIES.listRunning).all(limit ?? -1, offset)
         : db.prepare(QUERIES.listByStatus).all(status, limit ?? -1, offset);
       return Promise.resolve(rows.map(toRecord));
     } catch (error) {
