@@ -59,6 +59,7 @@ export type {
   Settlement,
   SettleOutcome,
   Start,
+  StateWrite,
   StatusCounts,
   StatusTotals,
   StoreStatus,
