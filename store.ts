@@ -66,6 +66,7 @@ export type {
   Settlement,
   SettleOutcome,
   Start,
+  StateWrite,
   StatusCounts,
   StatusTotals,
   StoreStatus,

@@ -34,6 +34,8 @@ export const TASK_FIELDS = {
   priority: "priority",
   payload: "payload",
   result: "result",
+  progress: "progress",
+  checkpoint: "checkpoint",
 } as const satisfies { readonly [K in keyof TaskRecord]-?: string };
 
 type Field = keyof typeof TASK_FIELDS;
@@ -49,7 +51,12 @@ const TIMES: ReadonlySet<Field> = new Set<Field>([
 ]);
 
 /** Fields holding JSON values: a JSON text in a CSV column. */
-const JSON_VALUES: ReadonlySet<Field> = new Set<Field>(["payload", "result"]);
+const JSON_VALUES: ReadonlySet<Field> = new Set<Field>([
+  "payload",
+  "result",
+  "progress",
+  "checkpoint",
+]);
 
 const FIELDS = Object.keys(TASK_FIELDS) as Field[];
 

@@ -57,6 +57,8 @@ export interface WireTask {
   slot: number;
   /** The idempotency key, or null. */
   idempotencyKey: string | null;
+  /** What the previous attempt checkpointed; `undefined` for none. */
+  checkpointed: unknown;
 }
 
 /**
@@ -81,6 +83,13 @@ export interface RunMessage {
   attempts: number[];
   /** Idempotency keys. */
   keys: (string | null)[];
+  /**
+   * Positions (in `seqs`) of the tasks that resume from a checkpoint;
+   * absent when none does, so a batch without checkpoints carries nothing.
+   */
+  checkpointAt?: number[];
+  /** The checkpoint of each task at `checkpointAt`, in the same order. */
+  checkpoints?: unknown[];
 }
 
 /** Pool → worker: abort the signals of these tasks. */
@@ -98,8 +107,26 @@ export interface AbortMessage {
   reason: "timeout" | "cancel";
 }
 
+/**
+ * Pool → worker: these checkpoints were written (`null`), or refused with
+ * the message at the same index. A task's checkpoints are answered in the
+ * order they were sent.
+ */
+export interface CheckpointedMessage {
+  /** Message tag. */
+  kind: "checkpointed";
+  /** The task of each checkpoint answered. */
+  seqs: number[];
+  /** `null` when written, else why not. */
+  errors: (string | null)[];
+}
+
 /** Messages the pool sends. */
-export type ToWorker = InitMessage | RunMessage | AbortMessage;
+export type ToWorker =
+  | InitMessage
+  | RunMessage
+  | AbortMessage
+  | CheckpointedMessage;
 
 /** Worker → pool: the module loaded; these task types exist. */
 export interface ReadyMessage {
@@ -136,6 +163,22 @@ export interface ResultsMessage {
    * the call to its settling (0 for a task whose handler never ran).
    */
   runMs: number[];
+  /**
+   * Tasks that reported progress this turn (the last value of each), read
+   * before the results; absent when none did.
+   */
+  progressSeqs?: number[];
+  /** The JSON text of each progress value in `progressSeqs`. */
+  progress?: string[];
+  /**
+   * Checkpoints asked for this turn, in call order, read before the
+   * results (so a checkpoint and the failure after it are committed in
+   * that order); absent when none was. Each is answered by a
+   * {@linkcode CheckpointedMessage}.
+   */
+  checkpointSeqs?: number[];
+  /** The JSON text of each checkpoint in `checkpointSeqs`. */
+  checkpoints?: string[];
 }
 
 /** Worker → pool: the worker is closing itself (`self.close()`); it will not answer again. */

@@ -17,10 +17,13 @@ import {
 import type { TaskContext, TaskLogger } from "../handler.ts";
 import { Logger } from "../log.ts";
 import { ObjectStore, type ObjectStoreOptions } from "../objects.ts";
+import { serializeState } from "./_report.ts";
 import {
+  type CheckpointedMessage,
   collectTransfers,
   type FromWorker,
   type InitMessage,
+  type ResultsMessage,
   type RunMessage,
   type ToWorker,
   type WireTask,
@@ -54,6 +57,14 @@ let outSeqs: number[] = [];
 let outValues: unknown[] = [];
 let outFailures: number[] = [];
 let outRunMs: number[] = [];
+// Progress (the last value per task) and checkpoints (each one, in call
+// order) reported this turn, sent with the results by `flush`; null while
+// there are none, so a turn without them costs one comparison.
+let outProgress: Map<number, string> | null = null;
+let outCheckpointSeqs: number[] | null = null;
+let outCheckpoints: string[] | null = null;
+/** Checkpoints sent and not yet answered, per task, oldest first. */
+const checkpointWaiters = new Map<number, PromiseWithResolvers<void>[]>();
 let flushScheduled = false;
 
 /** A running handler: its signal's controller and when it was called. */
@@ -88,6 +99,9 @@ scope.onmessage = (event: MessageEvent<ToWorker>): void => {
         );
       }
       break;
+    case "checkpointed":
+      checkpointed(message);
+      break;
     case "init":
       init(message).catch((error: unknown) => {
         scope.postMessage({ kind: "init-error", error: serializeError(error) });
@@ -118,7 +132,13 @@ async function init(message: InitMessage): Promise<void> {
 
 function runBatch(message: RunMessage): void {
   const { seqs, slots, ids, types, payloads, attempts, keys } = message;
+  const checkpointAt = message.checkpointAt;
+  let c = 0;
   for (let i = 0; i < seqs.length; i++) {
+    let checkpointed: unknown = undefined;
+    if (checkpointAt !== undefined && checkpointAt[c] === i) {
+      checkpointed = message.checkpoints![c++];
+    }
     runTask({
       seq: seqs[i]!,
       slot: slots[i]!,
@@ -127,7 +147,21 @@ function runBatch(message: RunMessage): void {
       payload: payloads[i],
       attempt: attempts[i]!,
       idempotencyKey: keys[i] ?? null,
+      checkpointed,
     });
+  }
+}
+
+/** Answers the checkpoints the pool has committed (or refused). */
+function checkpointed(message: CheckpointedMessage): void {
+  for (let i = 0; i < message.seqs.length; i++) {
+    const seq = message.seqs[i]!;
+    const waiters = checkpointWaiters.get(seq);
+    const waiter = waiters?.shift();
+    if (waiters?.length === 0) checkpointWaiters.delete(seq);
+    const error = message.errors[i];
+    if (error === null || error === undefined) waiter?.resolve();
+    else waiter?.reject(new Error(error));
   }
 }
 
@@ -230,7 +264,10 @@ function scheduleFlush(): void {
 
 function flush(): void {
   flushScheduled = false;
-  if (outSeqs.length === 0) return;
+  if (outSeqs.length === 0) {
+    if (outProgress === null && outCheckpointSeqs === null) return;
+  }
+  const reports = takeReports();
   const seqs = outSeqs;
   const values = outValues;
   const failures = outFailures;
@@ -247,13 +284,24 @@ function flush(): void {
   }
   try {
     scope.postMessage(
-      { kind: "results", seqs, values, failures, runMs },
+      { kind: "results", seqs, values, failures, runMs, ...reports },
       transfer,
     );
     return;
   } catch {
     // One result is not cloneable: send them one by one so only that one
-    // fails.
+    // fails, after the reports (strings, always cloneable), which come
+    // first as they would have.
+  }
+  if (reports !== null) {
+    scope.postMessage({
+      kind: "results",
+      seqs: [],
+      values: [],
+      failures: [],
+      runMs: [],
+      ...reports,
+    });
   }
   f = 0;
   for (let i = 0; i < seqs.length; i++) {
@@ -297,6 +345,24 @@ function flush(): void {
   }
 }
 
+/** The progress and checkpoints of this turn, as message fields, and resets them. */
+function takeReports(): Partial<ResultsMessage> | null {
+  if (outProgress === null && outCheckpointSeqs === null) return null;
+  const reports: Partial<ResultsMessage> = {};
+  if (outProgress !== null) {
+    reports.progressSeqs = [...outProgress.keys()];
+    reports.progress = [...outProgress.values()];
+    outProgress = null;
+  }
+  if (outCheckpointSeqs !== null) {
+    reports.checkpointSeqs = outCheckpointSeqs;
+    reports.checkpoints = outCheckpoints!;
+    outCheckpointSeqs = null;
+    outCheckpoints = null;
+  }
+  return reports;
+}
+
 /** The context one task's handler receives. */
 class Context implements TaskContext {
   readonly signal: AbortSignal;
@@ -305,9 +371,13 @@ class Context implements TaskContext {
   readonly idempotencyKey: string | null;
   readonly type: string;
   readonly objects: ObjectStore;
+  readonly checkpointed: unknown;
+  #seq: number;
   #log: TaskLogger | null = null;
 
   constructor(task: WireTask, signal: AbortSignal, objects: ObjectStore) {
+    this.#seq = task.seq;
+    this.checkpointed = task.checkpointed;
     this.signal = signal;
     this.attempt = task.attempt;
     this.taskId = task.id;
@@ -324,5 +394,42 @@ class Context implements TaskContext {
       attempt: this.attempt,
     });
     return this.#log;
+  }
+
+  progress(value: unknown): void {
+    const text = serializeState(
+      value,
+      "report progress of task",
+      this.taskId,
+      "progress",
+    );
+    // A stray timer of a handler that has returned reports nothing.
+    if (!running.has(this.#seq)) return;
+    (outProgress ??= new Map()).set(this.#seq, text);
+    scheduleFlush();
+  }
+
+  checkpoint(state: unknown): Promise<void> {
+    let text: string;
+    try {
+      text = serializeState(state, "checkpoint task", this.taskId, "state");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (!running.has(this.#seq)) {
+      return Promise.reject(
+        new Error(
+          `Cannot checkpoint task ${this.taskId}: its handler has returned`,
+        ),
+      );
+    }
+    const waiter = Promise.withResolvers<void>();
+    const waiters = checkpointWaiters.get(this.#seq);
+    if (waiters === undefined) checkpointWaiters.set(this.#seq, [waiter]);
+    else waiters.push(waiter);
+    (outCheckpointSeqs ??= []).push(this.#seq);
+    (outCheckpoints ??= []).push(text);
+    scheduleFlush();
+    return waiter.promise;
   }
 }

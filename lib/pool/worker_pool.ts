@@ -21,6 +21,7 @@ import {
   type WorkerPermissionOptions,
 } from "./worker_permissions.ts";
 import {
+  type CheckpointedMessage,
   collectTransfers,
   type FromWorker,
   type InitMessage,
@@ -50,6 +51,11 @@ export interface PoolTask {
   idempotencyKey: string | null;
   /** This task's timeout in milliseconds, overriding the pool's; 0 = none. */
   timeoutMs?: number;
+  /**
+   * What the task's previous attempt checkpointed, passed to the handler
+   * as `ctx.checkpointed`; `undefined` or `null` for none.
+   */
+  checkpoint?: unknown;
 }
 
 /** A task that returned a value. Times are `performance.now()` on the main thread. */
@@ -108,6 +114,23 @@ export interface PoolListener {
   started?(task: PoolTask, workerId: number): void;
   /** Called exactly once with the task's result, never synchronously from `dispatch`. */
   settled(task: PoolTask, result: PoolResult): void;
+  /**
+   * The handler reported progress (`ctx.progress`): `json` is the JSON
+   * text of its last value this turn, already checked. Not called once
+   * the task has settled. Without it, progress is dropped.
+   */
+  progress?(task: PoolTask, json: string): void;
+  /**
+   * The handler asked to checkpoint `json` (checked JSON text). `done`
+   * must be called once, with `null` when the state is saved or with why
+   * not; the handler's `ctx.checkpoint` promise settles then. Without
+   * it, checkpoints are refused.
+   */
+  checkpoint?(
+    task: PoolTask,
+    json: string,
+    done: (error: string | null) => void,
+  ): void;
 }
 
 /** Why a worker was replaced. */
@@ -430,6 +453,8 @@ class Handle {
   readonly flags: Int32Array;
   /** Slots not occupied by a task. */
   readonly freeSlots: number[];
+  /** Checkpoint answers of this turn, sent by one message; null when none. */
+  acks: CheckpointedMessage | null = null;
 
   constructor(
     id: number,
@@ -1137,6 +1162,10 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   #onResults(handle: Handle, results: ResultsMessage): void {
+    if (results.progressSeqs !== undefined) this.#onProgress(handle, results);
+    if (results.checkpointSeqs !== undefined) {
+      this.#onCheckpoints(handle, results);
+    }
     const endedAt = performance.now();
     const { seqs, values, failures, runMs } = results;
     let f = 0;
@@ -1176,6 +1205,68 @@ export class WorkerPool implements AsyncDisposable {
       callSettled(entry, settled);
     }
     this.#afterRelease();
+  }
+
+  #onProgress(handle: Handle, results: ResultsMessage): void {
+    const seqs = results.progressSeqs!;
+    for (let i = 0; i < seqs.length; i++) {
+      const entry = handle.running.get(seqs[i]!);
+      if (entry === undefined || entry.settled) continue;
+      if (entry.listener.progress === undefined) continue;
+      try {
+        entry.listener.progress(entry.task, results.progress![i]!);
+      } catch (error) {
+        rethrowLater(error);
+      }
+    }
+  }
+
+  #onCheckpoints(handle: Handle, results: ResultsMessage): void {
+    const seqs = results.checkpointSeqs!;
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i]!;
+      const entry = handle.running.get(seq);
+      let answered = false;
+      const done = (error: string | null): void => {
+        if (answered) return;
+        answered = true;
+        this.#ack(handle, seq, error);
+      };
+      if (entry === undefined || entry.settled) {
+        done(
+          `Cannot checkpoint task: it has already ended (timed out or cancelled)`,
+        );
+        continue;
+      }
+      const listener = entry.listener;
+      if (listener.checkpoint === undefined) {
+        done(
+          `Cannot checkpoint task ${entry.task.id}: nothing keeps checkpoints for this pool's caller`,
+        );
+        continue;
+      }
+      try {
+        listener.checkpoint(entry.task, results.checkpoints![i]!, done);
+      } catch (error) {
+        done(`Cannot checkpoint task ${entry.task.id}: ${String(error)}`);
+        rethrowLater(error);
+      }
+    }
+  }
+
+  /** Answers one checkpoint; the answers of a turn go in one message. */
+  #ack(handle: Handle, seq: number, error: string | null): void {
+    if (handle.dead) return;
+    if (handle.acks === null) {
+      handle.acks = { kind: "checkpointed", seqs: [], errors: [] };
+      queueMicrotask(() => {
+        const acks = handle.acks;
+        handle.acks = null;
+        if (acks !== null && !handle.dead) handle.worker.postMessage(acks);
+      });
+    }
+    handle.acks.seqs.push(seq);
+    handle.acks.errors.push(error);
   }
 
   #onWorkerGone(
@@ -1272,6 +1363,11 @@ export class WorkerPool implements AsyncDisposable {
     batch.payloads.push(task.payload);
     batch.attempts.push(task.attempt);
     batch.keys.push(task.idempotencyKey);
+    const checkpoint = task.checkpoint;
+    if (checkpoint !== undefined && checkpoint !== null) {
+      (batch.checkpointAt ??= []).push(batch.seqs.length - 1);
+      (batch.checkpoints ??= []).push(checkpoint);
+    }
     collectTransfers(task.payload, handle.transfer);
     if (batch.seqs.length === 1) this.#dirty.push(handle);
     if (!this.#flushScheduled) {
@@ -1319,20 +1415,23 @@ export class WorkerPool implements AsyncDisposable {
       const seq = batch.seqs[i]!;
       const transfer: Transferable[] = [];
       collectTransfers(batch.payloads[i], transfer);
+      const single: RunMessage = {
+        kind: "run",
+        seqs: [seq],
+        slots: [batch.slots[i]!],
+        ids: [batch.ids[i]!],
+        types: [batch.types[i]!],
+        payloads: [batch.payloads[i]],
+        attempts: [batch.attempts[i]!],
+        keys: [batch.keys[i] ?? null],
+      };
+      const c = batch.checkpointAt?.indexOf(i) ?? -1;
+      if (c >= 0) {
+        single.checkpointAt = [0];
+        single.checkpoints = [batch.checkpoints![c]];
+      }
       try {
-        handle.worker.postMessage(
-          {
-            kind: "run",
-            seqs: [seq],
-            slots: [batch.slots[i]!],
-            ids: [batch.ids[i]!],
-            types: [batch.types[i]!],
-            payloads: [batch.payloads[i]],
-            attempts: [batch.attempts[i]!],
-            keys: [batch.keys[i] ?? null],
-          } satisfies RunMessage,
-          transfer,
-        );
+        handle.worker.postMessage(single, transfer);
         handle.batches++;
       } catch {
         const entry = handle.running.get(seq);

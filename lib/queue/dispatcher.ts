@@ -21,6 +21,8 @@ import type {
 } from "../pool/worker_pool.ts";
 import type { TaskRecord } from "../store/store.ts";
 import type { TaskEvents } from "./events.ts";
+import type { CheckpointDone } from "./group_commit.ts";
+import type { Reports } from "./reports.ts";
 import type { TaskTable } from "./task_table.ts";
 import {
   type DueSink,
@@ -43,6 +45,8 @@ export interface DispatcherOptions {
   prefetch: number;
   /** Epoch-ms clock. */
   now: () => number;
+  /** Where handlers' progress and checkpoints go. */
+  reports: Reports;
 }
 
 /** Moves tasks from the channel into free worker slots. Owned by the queue. */
@@ -297,6 +301,7 @@ export class Dispatcher implements PoolListener, DueSink {
     entry.charge = "none";
     entry.leaseLost = false;
     entry.runAt = record.runAt;
+    entry.checkpoint = record.checkpoint ?? undefined;
     entry.acceptedAt = performance.now() - Math.max(0, now - record.runAt);
     this.#table.move(entry, "queued");
     return entry;
@@ -337,6 +342,16 @@ export class Dispatcher implements PoolListener, DueSink {
     }
     this.#sink.onResult(task, result);
     this.schedulePump();
+  }
+
+  /** The handler reported progress: handed to the reports. */
+  progress(task: TaskEntry, json: string): void {
+    this.#options.reports.progress(task, json);
+  }
+
+  /** The handler asked to checkpoint: handed to the reports. */
+  checkpoint(task: TaskEntry, json: string, done: CheckpointDone): void {
+    this.#options.reports.checkpoint(task, json, done);
   }
 
   /** Starts written (`true`) or refused because the task was taken over. */

@@ -92,6 +92,17 @@ export interface TaskEventMap {
     /** The worker running it. */
     workerId: number;
   };
+  /**
+   * A running handler's progress (`ctx.progress`) is committed: `getTask`
+   * shows it from now on. Values reported faster than the store commits
+   * are coalesced: only the last of each batch is announced.
+   */
+  progress: TaskEventBase & {
+    /** The attempt that reported it: 1 for the first run. */
+    attempt: number;
+    /** The value reported. */
+    progress: unknown;
+  };
   /** A task succeeded and its result is committed. */
   succeeded: AttemptEvent;
   /** An attempt failed and a retry is committed for `runAt`. */

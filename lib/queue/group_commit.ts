@@ -21,6 +21,7 @@ import type {
   QueueClaim,
   Release,
   Settlement,
+  StateWrite,
   TaskRecord,
   TaskStore,
 } from "../store/store.ts";
@@ -40,6 +41,18 @@ export interface CommitListener {
   renewed(entries: TaskEntry[], applied: boolean[], leaseUntil: number): void;
   /** Starts applied (`true`) or stale. */
   started(entries: TaskEntry[], applied: boolean[]): void;
+  /** Progress values written (`true`) or stale, one per entry. */
+  progressed(entries: TaskEntry[], values: unknown[], applied: boolean[]): void;
+  /**
+   * Checkpoints written (`true`) or stale, in the order asked for; `error`
+   * instead when they were given up (the store stayed down, or the queue
+   * closed). Each `done` must be answered.
+   */
+  checkpointed(
+    entries: TaskEntry[],
+    done: CheckpointDone[],
+    applied: boolean[] | { error: unknown },
+  ): void;
   /** Settles applied (`true`) or stale. */
   settled(
     entries: TaskEntry[],
@@ -55,6 +68,9 @@ export interface CommitListener {
   /** A commit failed; its settles, releases and starts are retried later. */
   retrying(error: unknown, failures: number, delayMs: number): void;
 }
+
+/** Answers a handler's checkpoint: `null` once written, else why not. */
+export type CheckpointDone = (error: string | null) => void;
 
 /** Options of a {@linkcode GroupCommitter}. */
 export interface GroupCommitterOptions {
@@ -87,6 +103,12 @@ class Pending {
   releases: Release[] = [];
   /** Starts to charge; a settle or release may still take one back. */
   starts: Set<TaskEntry> = new Set();
+  /** The last progress value of each entry; null while there is none. */
+  progress: Map<TaskEntry, unknown> | null = null;
+  /** Checkpoints in the order asked for, each with its answer. */
+  checkpointEntries: TaskEntry[] = [];
+  checkpoints: unknown[] = [];
+  checkpointDone: CheckpointDone[] = [];
   claimDue = 0;
   /** Renew leases; with `recover`, also recover expired ones. */
   heartbeat: "none" | "renew" | "recover" = "none";
@@ -94,7 +116,8 @@ class Pending {
   get empty(): boolean {
     return this.inserts.length === 0 && this.settles.length === 0 &&
       this.releases.length === 0 && this.starts.size === 0 &&
-      this.claimDue === 0 && this.heartbeat === "none";
+      this.claimDue === 0 && this.heartbeat === "none" &&
+      this.progress === null && this.checkpoints.length === 0;
   }
 
   /**
@@ -107,6 +130,20 @@ class Pending {
     this.releaseEntries = [...failed.releaseEntries, ...this.releaseEntries];
     this.releases = [...failed.releases, ...this.releases];
     this.starts = new Set([...failed.starts, ...this.starts]);
+    this.checkpointEntries = [
+      ...failed.checkpointEntries,
+      ...this.checkpointEntries,
+    ];
+    this.checkpoints = [...failed.checkpoints, ...this.checkpoints];
+    this.checkpointDone = [...failed.checkpointDone, ...this.checkpointDone];
+    // Progress asked for since is newer; the failed batch's fills the gaps.
+    if (failed.progress !== null) {
+      const newer = this.progress;
+      this.progress = failed.progress;
+      for (const [entry, value] of newer ?? []) {
+        this.progress.set(entry, value);
+      }
+    }
     if (failed.heartbeat === "recover") this.heartbeat = "recover";
     else if (failed.heartbeat === "renew" && this.heartbeat === "none") {
       this.heartbeat = "renew";
@@ -185,6 +222,28 @@ export class GroupCommitter {
     return this.#pending.starts.delete(entry);
   }
 
+  /**
+   * Records `entry`'s progress in the next batch; a later value before
+   * that batch replaces it.
+   */
+  progress(entry: TaskEntry, value: unknown): void {
+    (this.#pending.progress ??= new Map()).set(entry, value);
+    this.#schedule();
+  }
+
+  /**
+   * Records `entry`'s checkpoint in the next batch, before any settle
+   * asked for after it; `done` is answered once it is committed (or
+   * refused, or given up).
+   */
+  checkpoint(entry: TaskEntry, value: unknown, done: CheckpointDone): void {
+    const pending = this.#pending;
+    pending.checkpointEntries.push(entry);
+    pending.checkpoints.push(value);
+    pending.checkpointDone.push(done);
+    this.#schedule();
+  }
+
   /** Settles `entry`'s attempt in the next batch. */
   settle(entry: TaskEntry, settlement: Settlement): void {
     this.#pending.settleEntries.push(entry);
@@ -235,6 +294,13 @@ export class GroupCommitter {
     if (dropped.inserts.length > 0) {
       this.#listener.insertFailed(dropped.inserts, reason);
     }
+    if (dropped.checkpoints.length > 0) {
+      this.#listener.checkpointed(
+        dropped.checkpointEntries,
+        dropped.checkpointDone,
+        { error: reason },
+      );
+    }
     if (entries.length > 0) this.#listener.abandoned(entries, reason);
   }
 
@@ -264,6 +330,12 @@ export class GroupCommitter {
       ? []
       : this.#listener.renewals(now);
     const startEntries = [...taken.starts];
+    const progressEntries = taken.progress === null
+      ? []
+      : [...taken.progress.keys()];
+    const progressValues = taken.progress === null
+      ? []
+      : [...taken.progress.values()];
     const batch: CommitBatch = {
       renewals: renewEntries.map((e) => ({ id: e.id, version: e.version })),
       starts: startEntries.map((e) => ({ id: e.id, version: e.version })),
@@ -279,6 +351,22 @@ export class GroupCommitter {
       leaseMs: this.#options.leaseMs,
       now,
     };
+    // Present only when asked for, so the batches of queues whose handlers
+    // report nothing stay as they were.
+    if (progressEntries.length > 0) {
+      batch.progress = progressEntries.map((e, i): StateWrite => ({
+        id: e.id,
+        version: e.version,
+        value: progressValues[i],
+      }));
+    }
+    if (taken.checkpoints.length > 0) {
+      batch.checkpoints = taken.checkpointEntries.map((e, i): StateWrite => ({
+        id: e.id,
+        version: e.version,
+        value: taken.checkpoints[i],
+      }));
+    }
     let result: CommitResult;
     try {
       result = await this.#store.commit(batch);
@@ -293,6 +381,16 @@ export class GroupCommitter {
       l.renewed(renewEntries, result.renewed, now + this.#options.leaseMs);
     }
     if (startEntries.length > 0) l.started(startEntries, result.started);
+    if (progressEntries.length > 0) {
+      l.progressed(progressEntries, progressValues, result.progressed);
+    }
+    if (taken.checkpoints.length > 0) {
+      l.checkpointed(
+        taken.checkpointEntries,
+        taken.checkpointDone,
+        result.checkpointed,
+      );
+    }
     if (taken.settles.length > 0) {
       l.settled(taken.settleEntries, taken.settles, result.settled);
     }
@@ -318,6 +416,11 @@ export class GroupCommitter {
       this.#failures = 0;
       const given = [...taken.settleEntries, ...taken.releaseEntries];
       if (given.length > 0) l.abandoned(given, error);
+      if (taken.checkpoints.length > 0) {
+        l.checkpointed(taken.checkpointEntries, taken.checkpointDone, {
+          error,
+        });
+      }
       return;
     }
     this.#pending.requeue(taken);

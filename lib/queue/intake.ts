@@ -742,6 +742,7 @@ function newEntry(task: NewTask, local: boolean): TaskEntry {
     leaseLost: false,
     cancelled: false,
     pending: null,
+    checkpoint: undefined,
   };
 }
 

@@ -36,6 +36,7 @@ import { GroupCommitter } from "./group_commit.ts";
 import { Intake } from "./intake.ts";
 import { Leases } from "./leases.ts";
 import { Pruner } from "./pruner.ts";
+import { Reports } from "./reports.ts";
 import {
   checkDeadline,
   type ResolvedOptions,
@@ -133,6 +134,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   #committer: GroupCommitter;
   #intake: Intake;
   #settler: Settler;
+  #reports: Reports;
   #dispatcher: Dispatcher | null = null;
   #leases: Leases;
   #pruner: Pruner | null = null;
@@ -178,6 +180,10 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
           applied,
           (entry) => this.#leases.lost(entry),
         ),
+      progressed: (entries, values, applied) =>
+        this.#reports.progressed(entries, values, applied),
+      checkpointed: (entries, done, applied) =>
+        this.#reports.checkpointed(entries, done, applied),
       settled: (entries, settles, applied) =>
         this.#settler.settled(entries, settles, applied),
       released: (entries, applied) => this.#settler.released(entries, applied),
@@ -195,6 +201,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
       claimQueues: parts.queues.map((queue) => ({ queue })),
       ...(pool !== null && { claimTypes: pool.types }),
     });
+    this.#reports = new Reports(this.#committer, this.#events);
     this.#settler = new Settler(
       this.#table,
       this.#committer,
@@ -235,7 +242,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
         this.#committer,
         this.#events,
         this.#settler,
-        { prefetch: parts.prefetch, now },
+        { prefetch: parts.prefetch, now, reports: this.#reports },
       );
       this.#dispatcher = dispatcher;
       this.#settler.connect(dispatcher);

@@ -674,6 +674,11 @@ export interface TaskEntry extends PoolTask {
   cancelled: boolean;
   /** While `settling`: what is being committed. */
   pending: PendingSettle | null;
+  /**
+   * What the claim returned as the last attempt's checkpoint (the
+   * handler's `ctx.checkpointed`); `undefined` for none.
+   */
+  checkpoint: unknown;
 }
 
 /** What a settling entry is waiting to commit, and what to report once it is. */
@@ -750,6 +755,7 @@ export function entryOf(
     leaseLost: false,
     cancelled: false,
     pending: null,
+    checkpoint: record.checkpoint ?? undefined,
   };
 }
 

@@ -45,6 +45,8 @@ export function newRecord(
     result: null,
     lastError: null,
     errorClass: null,
+    progress: null,
+    checkpoint: null,
     version: claim ? 1 : 0,
   };
 }

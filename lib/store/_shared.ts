@@ -236,6 +236,8 @@ export function validateBatch(batch: CommitBatch): void {
   }
   checkFenced(batch.renewals ?? [], "renewals");
   checkFenced(batch.starts ?? [], "starts");
+  checkFenced(batch.progress ?? [], "progress");
+  checkFenced(batch.checkpoints ?? [], "checkpoints");
   checkFenced(batch.settles, "settles");
   checkFenced(batch.releases ?? [], "releases");
   for (const settle of batch.settles) {

@@ -34,6 +34,7 @@ import type {
   QueueState,
   RemoveOutcome,
   RetentionPolicy,
+  StateWrite,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -324,7 +325,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
-   * Applies one batch atomically, in order: renewals, starts, settles,
+   * Applies one batch atomically, in order: renewals, starts, progress,
+   * checkpoints, settles,
    * releases, recovery of expired leases (when `recover` is set), inserts,
    * claims of due tasks. The batch is checked first, so a failure applies
    * nothing.
@@ -486,6 +488,9 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       started.push(slot !== undefined);
     }
 
+    const progressed = this.#writeState(batch.progress, "progress");
+    const checkpointed = this.#writeState(batch.checkpoints, "checkpoint");
+
     const settled: boolean[] = [];
     for (const settle of batch.settles) {
       const { id, version, outcome, charge } = settle;
@@ -583,12 +588,28 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     return {
       renewed,
       started,
+      progressed,
+      checkpointed,
       settled,
       released,
       recovered,
       inserted,
       claimed,
     };
+  }
+
+  /** Records progress values or checkpoints on the claims that still hold. */
+  #writeState(
+    writes: readonly StateWrite[] | undefined,
+    field: "progress" | "checkpoint",
+  ): boolean[] {
+    const applied: boolean[] = [];
+    for (const { id, version, value } of writes ?? []) {
+      const slot = this.#held(id, version);
+      if (slot !== undefined) slot.record[field] = value ?? null;
+      applied.push(slot !== undefined);
+    }
+    return applied;
   }
 
   /** Whether the task `id`'s key window has passed at `now`. */
@@ -780,6 +801,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         record.runAt = now;
         record.leaseUntil = null;
         record.startedAt = null;
+        record.progress = null;
+        record.checkpoint = null;
         record.updatedAt = now;
         record.version++;
         this.#setStatus(slot, "queued");

@@ -85,6 +85,19 @@ export interface TaskRecord {
   /** Class of the last error. */
   errorClass: ErrorClass | null;
   /**
+   * The last progress value a handler of this task reported
+   * (`ctx.progress`), or `null`. Kept across retries and recoveries;
+   * cleared by a requeue.
+   */
+  progress: unknown;
+  /**
+   * The last state a handler of this task checkpointed
+   * (`ctx.checkpoint`), or `null`: what the next attempt receives as
+   * `ctx.checkpointed`. Kept across retries, releases and recoveries;
+   * cleared by a requeue, so a requeued task starts over.
+   */
+  checkpoint: unknown;
+  /**
    * Incremented by every claim, settle, release and recovery (not by a
    * start or a renewal). The value returned by a claim is the fencing token
    * its starts, renewals, settles and releases must present.
@@ -253,8 +266,24 @@ export interface Renewal {
 }
 
 /**
+ * A progress value or checkpoint to record on a claimed task, fenced by
+ * version like a renewal: applied only while the task is `running` under
+ * the claim that returned `version` (the version does not change). `null`
+ * clears the field.
+ */
+export interface StateWrite {
+  /** Task id. */
+  id: string;
+  /** The `version` its claim returned. */
+  version: number;
+  /** Plain JSON data (what a payload may be), or `null`. */
+  value: unknown;
+}
+
+/**
  * Work for one group-commit transaction, applied in this order: renewals,
- * starts, settles, releases, recovery of expired leases, inserts, claims.
+ * starts, progress, checkpoints, settles, releases, recovery of expired
+ * leases, inserts, claims.
  * Renewals come before recovery, so a process that renews what it holds
  * in the same batch never recovers its own tasks.
  */
@@ -271,6 +300,20 @@ export interface CommitBatch {
    * @default {[]}
    */
   starts?: Start[];
+  /**
+   * Progress values to record; of several for one claim, the last wins.
+   *
+   * @default {[]}
+   */
+  progress?: StateWrite[];
+  /**
+   * Checkpoints to record, before the settles: a checkpoint and the
+   * settle of the same attempt in one batch leave the checkpoint for the
+   * next attempt. Of several for one claim, the last wins.
+   *
+   * @default {[]}
+   */
+  checkpoints?: StateWrite[];
   /** Attempts to settle. */
   settles: Settlement[];
   /**
@@ -332,6 +375,10 @@ export interface CommitResult {
   renewed: boolean[];
   /** `true` per start applied; `false` when its token was stale. */
   started: boolean[];
+  /** `true` per progress write applied; `false` when its token was stale. */
+  progressed: boolean[];
+  /** `true` per checkpoint applied; `false` when its token was stale. */
+  checkpointed: boolean[];
   /** `true` per settle applied; `false` when its token was stale. */
   settled: boolean[];
   /** `true` per release applied; `false` when its token was stale. */
@@ -551,7 +598,10 @@ export interface TaskStore {
   getByKey(key: string): Promise<TaskRecord | undefined>;
   /** Tasks, oldest first. */
   list(options?: ListOptions): Promise<TaskRecord[]>;
-  /** Moves dead tasks back to queued with fresh attempts; returns how many. */
+  /**
+   * Moves dead tasks back to queued with fresh attempts, clearing their
+   * progress and checkpoint; returns how many.
+   */
   requeue(ids: string[] | "all", now: number): Promise<number>;
   /**
    * Counts, totals, the oldest due task's age, the due failed tasks and

@@ -188,6 +188,14 @@ export interface Status {
   totals: { succeeded: number; dead: number };
   /** Age of the oldest due task. */
   oldest_queued_age_ms: number | null;
+  /** The oldest running tasks, with their handlers' progress. */
+  running: {
+    id: string;
+    type: string;
+    attempts: number;
+    started_at: string | null;
+    progress: unknown;
+  }[];
 }
 
 /**

@@ -29,6 +29,8 @@ const FIELDS = [
   "version",
   "payload",
   "result",
+  "progress",
+  "checkpoint",
 ];
 
 /** Parses CSV with quoted fields (RFC 4180). */

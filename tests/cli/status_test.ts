@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { tempDir, waitFor } from "../_helpers.ts";
 import { PostgresTaskStore } from "../../lib/store/postgres/postgres_store.ts";
+import { TaskQueue } from "../../lib/queue/task_queue.ts";
 import {
   type Db,
   dbArgs,
@@ -133,4 +134,44 @@ Deno.test({
       await PostgresTaskStore.drop(PG!, { schema });
     }
   },
+});
+
+Deno.test("cli.ts status lists running tasks with the progress their handlers reported", async () => {
+  await using dir = await tempDir();
+  const db = `${dir.path}/progress.db`;
+  let id: string;
+  {
+    await using producer = await TaskQueue.open({
+      db,
+      consume: false,
+      logger: { level: "error" },
+    });
+    // Reports {done: 2, of: 4} after two chunks, then hangs until killed.
+    id = (await producer.submit({
+      type: "chunked",
+      payload: { chunks: 4, failAfter: 2, stop: "hang", dir: dir.path },
+    })).id;
+  }
+  await using _worker = startWorker(db, [
+    "--handlers",
+    new URL("../fixtures/progress_handlers.ts", import.meta.url).href,
+    "--workers",
+    "1",
+  ]);
+  const seen = await untilStatus(
+    db,
+    (s) => (s.running[0]?.progress as { done?: number } | null)?.done === 2,
+    "the running task's progress",
+  );
+  assert.deepEqual(seen.running.map((t) => [t.id, t.type, t.progress]), [
+    [id, "chunked", { done: 2, of: 4 }],
+  ]);
+  assert.equal(seen.running[0]?.attempts, 1);
+  const text = await ok(["status", "--db", db]);
+  assert.match(text, /Running tasks/);
+  assert.ok(text.includes(`${id}  chunked  progress {"done":2,"of":4}`));
+  const none = JSON.parse(
+    await ok(["status", "--db", db, "--running", "0", "--json"]),
+  ) as Status;
+  assert.deepEqual(none.running, []);
 });

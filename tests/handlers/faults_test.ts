@@ -31,6 +31,9 @@ function context(
       warn(): void {},
       error(): void {},
     },
+    checkpointed: undefined,
+    progress(): void {},
+    checkpoint: (): Promise<void> => Promise.resolve(),
   };
 }
 

@@ -37,6 +37,9 @@ function context(
     type: "test",
     objects,
     log: silent,
+    checkpointed: undefined,
+    progress(): void {},
+    checkpoint: (): Promise<void> => Promise.resolve(),
     ...overrides,
   };
 }

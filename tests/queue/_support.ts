@@ -134,6 +134,8 @@ export function recordOf(task: NewTask | string): TaskRecord {
     version: 0,
     startedAt: null,
     dedupeUntil: null,
+    progress: null,
+    checkpoint: null,
   };
 }
 

@@ -72,6 +72,12 @@ class Recorder implements CommitListener {
   released(): void {
     this.#call("released");
   }
+  progressed(): void {
+    this.#call("progressed");
+  }
+  checkpointed(): void {
+    this.#call("checkpointed");
+  }
   recovered(count: number): void {
     this.recoveredCount += count;
     this.#call("recovered");

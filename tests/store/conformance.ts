@@ -313,6 +313,8 @@ export function storeConformance(
       result: null,
       lastError: null,
       errorClass: null,
+      progress: null,
+      checkpoint: null,
       version: 0,
     };
     assert.deepEqual(inserted[0], { inserted: true, record: expected });
@@ -2401,4 +2403,148 @@ export function storeConformance(
     await assert.rejects(store.get("a"), /closed/);
     await assert.rejects(store.status(T0), /closed/);
   });
+  // Progress and checkpoints: fenced writes of a running claim's state.
+  // A requeue from the dead-letter queue clears both (a requeued task
+  // starts over); everything else keeps them.
+
+  test("TaskStore.commit() records progress and a checkpoint only when they present the running claim's version", async (store) => {
+    const [a, b] = await startAll(store, [task("a"), task("b")]);
+    const fresh = await store.get("a");
+    assert.equal(fresh?.progress, null);
+    assert.equal(fresh?.checkpoint, null);
+    const result = await store.commit(batch({
+      now: T0 + 5,
+      progress: [
+        { id: "a", version: a!.version, value: { done: 1, of: 4 } },
+        { id: "a", version: a!.version, value: { done: 2, of: 4 } },
+        { id: "b", version: b!.version + 1, value: 7 },
+        { id: "missing", version: 1, value: 1 },
+      ],
+      checkpoints: [
+        { id: "a", version: a!.version, value: { cursor: "k2" } },
+        { id: "b", version: b!.version - 1, value: { cursor: "x" } },
+      ],
+    }));
+    assert.deepEqual(result.progressed, [true, true, false, false]);
+    assert.deepEqual(result.checkpointed, [true, false]);
+    const after = await store.get("a");
+    assert.deepEqual(after, {
+      ...fresh!,
+      progress: { done: 2, of: 4 },
+      checkpoint: { cursor: "k2" },
+    }, "the last value wins; version, lease and updatedAt stay");
+    assert.deepEqual(
+      [(await store.get("b"))?.progress, (await store.get("b"))?.checkpoint],
+      [null, null],
+    );
+    // null clears.
+    const cleared = await store.commit(batch({
+      progress: [{ id: "a", version: a!.version, value: null }],
+    }));
+    assert.deepEqual(cleared.progressed, [true]);
+    assert.equal((await store.get("a"))?.progress, null);
+  });
+
+  test("TaskStore.commit() ignores progress and a checkpoint from a stale claim when the task was recovered and reclaimed", async (store) => {
+    const [old] = await startAll(store, [task("a")], T0, 100);
+    await store.commit(batch({
+      now: T0 + 50,
+      checkpoints: [{ id: "a", version: old!.version, value: { page: 3 } }],
+    }));
+    assert.equal(await store.recoverExpired(T0 + 101), 1);
+    const { claimed } = await store.commit(
+      batch({ claimDue: 1, now: T0 + 102 }),
+    );
+    const current = claimed[0]!;
+    assert.deepEqual(current.checkpoint, { page: 3 }, "the claim returns it");
+    const stale = await store.commit(batch({
+      now: T0 + 103,
+      progress: [{ id: "a", version: old!.version, value: 99 }],
+      checkpoints: [{ id: "a", version: old!.version, value: { page: 0 } }],
+    }));
+    assert.deepEqual([stale.progressed, stale.checkpointed], [[false], [
+      false,
+    ]]);
+    assert.deepEqual(await store.get("a"), current);
+    // A finished task takes no more writes, even with its last version.
+    await store.commit(batch({ settles: [succeed(current, "ok")] }));
+    const late = await store.commit(batch({
+      checkpoints: [{ id: "a", version: current.version, value: 1 }],
+    }));
+    assert.deepEqual(late.checkpointed, [false]);
+    assert.deepEqual((await store.get("a"))?.checkpoint, { page: 3 });
+  });
+
+  test("TaskStore.commit() keeps a checkpoint written with the settle for the retry's claim when both are in one batch", async (store) => {
+    const [claim] = await startAll(store, [task("a")]);
+    const { checkpointed, settled } = await store.commit(batch({
+      now: T0 + 10,
+      checkpoints: [{ id: "a", version: claim!.version, value: [1, 2] }],
+      progress: [{ id: "a", version: claim!.version, value: 0.5 }],
+      settles: [retry(claim!, T0 + 20)],
+    }));
+    assert.deepEqual([checkpointed, settled], [[true], [true]]);
+    const { claimed } = await store.commit(
+      batch({ claimDue: 1, now: T0 + 20 }),
+    );
+    assert.equal(claimed[0]?.id, "a");
+    assert.deepEqual(claimed[0]?.checkpoint, [1, 2]);
+    assert.equal(claimed[0]?.progress, 0.5);
+  });
+
+  test("TaskStore.commit() keeps the checkpoint when a claim is released or its lease is recovered", async (store) => {
+    const [a, b] = await startAll(store, [task("a"), task("b")], T0, 100);
+    await store.commit(batch({
+      now: T0 + 1,
+      leaseMs: 100,
+      checkpoints: [
+        { id: "a", version: a!.version, value: "a-state" },
+        { id: "b", version: b!.version, value: "b-state" },
+      ],
+      releases: [{ id: "a", version: a!.version, refund: true }],
+    }));
+    const { recovered } = await store.commit(
+      batch({ now: T0 + 200, recover: true }),
+    );
+    assert.equal(recovered, 1);
+    const { claimed } = await store.commit(
+      batch({ claimDue: 2, now: T0 + 201 }),
+    );
+    assert.deepEqual(
+      claimed.map((r) => [r.id, r.checkpoint]).sort(),
+      [["a", "a-state"], ["b", "b-state"]],
+    );
+  });
+
+  test("TaskStore.requeue() clears progress and the checkpoint when it revives a dead task", async (store) => {
+    const [claim] = await startAll(store, [task("a")]);
+    await store.commit(batch({
+      progress: [{ id: "a", version: claim!.version, value: 3 }],
+      checkpoints: [{ id: "a", version: claim!.version, value: { n: 3 } }],
+      settles: [kill(claim!)],
+    }));
+    const dead = await store.get("a");
+    assert.deepEqual([dead?.progress, dead?.checkpoint], [3, { n: 3 }]);
+    assert.equal(await store.requeue(["a"], T0 + 5), 1);
+    const requeued = await store.get("a");
+    assert.deepEqual([requeued?.progress, requeued?.checkpoint], [null, null]);
+  });
+
+  if (values === "json") {
+    test("TaskStore.commit() refuses a checkpoint that is not plain JSON data and applies nothing", async (store) => {
+      const [claim] = await startAll(store, [task("a")]);
+      await assert.rejects(
+        store.commit(batch({
+          renewals: [fence(claim!)],
+          checkpoints: [{
+            id: "a",
+            version: claim!.version,
+            value: new Map(),
+          }],
+        })),
+        TypeError,
+      );
+      assert.equal((await store.get("a"))?.checkpoint, null);
+    });
+  }
 }

@@ -49,6 +49,7 @@ import type {
   QueueState,
   RemoveOutcome,
   RetentionPolicy,
+  StateWrite,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -186,8 +187,33 @@ function toRecord(row: Row): TaskRecord {
     result: row["result"] ?? null,
     lastError: row["last_error"],
     errorClass: row["error_class"] as ErrorClass | null,
+    progress: row["progress"] ?? null,
+    checkpoint: row["checkpoint"] ?? null,
     version: row["version"],
   };
+}
+
+/**
+ * The rows of a progress or checkpoint statement, as JSON text: one per
+ * distinct (id, version) pair, holding the pair's last value (an
+ * `UPDATE … FROM` changes a row once, with whichever source row it
+ * meets first).
+ */
+function stateRows(
+  writes: readonly StateWrite[],
+  what: "progress" | "checkpoint",
+): string {
+  const last = new Map<string, string>();
+  for (const { id, version, value } of writes) {
+    const json = value === null
+      ? "null"
+      : jsonText(value, `record ${what} of task`, id, what, false)!;
+    const pair = pairKey(id, version);
+    // Re-inserted so the map keeps one row per pair.
+    last.delete(pair);
+    last.set(pair, `{"id":${JSON.stringify(id)},"v":${version},"j":${json}}`);
+  }
+  return `[${[...last.values()].join(",")}]`;
 }
 
 /** A claim's fencing pair as one map key (ids hold no NUL: validateBatch). */
@@ -650,6 +676,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Applies one batch in one transaction, in order: renewals, starts,
+   * progress, checkpoints,
    * settles, releases, recovery of expired leases (when `recover` is set),
    * inserts, claims of due tasks. Either all of it is applied or none: a
    * dropped connection rejects the commit and applies nothing, and a
@@ -755,6 +782,15 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const startAt = starts.length === 0 ? -1 : at(
       inline(q.start, [JSON.stringify([...startCounts.values()]), now]),
     );
+
+    const progress = batch.progress ?? [];
+    const progressAt = progress.length === 0
+      ? -1
+      : at(inline(q.progress, [stateRows(progress, "progress")]));
+    const checkpoints = batch.checkpoints ?? [];
+    const checkpointAt = checkpoints.length === 0
+      ? -1
+      : at(inline(q.checkpoint, [stateRows(checkpoints, "checkpoint")]));
 
     const settleRows: string[] = [];
     // Only the first settle of an (id, version) pair can apply: it moves
@@ -905,6 +941,8 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const result: CommitResult = {
       renewed: [],
       started: [],
+      progressed: [],
+      checkpointed: [],
       settled: [],
       released: [],
       recovered: 0,
@@ -934,6 +972,14 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const startedPairs = returnedPairs(results, startAt);
     result.started = starts.map((s) =>
       startedPairs.has(pairKey(s.id, s.version))
+    );
+    const progressedPairs = returnedPairs(results, progressAt);
+    result.progressed = progress.map((w) =>
+      progressedPairs.has(pairKey(w.id, w.version))
+    );
+    const checkpointedPairs = returnedPairs(results, checkpointAt);
+    result.checkpointed = checkpoints.map((w) =>
+      checkpointedPairs.has(pairKey(w.id, w.version))
     );
     result.settled = batch.settles.map(() => false);
     for (const pair of returnedPairs(results, settleAt)) {

@@ -246,6 +246,17 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    description: "keep a running task's progress and checkpoint",
+    // Nullable columns without a default: a catalog change, no table
+    // rewrite; existing rows read NULL. In no index, so a progress or
+    // checkpoint write stays a HOT update.
+    sql: (s) => `
+      ALTER TABLE ${s}.tasks ADD COLUMN progress jsonb,
+        ADD COLUMN checkpoint jsonb;
+    `,
+  },
 ];
 
 /** The newest schema version this code knows: the last migration's. */
@@ -283,7 +294,8 @@ export function validateSchemaName(schema: unknown): string {
 const COLUMNS =
   "id, seq, type, queue, priority, idempotency_key, payload, status, attempts, " +
   "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
-  "dedupe_until, output_key, result, last_error, error_class, version";
+  "dedupe_until, output_key, result, last_error, error_class, version, " +
+  "progress, checkpoint";
 
 /**
  * The statements that change task statuses, each reporting its moves to
@@ -356,6 +368,14 @@ export interface PostgresQueries {
    * charged.
    */
   start: string;
+  /**
+   * Records the progress values in `$1` (JSON array of `{id, v, j}`, `j`
+   * the value or null; one row per distinct pair) where the version still
+   * matches. Returns `id, v` of each row written.
+   */
+  progress: string;
+  /** Like `progress`, for checkpoints. */
+  checkpoint: string;
   /**
    * Applies the settles in `$1` (JSON array of
    * `{id, v, k, c, sa, r, ok, ra, e, ec}`, `c` the charge, `sa` the start
@@ -543,6 +563,15 @@ export function postgresQueries(schema: string): PostgresQueries {
     start: `UPDATE ${t} t SET attempts = t.attempts + v.n,
         started_at = $2::bigint
       FROM json_to_recordset($1::text::json) AS v(id text, v integer, n integer)
+      WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+      RETURNING t.id, v.v`,
+    // Fenced like a renewal; the version stays. A requeue clears both.
+    progress: `UPDATE ${t} t SET progress = v.j
+      FROM json_to_recordset($1::text::json) AS v(id text, v integer, j jsonb)
+      WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+      RETURNING t.id, v.v`,
+    checkpoint: `UPDATE ${t} t SET checkpoint = v.j
+      FROM json_to_recordset($1::text::json) AS v(id text, v integer, j jsonb)
       WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
       RETURNING t.id, v.v`,
     // run_at is kept, so the task is due again at once.
@@ -775,6 +804,7 @@ export function postgresQueries(schema: string): PostgresQueries {
     requeueIds: `WITH r AS (
         UPDATE ${t} SET status = 'queued', attempts = 0,
           run_at = $2::bigint, lease_until = NULL, started_at = NULL,
+          progress = NULL, checkpoint = NULL,
           updated_at = $2::bigint, version = version + 1
         WHERE id IN (SELECT json_array_elements_text($1::text::json))
           AND status = 'dead'
@@ -787,6 +817,7 @@ export function postgresQueries(schema: string): PostgresQueries {
     requeueAll: `WITH r AS (
         UPDATE ${t} SET status = 'queued', attempts = 0,
           run_at = $1::bigint, lease_until = NULL, started_at = NULL,
+          progress = NULL, checkpoint = NULL,
           updated_at = $1::bigint, version = version + 1
         WHERE status = 'dead'
         RETURNING id

@@ -182,6 +182,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    description: "keep a running task's progress and checkpoint",
+    // JSON text, NULL when none. In no index, so a progress or checkpoint
+    // write touches only its row. Existing rows read NULL.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN progress TEXT;
+      ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
+    `,
+  },
 ];
 
 /** The newest `user_version` this code knows: the last migration's. */
@@ -252,6 +262,11 @@ export const QUERIES = {
     "WHERE id = ? AND version = ? AND status = 'running'",
   renew: "UPDATE tasks SET lease_until = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
+  // Fenced like a renewal; the version stays. A requeue clears both.
+  progress: "UPDATE tasks SET progress = ? " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
+  checkpoint: "UPDATE tasks SET checkpoint = ? " +
+    "WHERE id = ? AND version = ? AND status = 'running'",
   countStale: "UPDATE meta SET value = value + ? WHERE name = 'stale_settles'",
   staleSettles: "SELECT value FROM meta WHERE name = 'stale_settles'",
   // A claim reads each of its queues' due rows through tasks_claim, in
@@ -300,11 +315,13 @@ export const QUERIES = {
     "started_at = NULL, updated_at = ?, version = version + 1 " +
     "WHERE status = 'running' AND lease_until < ?",
   requeueId: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
-    "lease_until = NULL, started_at = NULL, updated_at = ?, " +
+    "lease_until = NULL, started_at = NULL, progress = NULL, " +
+    "checkpoint = NULL, updated_at = ?, " +
     "version = version + 1 " +
     "WHERE id = ? AND status = 'dead'",
   requeueAll: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
-    "lease_until = NULL, started_at = NULL, updated_at = ?, " +
+    "lease_until = NULL, started_at = NULL, progress = NULL, " +
+    "checkpoint = NULL, updated_at = ?, " +
     "version = version + 1 " +
     "WHERE status = 'dead'",
   // Administration only: these scan and sort. The dead-letter list, which
@@ -317,6 +334,10 @@ export const QUERIES = {
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
   listDead: "SELECT * FROM tasks INDEXED BY tasks_dead WHERE status = 'dead' " +
     "ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+  // The running rows (what `status` lists with their progress), read
+  // through the lease index and sorted: a few per worker process.
+  listRunning: "SELECT * FROM tasks INDEXED BY tasks_lease " +
+    "WHERE status = 'running' ORDER BY created_at, rowid LIMIT ? OFFSET ?",
   // Adds one transaction's net change to the counts (n: queued, running,
   // succeeded, failed, dead) and totals (entered: succeeded, dead,
   // submitted), in one statement over the six rows of status_counts.

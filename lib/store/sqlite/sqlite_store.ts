@@ -32,6 +32,7 @@ import type {
   QueueState,
   RemoveOutcome,
   RetentionPolicy,
+  StateWrite,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -141,6 +142,12 @@ function textOrNull(value: SqlValue | undefined): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
+function jsonOrNull(value: SqlValue | undefined): unknown {
+  return value === null || value === undefined
+    ? null
+    : JSON.parse(value as string);
+}
+
 function toRecord(row: Row): TaskRecord {
   const result = row["result"];
   return {
@@ -165,6 +172,8 @@ function toRecord(row: Row): TaskRecord {
       : JSON.parse(result as string),
     lastError: textOrNull(row["last_error"]),
     errorClass: textOrNull(row["error_class"]) as ErrorClass | null,
+    progress: jsonOrNull(row["progress"]),
+    checkpoint: jsonOrNull(row["checkpoint"]),
     version: int(row["version"]),
   };
 }
@@ -173,6 +182,20 @@ function toRecord(row: Row): TaskRecord {
 function byClaimOrder(a: Row, b: Row): number {
   return int(b["p"]) - int(a["p"]) || int(a["a"]) - int(b["a"]) ||
     int(a["r"]) - int(b["r"]);
+}
+
+/** Serializes progress values or checkpoints before the transaction. */
+function stateTexts(
+  writes: readonly StateWrite[] | undefined,
+  what: "progress" | "checkpoint",
+): { id: string; version: number; text: string | null }[] {
+  return (writes ?? []).map(({ id, version, value }) => ({
+    id,
+    version,
+    text: value === null
+      ? null
+      : serializeJson(value, `record ${what} of task`, id, what),
+  }));
 }
 
 /** A finished row prune may delete: its rowid and `updated_at`. */
@@ -719,6 +742,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Applies one batch in one transaction, in order: renewals, starts,
+   * progress, checkpoints,
    * settles, releases, recovery of expired leases (when `recover` is set),
    * inserts, claims of due tasks. Either all of it is applied or none.
    * Each start, settle, release and renewal is one cached statement.
@@ -812,6 +836,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         )
         : null
     );
+    const progress = stateTexts(batch.progress, "progress");
+    const checkpoints = stateTexts(batch.checkpoints, "checkpoint");
     return this.#transaction(db, (tally) => {
       const renewed: boolean[] = [];
       for (const { id, version } of batch.renewals ?? []) {
@@ -826,6 +852,13 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           db.prepare(QUERIES.start).run(now, id, version).changes > 0,
         );
       }
+
+      const progressed = progress.map(({ id, version, text }) =>
+        db.prepare(QUERIES.progress).run(text, id, version).changes > 0
+      );
+      const checkpointed = checkpoints.map(({ id, version, text }) =>
+        db.prepare(QUERIES.checkpoint).run(text, id, version).changes > 0
+      );
 
       const settled: boolean[] = [];
       let stale = 0;
@@ -908,6 +941,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       return {
         renewed,
         started,
+        progressed,
+        checkpointed,
         settled,
         released,
         recovered,
@@ -1187,6 +1222,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         ? db.prepare(QUERIES.listAll).all(limit ?? -1, offset)
         : status === "dead"
         ? db.prepare(QUERIES.listDead).all(limit ?? -1, offset)
+        : status === "running"
+        ? db.prepare(QUERIES.listRunning).all(limit ?? -1, offset)
         : db.prepare(QUERIES.listByStatus).all(status, limit ?? -1, offset);
       return Promise.resolve(rows.map(toRecord));
     } catch (error) {
