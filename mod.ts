@@ -92,6 +92,12 @@ export type {
 } from "./lib/store/store.ts";
 export type { PostgresTaskStoreOptions } from "./lib/store/postgres/postgres_store.ts";
 export type { SubmittedIds } from "./lib/queue/submitted_ids.ts";
+export type {
+  ScheduleOptions,
+  SchedulerClock,
+  SchedulerOptions,
+} from "./lib/queue/scheduler.ts";
+export type { ScheduleRecord, ScheduleTask } from "./lib/store/store.ts";
 
 // -- handlers and their errors --
 export type {

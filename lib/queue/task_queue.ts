@@ -14,7 +14,12 @@ import { type PoolEvent, WorkerPool } from "../pool/worker_pool.ts";
 import type { RetryPolicy } from "../retry.ts";
 import { MemoryTaskStore } from "../store/memory_store.ts";
 import { openStore } from "../store/open_store.ts";
-import type { TaskRecord, TaskStore } from "../store/store.ts";
+import type {
+  ScheduleRecord,
+  ScheduleTask,
+  TaskRecord,
+  TaskStore,
+} from "../store/store.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import {
   type TaskEventListener,
@@ -31,9 +36,19 @@ import {
   resolveOptions,
 } from "./options.ts";
 import { observeLog, observeMetrics } from "./observers.ts";
+import {
+  deleteSchedule,
+  listSchedules,
+  putSchedule,
+  type ScheduleOptions,
+  Scheduler,
+  type SchedulerOptions,
+  SYSTEM_CLOCK,
+} from "./scheduler.ts";
 import { Settler } from "./settler.ts";
 import type { SubmittedIds } from "./submitted_ids.ts";
 import { TaskTable } from "./task_table.ts";
+import { QueueClosedError } from "./types.ts";
 import type {
   CloseOptions,
   CloseReport,
@@ -60,6 +75,7 @@ interface Parts extends ResolvedOptions {
   ownsStore: boolean;
   pool: WorkerPool | null;
   prefetch: number;
+  scheduler: SchedulerOptions;
 }
 
 /**
@@ -121,6 +137,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   #dispatcher: Dispatcher | null = null;
   #leases: Leases;
   #pruner: Pruner | null = null;
+  #scheduler: Scheduler | null = null;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #unsubscribe: (() => void) | undefined;
   #server: MetricsServer | undefined;
@@ -211,6 +228,19 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
           now,
         });
       }
+      // Every consuming queue runs the store's schedules; the store makes
+      // each tick run once however many do.
+      if (store.fireSchedule !== undefined) {
+        this.#scheduler = new Scheduler(store, {
+          maxAttempts: parts.retry.maxAttempts,
+          fired: () => dispatcher.wake(),
+          failed: (error) =>
+            this.#events.emit("store_error", {
+              operation: "schedule",
+              error: String(error),
+            }),
+        }, parts.scheduler);
+      }
     }
     this.#observe();
   }
@@ -283,6 +313,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
         ownsStore,
         pool,
         prefetch: resolved.prefetch ?? pool?.capacity ?? 0,
+        scheduler: options.scheduler ?? {},
       });
       target = queue;
     } catch (error) {
@@ -313,6 +344,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     const dispatcher = this.#dispatcher;
     dispatcher?.schedulePump();
     this.#pruner?.start();
+    this.#scheduler?.start();
     if (store.durable) this.#leases.start(this.#committer);
     if (pool === null && !store.durable) return;
     if (dispatcher !== null && store.onNotify !== undefined) {
@@ -597,6 +629,90 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   }
 
   /**
+   * Stores a schedule: at every tick of `cron` (read in `options.tz`), a
+   * task made from `task` is submitted, with the idempotency key
+   * `schedule:NAME:ISO-TICK`. The schedule lives in the store, so every
+   * consuming queue and `cli.ts start` on it runs it, each tick once. A
+   * schedule of the same name is replaced. When every process was down
+   * (or late) through several ticks, only the most recent one runs, once.
+   *
+   * @param name The schedule's name.
+   * @param cron 5 fields (minute, hour, day of month, month, day of week),
+   *   or 6 with seconds first (`* * * * * *`: every second).
+   * @param task The task each tick submits: `type`, `payload`,
+   *   `maxAttempts`, `queue`, `priority`.
+   * @param options The time zone.
+   * @returns The stored schedule, with its first tick as `nextTick`.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   * @throws {RangeError} When the cron expression or time zone is invalid,
+   *   or `maxAttempts` is out of range.
+   * @throws {TypeError} When a field has the wrong type, or the payload
+   *   cannot be stored.
+   *
+   * @example A task every five minutes, Berlin time
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using queue = await TaskQueue.open({ consume: false });
+   * const schedule = await queue.schedule("report", "*\/5 * * * *", {
+   *   type: "noop",
+   *   payload: { kind: "daily" },
+   * }, { tz: "Europe/Berlin" });
+   * assert.equal(new Date(schedule.nextTick!).getUTCMinutes() % 5, 0);
+   * assert.deepEqual((await queue.schedules()).map((s) => s.name), ["report"]);
+   * await assert.rejects(queue.schedule("bad", "61 * * * *", { type: "noop" }), RangeError);
+   * assert.equal(await queue.unschedule("report"), true);
+   * ```
+   */
+  async schedule(
+    name: string,
+    cron: string,
+    task: ScheduleTask,
+    options: ScheduleOptions = {},
+  ): Promise<ScheduleRecord> {
+    this.#checkOpen(`schedule ${JSON.stringify(name)}`);
+    const clock = this.#parts.scheduler.clock ?? SYSTEM_CLOCK;
+    const record = await putSchedule(
+      this.store,
+      name,
+      cron,
+      task,
+      options,
+      clock.now(),
+    );
+    this.#scheduler?.wake();
+    return record;
+  }
+
+  /**
+   * Deletes a schedule; a tick already submitted still runs.
+   *
+   * @param name The schedule's name.
+   * @returns `false` when there was no schedule of that name.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   */
+  async unschedule(name: string): Promise<boolean> {
+    this.#checkOpen(`unschedule ${JSON.stringify(name)}`);
+    return await deleteSchedule(this.store, name);
+  }
+
+  /**
+   * Every schedule of the store, by name.
+   *
+   * @returns The schedules, with their next and last ticks.
+   */
+  async schedules(): Promise<ScheduleRecord[]> {
+    return await listSchedules(this.store);
+  }
+
+  #checkOpen(action: string): void {
+    if (this.#closing !== null) {
+      throw new QueueClosedError(`Cannot ${action}: queue is closed`);
+    }
+  }
+
+  /**
    * Resolves once every task submitted through this queue has finished
    * (succeeded or dead-lettered), retries included.
    *
@@ -651,6 +767,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     clearInterval(this.#pollTimer);
     this.#pollTimer = undefined;
     await this.#pruner?.stop();
+    await this.#scheduler?.stop();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     // The final snapshot is taken while the workers still exist, so their
