@@ -139,7 +139,7 @@ async function add(parsed: ParsedCommand, names: string[]): Promise<number> {
   // Like submit, add creates (and migrates) the database when needed.
   const store = await openStore(cfg.db, {
     postgres: { schema: cfg.pgSchema, max: 1, notify: false },
-    sqlite: { driver: cfg.sqliteDriver, synchronous: cfg.synchronous },
+    sqlite: { driver: cfg.sqliteDriver },
   });
   let schedule: ScheduleRecord;
   try {
@@ -232,7 +232,7 @@ export const schedule: Command = defineCommand({
     },
     tz: { type: "string" },
   },
-  config: [...READ_KEYS, "synchronous"],
+  config: READ_KEYS,
   formats: ["text", "json"],
   defaultFormat: "text",
   positionals: true,
