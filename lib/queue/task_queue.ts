@@ -748,6 +748,8 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     const table = this.#table;
     this.#draining = true;
     this.#intake.close();
+    // A closing queue fires no more ticks: the other processes run them.
+    await this.#scheduler?.stop();
     const dispatcher = this.#dispatcher;
     dispatcher?.drain();
     // Finish what was submitted here and every claim held (tasks claimed
@@ -767,7 +769,6 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     clearInterval(this.#pollTimer);
     this.#pollTimer = undefined;
     await this.#pruner?.stop();
-    await this.#scheduler?.stop();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     // The final snapshot is taken while the workers still exist, so their
