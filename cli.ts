@@ -7,6 +7,7 @@
  * deno run -A cli.ts submit --db work/tasks.db --type noop --count 10
  * deno run -A cli.ts status --db work/tasks.db --json
  * deno run -A cli.ts purge --db work/tasks.db --older-than 7d --dry-run
+ * deno run -A cli.ts schedule add nightly --db work/tasks.db --cron "0 3 * * *" --type noop
  * deno run -A cli.ts start --db postgres://user@host/db --pg-schema sluice
  * deno run -A cli.ts --benchmark
  * ```
@@ -38,6 +39,7 @@ import { monitor } from "./lib/cli/monitor.ts";
 import { err, out, OutputClosedError } from "./lib/cli/output.ts";
 import { purge } from "./lib/cli/purge.ts";
 import { run } from "./lib/cli/run.ts";
+import { schedule } from "./lib/cli/schedule.ts";
 import { start } from "./lib/cli/start.ts";
 import { status } from "./lib/cli/status.ts";
 import { submit } from "./lib/cli/submit.ts";
@@ -52,6 +54,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   dlq,
   export: exportTasks,
   purge,
+  schedule,
 };
 
 const USAGE = `Sluice ${VERSION}: a Deno-native task queue
@@ -73,6 +76,7 @@ Commands:
   dlq       List, show and requeue dead-lettered tasks
   export    Dump every task, every field, as JSON or CSV
   purge     Delete finished tasks by age and count (or count them: --dry-run)
+  schedule  Add, list and remove schedules: tasks submitted at cron ticks
 
 Benchmark: the baseline against the optimized queue, 30 ms of simulated
 I/O per task (cli.ts --benchmark --help).

@@ -99,6 +99,12 @@ export type {
 } from "./lib/store/postgres/postgres_store.ts";
 export type { SubmitWithOptions } from "./lib/queue/transactional.ts";
 export type { SubmittedIds } from "./lib/queue/submitted_ids.ts";
+export type {
+  ScheduleOptions,
+  SchedulerClock,
+  SchedulerOptions,
+} from "./lib/queue/scheduler.ts";
+export type { ScheduleRecord, ScheduleTask } from "./lib/store/store.ts";
 
 // -- handlers and their errors --
 export type {

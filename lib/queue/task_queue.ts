@@ -23,6 +23,8 @@ import type {
   CancelOutcome,
   QueueState,
   RemoveOutcome,
+  ScheduleRecord,
+  ScheduleTask,
   TaskRecord,
   TaskStore,
 } from "../store/store.ts";
@@ -43,6 +45,15 @@ import {
   resolveOptions,
 } from "./options.ts";
 import { observeLog, observeMetrics } from "./observers.ts";
+import {
+  deleteSchedule,
+  listSchedules,
+  putSchedule,
+  type ScheduleOptions,
+  Scheduler,
+  type SchedulerOptions,
+  SYSTEM_CLOCK,
+} from "./scheduler.ts";
 import { Settler } from "./settler.ts";
 import type { SubmittedIds } from "./submitted_ids.ts";
 import { TaskTable } from "./task_table.ts";
@@ -50,6 +61,7 @@ import {
   type SubmitWithOptions,
   TransactionalIntake,
 } from "./transactional.ts";
+import { QueueClosedError } from "./types.ts";
 import type {
   CloseOptions,
   CloseReport,
@@ -76,6 +88,7 @@ interface Parts extends ResolvedOptions {
   ownsStore: boolean;
   pool: WorkerPool | null;
   prefetch: number;
+  scheduler: SchedulerOptions;
 }
 
 /**
@@ -140,6 +153,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   #pruner: Pruner | null = null;
   /** Submissions through callers' transactions: PostgreSQL stores only. */
   #transactional: TransactionalIntake | null = null;
+  #scheduler: Scheduler | null = null;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #unsubscribe: (() => void) | undefined;
   #server: MetricsServer | undefined;
@@ -255,6 +269,19 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
           now,
         });
       }
+      // Every consuming queue runs the store's schedules; the store makes
+      // each tick run once however many do.
+      if (store.fireSchedule !== undefined) {
+        this.#scheduler = new Scheduler(store, {
+          maxAttempts: parts.retry.maxAttempts,
+          fired: () => dispatcher.wake(),
+          failed: (error) =>
+            this.#events.emit("store_error", {
+              operation: "schedule",
+              error: String(error),
+            }),
+        }, parts.scheduler);
+      }
     }
     this.#observe();
   }
@@ -329,6 +356,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
         ownsStore,
         pool,
         prefetch: resolved.prefetch ?? pool?.capacity ?? 0,
+        scheduler: options.scheduler ?? {},
       });
       target = queue;
     } catch (error) {
@@ -359,6 +387,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     const dispatcher = this.#dispatcher;
     dispatcher?.schedulePump();
     this.#pruner?.start();
+    this.#scheduler?.start();
     if (store.durable) this.#leases.start(this.#committer);
     if (pool === null && !store.durable) return;
     if (dispatcher !== null && store.onNotify !== undefined) {
@@ -894,6 +923,90 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   }
 
   /**
+   * Stores a schedule: at every tick of `cron` (read in `options.tz`), a
+   * task made from `task` is submitted, with the idempotency key
+   * `schedule:NAME:ISO-TICK`. The schedule lives in the store, so every
+   * consuming queue and `cli.ts start` on it runs it, each tick once. A
+   * schedule of the same name is replaced. When every process was down
+   * (or late) through several ticks, only the most recent one runs, once.
+   *
+   * @param name The schedule's name.
+   * @param cron 5 fields (minute, hour, day of month, month, day of week),
+   *   or 6 with seconds first (`* * * * * *`: every second).
+   * @param task The task each tick submits: `type`, `payload`,
+   *   `maxAttempts`, `queue`, `priority`.
+   * @param options The time zone.
+   * @returns The stored schedule, with its first tick as `nextTick`.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   * @throws {RangeError} When the cron expression or time zone is invalid,
+   *   or `maxAttempts` is out of range.
+   * @throws {TypeError} When a field has the wrong type, or the payload
+   *   cannot be stored.
+   *
+   * @example A task every five minutes, Berlin time
+   * ```ts
+   * import { TaskQueue } from "@sluice/sluice";
+   * import assert from "node:assert/strict";
+   *
+   * await using queue = await TaskQueue.open({ consume: false });
+   * const schedule = await queue.schedule("report", "*\/5 * * * *", {
+   *   type: "noop",
+   *   payload: { kind: "daily" },
+   * }, { tz: "Europe/Berlin" });
+   * assert.equal(new Date(schedule.nextTick!).getUTCMinutes() % 5, 0);
+   * assert.deepEqual((await queue.schedules()).map((s) => s.name), ["report"]);
+   * await assert.rejects(queue.schedule("bad", "61 * * * *", { type: "noop" }), RangeError);
+   * assert.equal(await queue.unschedule("report"), true);
+   * ```
+   */
+  async schedule(
+    name: string,
+    cron: string,
+    task: ScheduleTask,
+    options: ScheduleOptions = {},
+  ): Promise<ScheduleRecord> {
+    this.#checkOpen(`schedule ${JSON.stringify(name)}`);
+    const clock = this.#parts.scheduler.clock ?? SYSTEM_CLOCK;
+    const record = await putSchedule(
+      this.store,
+      name,
+      cron,
+      task,
+      options,
+      clock.now(),
+    );
+    this.#scheduler?.wake();
+    return record;
+  }
+
+  /**
+   * Deletes a schedule; a tick already submitted still runs.
+   *
+   * @param name The schedule's name.
+   * @returns `false` when there was no schedule of that name.
+   * @throws {QueueClosedError} When the queue is closing or closed.
+   */
+  async unschedule(name: string): Promise<boolean> {
+    this.#checkOpen(`unschedule ${JSON.stringify(name)}`);
+    return await deleteSchedule(this.store, name);
+  }
+
+  /**
+   * Every schedule of the store, by name.
+   *
+   * @returns The schedules, with their next and last ticks.
+   */
+  async schedules(): Promise<ScheduleRecord[]> {
+    return await listSchedules(this.store);
+  }
+
+  #checkOpen(action: string): void {
+    if (this.#closing !== null) {
+      throw new QueueClosedError(`Cannot ${action}: queue is closed`);
+    }
+  }
+
+  /**
    * Resolves once every task submitted through this queue has finished
    * (succeeded or dead-lettered), retries included.
    *
@@ -929,6 +1042,8 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     const table = this.#table;
     this.#draining = true;
     this.#intake.close();
+    // A closing queue fires no more ticks: the other processes run them.
+    await this.#scheduler?.stop();
     const dispatcher = this.#dispatcher;
     dispatcher?.drain();
     // Finish what was submitted here and every claim held (tasks claimed

@@ -21,6 +21,7 @@ import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
 import { CANCELLED_MESSAGE } from "../store/_shared.ts";
 import type { RetentionRule, TaskRecord, TaskStore } from "../store/store.ts";
+import type { SchedulerOptions } from "./scheduler.ts";
 
 /** A task to submit. */
 export interface TaskInput {
@@ -464,6 +465,14 @@ export interface TaskQueueOptions {
    * @default {undefined} none
    */
   metricsFile?: string;
+  /**
+   * How a consuming queue runs the store's schedules (see
+   * {@linkcode TaskQueue.schedule}): its clock and how often it reads
+   * them again.
+   *
+   * @default {{}}
+   */
+  scheduler?: SchedulerOptions;
 }
 
 /** Options for {@linkcode TaskQueue.close}. */

@@ -29,11 +29,15 @@ import type {
   InsertAllOptions,
   InsertOutcome,
   ListOptions,
+  NewSchedule,
   NewTask,
   PruneResult,
   QueueState,
   RemoveOutcome,
   RetentionPolicy,
+  ScheduleFire,
+  ScheduleFireOutcome,
+  ScheduleRecord,
   StateWrite,
   StoreStatus,
   TaskRecord,
@@ -126,6 +130,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #nextToken = 1;
   #staleSettles = 0;
   #closed = false;
+  #schedules = new Map<string, ScheduleRecord>();
 
   #check(action: string): void {
     if (this.#closed) throw new Error(`Cannot ${action}: task store is closed`);
@@ -1271,6 +1276,101 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /**
+   * Stores a schedule, replacing the one of the same name (keeping its
+   * `createdAt` and `lastTick`).
+   *
+   * @param schedule The schedule.
+   * @param now The time of the write (epoch ms).
+   * @returns The stored schedule.
+   * @throws {TypeError} When the task's payload cannot be stored.
+   * @throws {Error} When the store is closed.
+   */
+  putSchedule(schedule: NewSchedule, now: number): Promise<ScheduleRecord> {
+    try {
+      this.#check("store schedule");
+      this.checkValue(schedule.task.payload ?? null, "payload");
+      const old = this.#schedules.get(schedule.name);
+      const record: ScheduleRecord = structuredClone({
+        ...schedule,
+        lastTick: old?.lastTick ?? null,
+        createdAt: old?.createdAt ?? now,
+        updatedAt: now,
+        version: (old?.version ?? 0) + 1,
+      });
+      this.#schedules.set(record.name, record);
+      return Promise.resolve(structuredClone(record));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Deletes a schedule.
+   *
+   * @param name Its name.
+   * @returns `false` when there was none.
+   * @throws {Error} When the store is closed.
+   */
+  deleteSchedule(name: string): Promise<boolean> {
+    try {
+      this.#check("delete schedule");
+      return Promise.resolve(this.#schedules.delete(name));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Every schedule, by name.
+   *
+   * @returns The schedules.
+   * @throws {Error} When the store is closed.
+   */
+  listSchedules(): Promise<ScheduleRecord[]> {
+    try {
+      this.#check("list schedules");
+      return Promise.resolve(
+        [...this.#schedules.values()]
+          .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+          .map((record) => structuredClone(record)),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Runs one tick of a schedule (compare-and-set on its version) and
+   * inserts its task, at once.
+   *
+   * @param fire The tick.
+   * @returns Whether it fired, and the insert's outcome.
+   * @throws {TypeError} When the task's payload cannot be stored.
+   * @throws {Error} When the store is closed.
+   */
+  fireSchedule(fire: ScheduleFire): Promise<ScheduleFireOutcome> {
+    try {
+      this.#check("run schedule");
+      const record = this.#schedules.get(fire.name);
+      if (
+        record === undefined || record.version !== fire.version ||
+        (record.lastTick !== null && record.lastTick >= fire.tick)
+      ) {
+        return Promise.resolve({ fired: false, inserted: null });
+      }
+      this.checkValue(fire.task.payload, "payload");
+      const { inserted } = this.#commit(insertOnlyBatch([fire.task], fire.now));
+      record.lastTick = fire.tick;
+      record.nextTick = fire.nextTick;
+      record.updatedAt = fire.now;
+      record.version++;
+      return Promise.resolve({ fired: true, inserted: inserted[0]! });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
    * Drops every task. Idempotent.
    *
    * @returns A promise that settles once closed.
@@ -1289,6 +1389,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   close(): Promise<void> {
     this.#closed = true;
     this.#tasks.clear();
+    this.#schedules.clear();
     this.#byKey.clear();
     this.#running.clear();
     this.#ready.clear();

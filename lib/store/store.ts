@@ -556,6 +556,103 @@ export interface RemoveOutcome {
 }
 
 /**
+ * The task a schedule submits at each tick, as stored with the schedule
+ * (JSON). `queue` and `priority` are kept and passed on to the task as
+ * given; a store whose tasks have no such columns ignores them.
+ */
+export interface ScheduleTask {
+  /** Task type. */
+  type: string;
+  /**
+   * Payload (JSON data).
+   *
+   * @default {null}
+   */
+  payload?: unknown;
+  /**
+   * Attempt limit; without it, the queue's retry policy decides at each
+   * tick.
+   *
+   * @default {undefined}
+   */
+  maxAttempts?: number;
+  /**
+   * The queue the task goes to.
+   *
+   * @default {undefined}
+   */
+  queue?: string;
+  /**
+   * The task's priority.
+   *
+   * @default {undefined}
+   */
+  priority?: number;
+}
+
+/** A schedule to store (insert, or replace the one of the same name). */
+export interface NewSchedule {
+  /** Unique name. */
+  name: string;
+  /** The cron expression, as given. */
+  cron: string;
+  /** IANA time zone the cron expression is read in. */
+  tz: string;
+  /** The task each tick submits. */
+  task: ScheduleTask;
+  /** The first tick to run (epoch ms), or `null` when the cron has none. */
+  nextTick: number | null;
+}
+
+/** A schedule as stored. Times are epoch milliseconds. */
+export interface ScheduleRecord extends NewSchedule {
+  /** The last tick a task was inserted for, or `null` before the first. */
+  lastTick: number | null;
+  /** When the schedule was first stored. */
+  createdAt: number;
+  /** When it last changed (replaced, or a tick run). */
+  updatedAt: number;
+  /**
+   * Incremented by every write of the schedule: the token a
+   * {@linkcode ScheduleFire} presents.
+   */
+  version: number;
+}
+
+/**
+ * Running one tick of a schedule: advance it from the version read, and
+ * insert the tick's task, in one transaction.
+ */
+export interface ScheduleFire {
+  /** The schedule's name. */
+  name: string;
+  /**
+   * The version read: the fire applies only if the schedule is unchanged
+   * since (compare-and-set), and only if `tick` is after its `lastTick`.
+   */
+  version: number;
+  /** The tick run, recorded as `lastTick`. */
+  tick: number;
+  /** The tick after it, recorded as `nextTick`. */
+  nextTick: number | null;
+  /** The tick's task, inserted unclaimed (usually with a key per tick). */
+  task: NewTask;
+  /** The time the write is applied at (epoch ms). */
+  now: number;
+}
+
+/** What {@linkcode TaskStore.fireSchedule} did. */
+export interface ScheduleFireOutcome {
+  /**
+   * `false` when the schedule changed since it was read (another process
+   * ran the tick, or it was replaced or removed): nothing was written.
+   */
+  fired: boolean;
+  /** The insert's outcome when fired, else `null`. */
+  inserted: InsertOutcome | null;
+}
+
+/**
  * Where task state lives. Implementations: SQLite (FFI or built-in driver),
  * PostgreSQL and memory.
  *
@@ -653,6 +750,25 @@ export interface TaskStore {
    * are polled. Returns the unsubscribe function.
    */
   onNotify?(listener: () => void): () => void;
+  /**
+   * Stores a schedule, replacing the one of the same name (whose
+   * `createdAt` and `lastTick` are kept). Stores that leave the schedule
+   * methods out cannot hold schedules.
+   */
+  putSchedule?(schedule: NewSchedule, now: number): Promise<ScheduleRecord>;
+  /** Deletes a schedule; `false` when there was none of that name. */
+  deleteSchedule?(name: string): Promise<boolean>;
+  /** Every schedule, by name. */
+  listSchedules?(): Promise<ScheduleRecord[]>;
+  /**
+   * Runs one tick: when the schedule still has `fire.version` and its
+   * `lastTick` is before `fire.tick`, sets `lastTick` and `nextTick`,
+   * bumps the version and inserts `fire.task`, in one transaction; else
+   * writes nothing. Of any number of processes firing the same tick, one
+   * inserts it, and a tick already recorded never inserts again (even
+   * once its task is pruned and its key free).
+   */
+  fireSchedule?(fire: ScheduleFire): Promise<ScheduleFireOutcome>;
   /** Closes the store. Idempotent. */
   close(): Promise<void>;
 }

@@ -47,6 +47,7 @@ export const COMMANDS = [
   "dlq",
   "export",
   "purge",
+  "schedule",
 ] as const;
 
 /** The permissions the CLI runs with in these tests. */

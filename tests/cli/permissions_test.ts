@@ -21,12 +21,18 @@ const MARKER = "<!-- permissions:";
 
 /**
  * Lines run whether or not the README has them yet (its rows for `purge`
- * are added separately); a line the README has is run once.
+ * and `schedule` are added separately); a line the README has is run once.
  */
 const REQUIRED: readonly string[] = [
   "deno run --allow-read=$DIR --allow-ffi $SLUICE/cli.ts purge --db $DIR/tasks.db --keep 1 --dry-run",
   "deno run --allow-read=$DIR --allow-write=$DIR --allow-ffi $SLUICE/cli.ts purge --db $DIR/tasks.db --older-than 7d",
   "deno run --allow-net=HOST:PORT --allow-env=PGAPPNAME,PGTARGETSESSIONATTRS $SLUICE/cli.ts purge --db $PG --keep 1",
+  'deno run --allow-read=$DIR --allow-write=$DIR --allow-ffi $SLUICE/cli.ts schedule add nightly --db $DIR/tasks.db --cron "0 3 * * *" --type noop',
+  "deno run --allow-read=$DIR --allow-ffi $SLUICE/cli.ts schedule list --db $DIR/tasks.db",
+  "deno run --allow-read=$DIR --allow-write=$DIR --allow-ffi $SLUICE/cli.ts schedule remove nightly --db $DIR/tasks.db",
+  'deno run --allow-net=HOST:PORT --allow-env=PGAPPNAME,PGTARGETSESSIONATTRS $SLUICE/cli.ts schedule add nightly --db $PG --cron "0 3 * * *" --type noop',
+  "deno run --allow-net=HOST:PORT --allow-env=PGAPPNAME,PGTARGETSESSIONATTRS $SLUICE/cli.ts schedule list --db $PG",
+  "deno run --allow-net=HOST:PORT --allow-env=PGAPPNAME,PGTARGETSESSIONATTRS $SLUICE/cli.ts schedule remove nightly --db $PG",
 ];
 
 /** The command lines of the README's permission block. */

@@ -8,9 +8,12 @@
 import assert from "node:assert/strict";
 import type {
   CommitBatch,
+  NewSchedule,
   NewTask,
   RetentionPolicy,
   RetentionRule,
+  ScheduleFire,
+  ScheduleRecord,
   Settlement,
   Start,
   StatusCounts,
@@ -2547,4 +2550,173 @@ export function storeConformance(
       assert.equal((await store.get("a"))?.checkpoint, null);
     });
   }
+  // -- schedules: the optional schedule methods, on every store --
+
+  const schedule = (
+    name: string,
+    fields: Partial<NewSchedule> = {},
+  ): NewSchedule => ({
+    name,
+    cron: "*/5 * * * *",
+    tz: "UTC",
+    task: { type: "compute", payload: { n: 1 }, queue: "q", priority: 2 },
+    nextTick: T0 + 300_000,
+    ...fields,
+  });
+  const fireOf = (
+    record: ScheduleRecord,
+    tick: number,
+    fields: Partial<ScheduleFire> = {},
+  ): ScheduleFire => ({
+    name: record.name,
+    version: record.version,
+    tick,
+    nextTick: tick + 300_000,
+    task: task(`tick-${tick}`, {
+      idempotencyKey: `schedule:${record.name}:${tick}`,
+    }),
+    now: tick,
+    ...fields,
+  });
+  const schedules = (store: TaskStore): Required<
+    Pick<
+      TaskStore,
+      "putSchedule" | "deleteSchedule" | "listSchedules" | "fireSchedule"
+    >
+  > => {
+    assert.ok(store.putSchedule && store.deleteSchedule);
+    assert.ok(store.listSchedules && store.fireSchedule);
+    return {
+      putSchedule: store.putSchedule.bind(store),
+      deleteSchedule: store.deleteSchedule.bind(store),
+      listSchedules: store.listSchedules.bind(store),
+      fireSchedule: store.fireSchedule.bind(store),
+    };
+  };
+
+  test("TaskStore.putSchedule() stores a schedule that listSchedules() reads back, and replaces it by name keeping createdAt and lastTick", async (store) => {
+    const s = schedules(store);
+    const first = await s.putSchedule(schedule("b"), T0);
+    assert.deepEqual(first, {
+      ...schedule("b"),
+      lastTick: null,
+      createdAt: T0,
+      updatedAt: T0,
+      version: first.version,
+    });
+    await s.putSchedule(schedule("a", { tz: "Europe/Berlin" }), T0);
+    assert.deepEqual((await s.listSchedules()).map((r) => r.name), ["a", "b"]);
+    const fired = await s.fireSchedule(fireOf(first, T0 + 300_000));
+    assert.equal(fired.fired, true);
+    const replaced = await s.putSchedule(
+      schedule("b", { cron: "0 * * * *", nextTick: T0 + 3_600_000 }),
+      T0 + 400_000,
+    );
+    assert.equal(replaced.cron, "0 * * * *");
+    assert.equal(replaced.nextTick, T0 + 3_600_000);
+    assert.equal(replaced.lastTick, T0 + 300_000);
+    assert.equal(replaced.createdAt, T0);
+    assert.equal(replaced.updatedAt, T0 + 400_000);
+    assert.ok(replaced.version > first.version + 1);
+    assert.deepEqual(
+      (await s.listSchedules()).find((r) => r.name === "b"),
+      replaced,
+    );
+    assert.equal(await s.deleteSchedule("b"), true);
+    assert.equal(await s.deleteSchedule("b"), false);
+    assert.deepEqual((await s.listSchedules()).map((r) => r.name), ["a"]);
+  });
+
+  test("TaskStore.fireSchedule() advances the schedule and inserts its task in one step, and refuses a stale version", async (store) => {
+    const s = schedules(store);
+    const record = await s.putSchedule(schedule("every"), T0);
+    const tick = T0 + 300_000;
+    const fire = fireOf(record, tick);
+    const outcome = await s.fireSchedule(fire);
+    assert.equal(outcome.fired, true);
+    assert.equal(outcome.inserted?.inserted, true);
+    assert.equal(outcome.inserted?.record.id, fire.task.id);
+    const [after] = await s.listSchedules();
+    assert.equal(after?.lastTick, tick);
+    assert.equal(after?.nextTick, tick + 300_000);
+    assert.equal(after?.updatedAt, tick);
+    const stored = await store.getByKey(fire.task.idempotencyKey!);
+    assert.equal(stored?.status, "queued");
+    assert.deepEqual(stored?.payload, fire.task.payload);
+    // The same version again (a second process that read it too): nothing.
+    const again = await s.fireSchedule(
+      fireOf(record, tick, { task: task("other", { idempotencyKey: "k2" }) }),
+    );
+    assert.deepEqual(again, { fired: false, inserted: null });
+    assert.equal(await store.get("other"), undefined);
+    // A removed schedule fires nothing.
+    await s.deleteSchedule("every");
+    assert.equal(
+      (await s.fireSchedule(fireOf(after!, tick + 300_000))).fired,
+      false,
+    );
+    assert.equal((await store.status(T0)).counts.queued, 1);
+  });
+
+  test("TaskStore.fireSchedule() never runs a recorded tick again when its task was pruned and its key is free", async (store) => {
+    const s = schedules(store);
+    const record = await s.putSchedule(schedule("pruned"), T0);
+    const tick = T0 + 300_000;
+    await s.fireSchedule(fireOf(record, tick));
+    const { claimed } = await store.commit(batch({ now: tick, claimDue: 1 }));
+    await store.commit(batch({ now: tick, settles: [succeed(claimed[0]!)] }));
+    await store.prune({ succeeded: { maxCount: 0 } }, tick + 1, 10);
+    assert.equal(await store.getByKey(`schedule:pruned:${tick}`), undefined);
+    // The current version, but the tick already recorded: refused.
+    const [current] = await s.listSchedules();
+    assert.equal(
+      (await s.fireSchedule(
+        fireOf(current!, tick, {
+          task: task("again", { idempotencyKey: `schedule:pruned:${tick}` }),
+        }),
+      )).fired,
+      false,
+    );
+    assert.equal(await store.get("again"), undefined);
+    // The next tick runs.
+    assert.equal(
+      (await s.fireSchedule(fireOf(current!, tick + 300_000))).fired,
+      true,
+    );
+  });
+
+  test("TaskStore.fireSchedule() fires a tick once when several fire it at once", async (store) => {
+    const s = schedules(store);
+    const record = await s.putSchedule(schedule("race"), T0);
+    const tick = T0 + 300_000;
+    const outcomes = await Promise.all(
+      ["p1", "p2", "p3", "p4"].map((id) =>
+        s.fireSchedule(
+          fireOf(record, tick, {
+            task: task(id, { idempotencyKey: `schedule:race:${tick}` }),
+          }),
+        )
+      ),
+    );
+    assert.equal(outcomes.filter((o) => o.fired).length, 1);
+    assert.equal((await store.list()).length, 1);
+    assert.equal((await store.status(T0)).totals.submitted, 1);
+  });
+
+  test("TaskStore.fireSchedule() advances the schedule when the tick's key is already held, answering with the holder", async (store) => {
+    const s = schedules(store);
+    const record = await s.putSchedule(schedule("held"), T0);
+    const tick = T0 + 300_000;
+    const key = `schedule:held:${tick}`;
+    await store.commit(
+      batch({ inserts: [task("holder", { idempotencyKey: key })] }),
+    );
+    const outcome = await s.fireSchedule(
+      fireOf(record, tick, { task: task("late", { idempotencyKey: key }) }),
+    );
+    assert.equal(outcome.fired, true);
+    assert.equal(outcome.inserted?.inserted, false);
+    assert.equal(outcome.inserted?.record.id, "holder");
+    assert.equal((await s.listSchedules())[0]?.lastTick, tick);
+  });
 }

@@ -44,17 +44,26 @@ import type {
   InsertAllOptions,
   InsertOutcome,
   ListOptions,
+  NewSchedule,
   NewTask,
   PruneResult,
   QueueState,
   RemoveOutcome,
   RetentionPolicy,
+  ScheduleFire,
+  ScheduleFireOutcome,
+  ScheduleRecord,
   StateWrite,
   StoreStatus,
   TaskRecord,
   TaskStatus,
   TaskStore,
 } from "../store.ts";
+import {
+  scheduleFromRow,
+  type ScheduleQueries,
+  scheduleQueries,
+} from "./schedules.ts";
 
 /** Options for {@linkcode PostgresTaskStore.open}. */
 export interface PostgresTaskStoreOptions {
@@ -497,6 +506,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
   readonly readonly: boolean;
   #sql: Sql;
   #queries: PostgresQueries;
+  #schedules: ScheduleQueries;
   #notify: boolean;
   #commits = 0;
   #closed = false;
@@ -517,6 +527,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     this.#sql = sql;
     this.schema = schema;
     this.#queries = postgresQueries(`"${schema}"`);
+    this.#schedules = scheduleQueries(`"${schema}"`);
     this.#notify = notify;
     this.migrationsApplied = migrationsApplied;
     this.readonly = readonly;
@@ -2073,6 +2084,111 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
         .finally(() => this.#unlistening.delete(done));
       this.#unlistening.add(done);
     };
+  }
+
+  /**
+   * Stores a schedule, replacing the one of the same name (keeping its
+   * `createdAt` and `lastTick`).
+   *
+   * @param schedule The schedule.
+   * @param now The time of the write (epoch ms).
+   * @returns The stored schedule.
+   * @throws {TypeError} When the task cannot be stored as `jsonb`.
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails.
+   */
+  async putSchedule(
+    schedule: NewSchedule,
+    now: number,
+  ): Promise<ScheduleRecord> {
+    const sql = this.#check("store schedule", true);
+    const task = jsonText(
+      schedule.task,
+      "store schedule",
+      schedule.name,
+      "task",
+      false,
+    );
+    const at = Math.floor(now);
+    checkTime(at, "store schedule", "now");
+    const [row] = await run(sql, this.#schedules.put, [
+      schedule.name,
+      schedule.cron,
+      schedule.tz,
+      task,
+      schedule.nextTick,
+      at,
+    ]);
+    return scheduleFromRow(row!);
+  }
+
+  /**
+   * Deletes a schedule.
+   *
+   * @param name Its name.
+   * @returns `false` when there was none.
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails.
+   */
+  async deleteSchedule(name: string): Promise<boolean> {
+    const sql = this.#check("delete schedule", true);
+    return (await run(sql, this.#schedules.delete, [name])).length > 0;
+  }
+
+  /**
+   * Every schedule, by name.
+   *
+   * @returns The schedules.
+   * @throws {Error} When the store is closed or the server fails.
+   */
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    const sql = this.#check("list schedules");
+    return (await run(sql, this.#schedules.list)).map(scheduleFromRow);
+  }
+
+  /**
+   * Runs one tick of a schedule on a connection of its own: the
+   * compare-and-set on its version, then the insert of its task as a
+   * commit's insert statement, in one transaction. Of concurrent firers
+   * of one tick, the later ones wait for the first's row lock and then
+   * find the version moved on.
+   *
+   * @param fire The tick.
+   * @returns Whether it fired, and the insert's outcome.
+   * @throws {TypeError} When the task's payload cannot be stored.
+   * @throws {Error} When the store is closed or read-only, or the server
+   *   fails; nothing is written.
+   */
+  async fireSchedule(fire: ScheduleFire): Promise<ScheduleFireOutcome> {
+    const sql = this.#check("run schedule", true);
+    const batch = insertOnlyBatch([fire.task], fire.now);
+    const now = Math.floor(fire.now);
+    checkTime(now, "run schedule", "now");
+    const conn = await sql.reserve();
+    try {
+      await conn.unsafe("BEGIN").simple();
+      try {
+        const applied = await run(conn, this.#schedules.fire, [
+          fire.tick,
+          fire.nextTick,
+          now,
+          fire.name,
+          fire.version,
+        ]);
+        if (applied.length === 0) {
+          await conn.unsafe("ROLLBACK").simple();
+          return { fired: false, inserted: null };
+        }
+        const { inserted } = await this.#commit(conn, batch, true);
+        await conn.unsafe("COMMIT").simple();
+        return { fired: true, inserted: inserted[0]! };
+      } catch (error) {
+        await conn.unsafe("ROLLBACK").simple().catch(() => {});
+        throw error;
+      }
+    } finally {
+      conn.release();
+    }
   }
 
   /**

@@ -257,6 +257,26 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         ADD COLUMN checkpoint jsonb;
     `,
   },
+  {
+    version: 7,
+    description: "add schedules",
+    // One row per schedule. task is the task template; version is the
+    // compare-and-set token of every write, so of the processes running
+    // one tick only the first advances last_tick and inserts the task.
+    sql: (s) => `
+      CREATE TABLE ${s}.schedules (
+        name text PRIMARY KEY,
+        cron text NOT NULL,
+        tz text NOT NULL,
+        task jsonb NOT NULL,
+        next_tick bigint,
+        last_tick bigint,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        version integer NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The newest schema version this code knows: the last migration's. */

@@ -192,6 +192,26 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
     `,
   },
+  {
+    version: 8,
+    description: "add schedules",
+    // One row per schedule. task is the task template as JSON; version is
+    // the compare-and-set token of every write, so of the processes running
+    // one tick only the first advances last_tick and inserts the task.
+    sql: `
+      CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        cron TEXT NOT NULL,
+        tz TEXT NOT NULL,
+        task TEXT NOT NULL,
+        next_tick INTEGER,
+        last_tick INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The newest `user_version` this code knows: the last migration's. */

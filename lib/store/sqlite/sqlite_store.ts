@@ -19,6 +19,7 @@ import {
   SYNCHRONOUS_MODES,
 } from "./schema.ts";
 import { openDatabase } from "./open_database.ts";
+import { SCHEDULE_QUERIES, scheduleFromRow } from "./schedules.ts";
 import { SqliteError } from "./sqlite_error.ts";
 import type {
   CancelOutcome,
@@ -27,11 +28,15 @@ import type {
   InsertAllOptions,
   InsertOutcome,
   ListOptions,
+  NewSchedule,
   NewTask,
   PruneResult,
   QueueState,
   RemoveOutcome,
   RetentionPolicy,
+  ScheduleFire,
+  ScheduleFireOutcome,
+  ScheduleRecord,
   StateWrite,
   StoreStatus,
   TaskRecord,
@@ -1760,6 +1765,124 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Runs `call` once no `insertAll` holds the connection, turning a throw
+   * into a rejection.
+   */
+  #call<T>(call: () => T): Promise<T> {
+    const waiting = this.#afterInsertAll(() => this.#call(call));
+    if (waiting !== undefined) return waiting;
+    try {
+      return Promise.resolve(call());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Stores a schedule, replacing the one of the same name (keeping its
+   * `createdAt` and `lastTick`).
+   *
+   * @param schedule The schedule.
+   * @param now The time of the write (epoch ms).
+   * @returns The stored schedule.
+   * @throws {TypeError} When the task is not plain JSON data.
+   * @throws {Error} When the store is closed or read-only.
+   */
+  putSchedule(schedule: NewSchedule, now: number): Promise<ScheduleRecord> {
+    return this.#call(() => {
+      const db = this.#check("store schedule", true);
+      const task = serializeJson(
+        schedule.task,
+        "store schedule",
+        schedule.name,
+        "task",
+      )!;
+      return scheduleFromRow(
+        db.prepare(SCHEDULE_QUERIES.put).get(
+          schedule.name,
+          schedule.cron,
+          schedule.tz,
+          task,
+          schedule.nextTick,
+          now,
+          now,
+        )!,
+      );
+    });
+  }
+
+  /**
+   * Deletes a schedule.
+   *
+   * @param name Its name.
+   * @returns `false` when there was none.
+   * @throws {Error} When the store is closed or read-only.
+   */
+  deleteSchedule(name: string): Promise<boolean> {
+    return this.#call(() =>
+      this.#check("delete schedule", true)
+        .prepare(SCHEDULE_QUERIES.delete).run(name).changes > 0
+    );
+  }
+
+  /**
+   * Every schedule, by name.
+   *
+   * @returns The schedules.
+   * @throws {Error} When the store is closed.
+   */
+  listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#call(() =>
+      this.#check("list schedules", false)
+        .prepare(SCHEDULE_QUERIES.list).all().map(scheduleFromRow)
+    );
+  }
+
+  /**
+   * Runs one tick of a schedule: the compare-and-set on its version and
+   * the insert of its task, in one transaction.
+   *
+   * @param fire The tick.
+   * @returns Whether it fired, and the insert's outcome.
+   * @throws {TypeError} When the task's payload is not plain JSON data.
+   * @throws {SqliteError} When SQLite fails; nothing is written.
+   * @throws {Error} When the store is closed or read-only.
+   */
+  fireSchedule(fire: ScheduleFire): Promise<ScheduleFireOutcome> {
+    return this.#call(() => {
+      const db = this.#check("run schedule", true);
+      const batch = insertOnlyBatch([fire.task], fire.now);
+      const payload = serializeJson(
+        fire.task.payload,
+        "store task",
+        fire.task.id,
+        "payload",
+      )!;
+      return this.#transaction(db, (tally): ScheduleFireOutcome => {
+        const changes = db.prepare(SCHEDULE_QUERIES.fire).run(
+          fire.tick,
+          fire.nextTick,
+          fire.now,
+          fire.name,
+          fire.version,
+          fire.tick,
+        ).changes;
+        if (changes === 0) return { fired: false, inserted: null };
+        const [inserted] = this.#insert(
+          db,
+          batch.inserts,
+          [payload],
+          fire.now,
+          fire.now,
+          tally,
+          new Set(),
+        );
+        return { fired: true, inserted: inserted! };
+      });
+    });
   }
 
   /**

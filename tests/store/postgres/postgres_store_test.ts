@@ -121,6 +121,10 @@ async function openConformanceStore(): Promise<ConformanceStore> {
     remove: (ids) => store.remove(ids),
     setPaused: (queue, paused, now) => store.setPaused(queue, paused, now),
     queueStates: () => store.queueStates(),
+    putSchedule: (schedule, now) => store.putSchedule(schedule, now),
+    deleteSchedule: (name) => store.deleteSchedule(name),
+    listSchedules: () => store.listSchedules(),
+    fireSchedule: (fire) => store.fireSchedule(fire),
     close: () =>
       closing ??= store.close().then(() =>
         PostgresTaskStore.drop(PG!, { schema })
