@@ -32,11 +32,13 @@ import {
   parseCommand,
   UsageError,
 } from "./lib/cli/command.ts";
+import { cancel, deleteTasks } from "./lib/cli/cancel.ts";
 import { ConfigError } from "./lib/cli/config.ts";
 import { dlq } from "./lib/cli/dlq.ts";
 import { exportTasks } from "./lib/cli/export.ts";
 import { monitor } from "./lib/cli/monitor.ts";
 import { err, out, OutputClosedError } from "./lib/cli/output.ts";
+import { pause, queues, resume } from "./lib/cli/pause.ts";
 import { purge } from "./lib/cli/purge.ts";
 import { run } from "./lib/cli/run.ts";
 import { schedule } from "./lib/cli/schedule.ts";
@@ -55,6 +57,11 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   export: exportTasks,
   purge,
   schedule,
+  cancel,
+  delete: deleteTasks,
+  pause,
+  resume,
+  queues,
 };
 
 const USAGE = `Sluice ${VERSION}: a Deno-native task queue
@@ -77,6 +84,11 @@ Commands:
   export    Dump every task, every field, as JSON or CSV
   purge     Delete finished tasks by age and count (or count them: --dry-run)
   schedule  Add, list and remove schedules: tasks submitted at cron ticks
+  cancel    Cancel tasks: never run, or stop a running one (ctx.signal)
+  delete    Delete tasks that are not running
+  pause     Pause named queues in every process (resume undoes it)
+  resume    Resume paused queues
+  queues    List paused and resumed queues
 
 Benchmark: the baseline against the optimized queue, 30 ms of simulated
 I/O per task (cli.ts --benchmark --help).

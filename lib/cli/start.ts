@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkQueueName } from "../store/_shared.ts";
 import { dirname } from "node:path";
 import { serveMetrics } from "../metrics/server.ts";
 import {
@@ -46,9 +47,19 @@ handed out again once their lease (--lease-ms) runs out.
 
 --metrics-file is checked before anything starts: a directory that does not
 exist, or a path that is a directory, is a usage error (exit 2); a file that
-cannot be written (permissions) is a runtime failure (exit 1).`,
+cannot be written (permissions) is a runtime failure (exit 1).
+
+--queues names the queues this process claims from (default: default). It
+claims only task types its --handlers module exports: a task of another
+type waits for a process whose module exports it, and is never
+dead-lettered for being unknown here. Two fleets share one database by
+running start with different --queues and --handlers.`,
   options: [
     HANDLERS_HELP,
+    [
+      "--queues LIST",
+      "Comma-separated queue names to claim from (default\ndefault)",
+    ],
     ...WORKER_PERMISSION_HELP,
     ["--deadline MS", "Graceful shutdown deadline (default 30000)"],
     [
@@ -70,6 +81,24 @@ cannot be written (permissions) is a runtime failure (exit 1).`,
   ],
   config: KEYS,
 });
+
+/** Reads `--queues a,b`: the names, each checked, without repeats. */
+function parseQueues(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const names = text.split(",").map((name) => name.trim());
+  for (const name of names) {
+    try {
+      checkQueueName(name, "--queues");
+    } catch (error) {
+      throw new UsageError(
+        `${(error as Error).message.replace(/^Cannot [^:]*: /, "")} in ${
+          JSON.stringify(text)
+        }`,
+      );
+    }
+  }
+  return [...new Set(names)];
+}
 
 /**
  * Checks, before anything starts, that the final metrics can be written
@@ -123,9 +152,11 @@ export const start: Command = acceptBareAllowFlags(defineCommand({
     "lease-ms": { type: "integer", min: 1, max: MAX_MS },
     prefetch: { type: "integer", min: 0, max: 1 << 24 },
     "metrics-file": { type: "string" },
+    queues: { type: "string" },
   },
   config: KEYS,
 }, async (parsed) => {
+  const queues = parseQueues(parsed.string("queues"));
   const cfg = parsed.config;
   const deadline = parsed.integer("deadline") ?? 30_000;
   const leaseMs = parsed.integer("lease-ms");
@@ -154,6 +185,7 @@ export const start: Command = acceptBareAllowFlags(defineCommand({
       ...(metricsFile !== undefined && { metricsFile }),
       ...(leaseMs !== undefined && { leaseMs }),
       ...(prefetch !== undefined && { prefetch }),
+      ...(queues !== undefined && { queues }),
     });
     let server: ReturnType<typeof serveMetrics> | undefined;
     try {
@@ -170,6 +202,7 @@ export const start: Command = acceptBareAllowFlags(defineCommand({
         store: queue.store.kind,
         workers: cfg.workers,
         concurrency: cfg.concurrency,
+        queues: queues ?? ["default"],
         retention: describeRetention(cfg),
         worker_permissions: options.permissions ?? "inherit",
         ...(server !== undefined && { metrics_port: server.port }),

@@ -5,6 +5,7 @@
  * @module
  */
 import { mulberry32 } from "../_rng.ts";
+import { checkQueueName } from "../store/_shared.ts";
 import type { TaskQueue } from "../queue/task_queue.ts";
 import type { SubmittedIds } from "../queue/submitted_ids.ts";
 import type { TaskHandle, TaskInput } from "../queue/types.ts";
@@ -41,7 +42,8 @@ const USAGE = helpText({
     "cli.ts submit --db PATH|URL --file FILE [options]",
     "cli.ts submit --db PATH|URL --type T [--payload JSON] [--count N] [options]",
     "cli.ts submit --db PATH|URL --random --count N [--seed S] [options]",
-    "(each with [--delay DURATION | --run-at TIME])",
+    "(each with [--delay DURATION | --run-at TIME] [--queue NAME]",
+    " [--priority N])",
   ],
   about: `
 Enqueues tasks into a database that a "start" process works on; this process
@@ -83,6 +85,14 @@ file task with a runAt of its own; a time in the past is due at once.
     [
       "--run-at TIME",
       "Due at this time: ISO 8601 with a zone, Z or +hh:mm\n(2026-12-01T09:00:00Z); not with --delay",
+    ],
+    [
+      "--queue NAME",
+      'The named queue (default "default"), except a file\ntask with a queue of its own',
+    ],
+    [
+      "--priority N",
+      "Claim priority, an integer; higher runs first\n(default 0), except a file task with its own",
     ],
     [
       "--format FORMAT",
@@ -246,6 +256,8 @@ export const submit: Command = defineCommand({
     "dedupe-for": { type: "string" },
     delay: { type: "string" },
     "run-at": { type: "string" },
+    queue: { type: "string" },
+    priority: { type: "integer", min: -2_147_483_647, max: 2_147_483_647 },
   },
   config: KEYS,
   formats: ["text", "json"],
@@ -345,9 +357,22 @@ export const submit: Command = defineCommand({
   }
 
   // The settings' defaults; a file task's own values win.
+  const queueName = parsed.string("queue");
+  if (queueName !== undefined) {
+    try {
+      checkQueueName(queueName, "--queue");
+    } catch (error) {
+      throw new UsageError(
+        (error as Error).message.replace(/^Cannot [^:]*: /, ""),
+      );
+    }
+  }
+  const priority = parsed.integer("priority");
   const withDefaults = (task: TaskInput): void => {
     task.maxAttempts ??= cfg.maxAttempts;
     if (runAt !== undefined) task.runAt ??= runAt;
+    if (queueName !== undefined) task.queue ??= queueName;
+    if (priority !== undefined) task.priority ??= priority;
   };
   const writer = new IdWriter(parsed.format === "json");
   // Ids printed to a terminal show the progress themselves.

@@ -1,8 +1,9 @@
 /**
  * Task files, as `run --tasks` and `submit --file` read them: a JSON array
  * of `{ "image_key", "size" }` objects (type `image.variant`) or of
- * `{ "type", "payload"?, "idempotencyKey"?, "maxAttempts"?, "runAt"? }`
- * objects, `runAt` in epoch ms or as an ISO 8601 time with its zone.
+ * `{ "type", "payload"?, "idempotencyKey"?, "maxAttempts"?, "runAt"?,
+ * "queue"?, "priority"? }` objects, `runAt` in epoch ms or as an ISO 8601
+ * time with its zone.
  * `run` reads a file whole; `submit` streams it, a batch at a time.
  *
  * @module
@@ -25,6 +26,9 @@ function toTaskInput(item: unknown, index: number): TaskInput {
       task.maxAttempts = record["maxAttempts"];
     }
     if ("runAt" in record) task.runAt = runAtOf(record["runAt"], index);
+    // Checked, with the task's index, when the task is submitted.
+    if ("queue" in record) task.queue = record["queue"] as string;
+    if ("priority" in record) task.priority = record["priority"] as number;
     return task;
   }
   if (
