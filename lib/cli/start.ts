@@ -60,6 +60,10 @@ running start with different --queues and --handlers.`,
       "--queues LIST",
       "Comma-separated queue names to claim from (default\ndefault)",
     ],
+    [
+      "--queue-concurrency L",
+      "Per-queue limits, NAME=N,... (each of --queues): at\nmost N tasks of the queue held here at once",
+    ],
     ...WORKER_PERMISSION_HELP,
     ["--deadline MS", "Graceful shutdown deadline (default 30000)"],
     [
@@ -98,6 +102,35 @@ function parseQueues(text: string | undefined): string[] | undefined {
     }
   }
   return [...new Set(names)];
+}
+
+/** Reads `--queue-concurrency a=2,b=1` against the queues claimed from. */
+function parseQueueLimits(
+  text: string | undefined,
+  queues: readonly string[],
+): Record<string, number> | undefined {
+  if (text === undefined) return undefined;
+  const limits: Record<string, number> = {};
+  for (const item of text.split(",")) {
+    const match = /^\s*([^=]+?)\s*=\s*(\d+)\s*$/.exec(item);
+    const limit = match === null ? NaN : Number(match[2]);
+    if (match === null || !Number.isSafeInteger(limit) || limit < 1) {
+      throw new UsageError(
+        `--queue-concurrency must be NAME=N items (N >= 1), comma-separated, got ${
+          JSON.stringify(text)
+        }`,
+      );
+    }
+    if (!queues.includes(match[1]!)) {
+      throw new UsageError(
+        `--queue-concurrency names ${
+          JSON.stringify(match[1])
+        }, which is not one of --queues (${queues.join(", ")})`,
+      );
+    }
+    limits[match[1]!] = limit;
+  }
+  return limits;
 }
 
 /**
@@ -153,10 +186,15 @@ export const start: Command = acceptBareAllowFlags(defineCommand({
     prefetch: { type: "integer", min: 0, max: 1 << 24 },
     "metrics-file": { type: "string" },
     queues: { type: "string" },
+    "queue-concurrency": { type: "string" },
   },
   config: KEYS,
 }, async (parsed) => {
   const queues = parseQueues(parsed.string("queues"));
+  const queueConcurrency = parseQueueLimits(
+    parsed.string("queue-concurrency"),
+    queues ?? ["default"],
+  );
   const cfg = parsed.config;
   const deadline = parsed.integer("deadline") ?? 30_000;
   const leaseMs = parsed.integer("lease-ms");
@@ -186,6 +224,7 @@ export const start: Command = acceptBareAllowFlags(defineCommand({
       ...(leaseMs !== undefined && { leaseMs }),
       ...(prefetch !== undefined && { prefetch }),
       ...(queues !== undefined && { queues }),
+      ...(queueConcurrency !== undefined && { queueConcurrency }),
     });
     let server: ReturnType<typeof serveMetrics> | undefined;
     try {
@@ -203,6 +242,8 @@ export const start: Command = acceptBareAllowFlags(defineCommand({
         workers: cfg.workers,
         concurrency: cfg.concurrency,
         queues: queues ?? ["default"],
+        ...(queueConcurrency !== undefined &&
+          { queue_concurrency: queueConcurrency }),
         retention: describeRetention(cfg),
         worker_permissions: options.permissions ?? "inherit",
         ...(server !== undefined && { metrics_port: server.port }),

@@ -78,8 +78,11 @@ export interface GroupCommitterOptions {
   leaseMs: number;
   /** Epoch-ms clock for the batches. */
   now: () => number;
-  /** The queues claims take from (`CommitBatch.claimQueues`). */
-  claimQueues?: readonly QueueClaim[];
+  /**
+   * The queues a claim takes from (`CommitBatch.claimQueues`), asked when
+   * a batch with a claim is built.
+   */
+  claimQueues?: () => readonly QueueClaim[];
   /** The task types claims take (`CommitBatch.claimTypes`). */
   claimTypes?: readonly string[];
 }
@@ -345,7 +348,7 @@ export class GroupCommitter {
       inserts: taken.newTasks,
       claimDue: taken.claimDue,
       ...(taken.claimDue > 0 && this.#options.claimQueues !== undefined &&
-        { claimQueues: this.#options.claimQueues }),
+        { claimQueues: this.#options.claimQueues() }),
       ...(taken.claimDue > 0 && this.#options.claimTypes !== undefined &&
         { claimTypes: this.#options.claimTypes }),
       leaseMs: this.#options.leaseMs,

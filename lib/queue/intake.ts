@@ -69,6 +69,12 @@ export interface IntakeOptions {
    * any other type or queue. `null`: another process may.
    */
   onlyRunner: { types: readonly string[]; queues: readonly string[] } | null;
+  /**
+   * Whether this process may take one more task of `queue` now (its
+   * per-queue concurrency limit): a task it may not is inserted unclaimed
+   * and claimed once there is room.
+   */
+  hasRoom: (queue: string) => boolean;
   /** Epoch-ms clock. */
   now: () => number;
 }
@@ -475,6 +481,13 @@ export class Intake {
     slot: ChannelSlot<TaskEntry> | undefined,
     detached: boolean,
   ): Promise<TaskHandle> {
+    // Room in a limited queue is judged here, as the entry is counted, so
+    // that the tasks of one batch see each other.
+    if (
+      task.claim === true && !this.#options.hasRoom(task.queue ?? DEFAULT_QUEUE)
+    ) {
+      task.claim = false;
+    }
     const entry = newEntry(task, this.#options.consuming);
     const admission: Admission = {
       slot,
@@ -726,6 +739,7 @@ function newEntry(task: NewTask, local: boolean): TaskEntry {
   return {
     id: task.id,
     type: task.type,
+    queue: task.queue ?? DEFAULT_QUEUE,
     payload: task.payload,
     attempt: 1,
     idempotencyKey: task.idempotencyKey,

@@ -61,6 +61,8 @@ export interface ResolvedOptions {
   retention: ResolvedRetention | null;
   /** The named queues this process claims from, without repeats. */
   queues: readonly string[];
+  /** Per-queue concurrency limits, by queue name. */
+  queueConcurrency: ReadonlyMap<string, number>;
 }
 
 /**
@@ -121,8 +123,36 @@ export function resolveOptions(options: TaskQueueOptions): ResolvedOptions {
       : new Logger({ level: "warn", ...options.logger }),
     metrics: options.metrics ?? new Metrics(),
     retention: resolveRetention(options.retention),
-    queues: resolveQueues(options.queues),
+    ...resolveQueueOptions(options),
   };
+}
+
+function resolveQueueOptions(
+  options: TaskQueueOptions,
+): Pick<ResolvedOptions, "queues" | "queueConcurrency"> {
+  const queues = resolveQueues(options.queues);
+  const given = options.queueConcurrency;
+  const queueConcurrency = new Map<string, number>();
+  if (given === undefined) return { queues, queueConcurrency };
+  if (typeof given !== "object" || given === null || Array.isArray(given)) {
+    throw new TypeError(
+      `Cannot open queue: queueConcurrency must be an object of limits by queue name, got ${
+        given === null ? "null" : Array.isArray(given) ? "array" : typeof given
+      }`,
+    );
+  }
+  for (const [name, limit] of Object.entries(given)) {
+    if (!queues.includes(name)) {
+      throw new RangeError(
+        `Cannot open queue: queueConcurrency names queue ${
+          JSON.stringify(name)
+        }, which is not one of queues (${queues.join(", ")})`,
+      );
+    }
+    positiveInteger(`queueConcurrency.${name}`, limit);
+    queueConcurrency.set(name, limit);
+  }
+  return { queues, queueConcurrency };
 }
 
 function resolveQueues(given: TaskQueueOptions["queues"]): readonly string[] {

@@ -37,6 +37,7 @@ import {
 import { GroupCommitter } from "./group_commit.ts";
 import { Intake } from "./intake.ts";
 import { Leases } from "./leases.ts";
+import { QueueLimits } from "./queue_limits.ts";
 import { Pruner } from "./pruner.ts";
 import { Reports } from "./reports.ts";
 import {
@@ -150,6 +151,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
   #reports: Reports;
   #dispatcher: Dispatcher | null = null;
   #leases: Leases;
+  #limits: QueueLimits;
   #pruner: Pruner | null = null;
   /** Submissions through callers' transactions: PostgreSQL stores only. */
   #transactional: TransactionalIntake | null = null;
@@ -173,6 +175,13 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
       capacity: parts.capacity,
       overflow: parts.overflow,
     });
+    // A limited queue with room again may have tasks waiting in the store.
+    this.#limits = new QueueLimits(
+      parts.queues,
+      parts.queueConcurrency,
+      this.#table,
+      () => this.#dispatcher?.wake(),
+    );
     this.#leases = new Leases(this.#table, this.#events, {
       leaseMs: parts.leaseMs,
       intervalMs: Math.max(1, Math.floor(parts.leaseMs / 4)),
@@ -183,8 +192,10 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
       inserted: (entries, outcomes) => this.#intake.inserted(entries, outcomes),
       insertFailed: (entries, error) =>
         this.#intake.insertFailed(entries, error),
-      claimed: (records, requested, error) =>
-        this.#dispatcher?.claimed(records, requested, error),
+      claimed: (records, requested, error) => {
+        this.#dispatcher?.claimed(records, requested, error);
+        this.#limits.claimed();
+      },
       renewals: (at) => this.#leases.renewals(at),
       renewed: (entries, applied, leaseUntil) =>
         this.#leases.renewed(entries, applied, leaseUntil),
@@ -212,7 +223,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     }, {
       leaseMs: parts.leaseMs,
       now,
-      claimQueues: parts.queues.map((queue) => ({ queue })),
+      claimQueues: () => this.#limits.claimQueues(),
       ...(pool !== null && { claimTypes: pool.types }),
     });
     this.#reports = new Reports(this.#committer, this.#events);
@@ -240,6 +251,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
         now,
         runsHere: (queue, type) =>
           runs.queues.has(queue) && runs.types.has(type),
+        hasRoom: (queue) => this.#limits.hasRoom(queue),
         onlyRunner: pool !== null && !store.durable && parts.ownsStore
           ? { types: pool.types, queues: parts.queues }
           : null,

@@ -89,11 +89,49 @@ interface IdleWaiter {
 /** The task table of one queue. Owned by the queue's main thread. */
 export class TaskTable {
   #entries = new Map<string, TaskEntry>();
+  /** Entries not remote, by queue, for the queues with a limit only. */
+  #held = new Map<string, number>();
+  #onFreed: ((queue: string) => void) | null = null;
   /** Live entries by idempotency key: the in-process deduplication index. */
   #byKey = new Map<string, TaskEntry>();
   #counts = new Counts();
   #local = 0;
   #waiters: IdleWaiter[] = [];
+
+  /**
+   * Counts, from now on, the entries of `queues` that are not remote (so
+   * claimed here, or being inserted), for {@linkcode TaskTable.heldIn};
+   * `onFreed` is called when one of them leaves.
+   *
+   * @param queues The queues with a concurrency limit.
+   * @param onFreed Told the queue whose count went down.
+   */
+  countQueues(
+    queues: Iterable<string>,
+    onFreed: (queue: string) => void,
+  ): void {
+    for (const queue of queues) this.#held.set(queue, 0);
+    this.#onFreed = onFreed;
+  }
+
+  /**
+   * Entries of `queue` this process holds or is inserting (not remote);
+   * 0 for a queue not counted.
+   *
+   * @param queue The queue.
+   * @returns The count.
+   */
+  heldIn(queue: string): number {
+    return this.#held.get(queue) ?? 0;
+  }
+
+  /** Counts `entry` in or out of its queue's held count. */
+  #hold(entry: TaskEntry, delta: 1 | -1): void {
+    const held = this.#held.get(entry.queue);
+    if (held === undefined) return;
+    this.#held.set(entry.queue, held + delta);
+    if (delta < 0) this.#onFreed?.(entry.queue);
+  }
 
   /** Entries in the table. */
   get size(): number {
@@ -182,6 +220,7 @@ export class TaskTable {
     }
     this.#counts.add(state, 1);
     if (entry.local) this.#local++;
+    if (this.#held.size > 0 && state !== "remote") this.#hold(entry, 1);
   }
 
   /**
@@ -205,6 +244,9 @@ export class TaskTable {
     this.#counts.add(from, -1);
     this.#counts.add(to, 1);
     entry.state = to;
+    if (this.#held.size > 0 && (from === "remote") !== (to === "remote")) {
+      this.#hold(entry, to === "remote" ? -1 : 1);
+    }
     if (this.#waiters.length > 0) this.#wake();
   }
 
@@ -233,6 +275,7 @@ export class TaskTable {
     if (key !== null && this.#byKey.get(key) === entry) this.#byKey.delete(key);
     this.#counts.add(entry.state, -1);
     if (entry.local) this.#local--;
+    if (this.#held.size > 0 && entry.state !== "remote") this.#hold(entry, -1);
     if (this.#waiters.length > 0) this.#wake();
     return true;
   }

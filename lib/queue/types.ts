@@ -288,6 +288,15 @@ export interface TaskHandle<T = unknown> {
 /** Options for {@linkcode TaskQueue.open}. Every field is optional. */
 export interface TaskQueueOptions {
   /**
+   * The most tasks of a named queue this process holds at once (claimed,
+   * waiting for a worker slot or running), by queue name: a per-queue
+   * concurrency limit inside the process. Each name must be one of
+   * `queues`; a queue not named has only the pool's limit.
+   *
+   * @default {{}}
+   */
+  queueConcurrency?: Readonly<Record<string, number>>;
+  /**
    * The named queues this queue claims from (consumers only), and claims
    * at submit: a task submitted to another queue is stored for a process
    * that claims from it. Whatever the queues, only task types the handler
@@ -655,6 +664,8 @@ export interface Deferred {
 export interface TaskEntry extends PoolTask {
   /** Where the task stands; changed only by `TaskTable.move`. */
   state: TaskState;
+  /** The named queue it belongs to. */
+  readonly queue: string;
   /** Submitted here by a consuming queue: `drain` waits for it. */
   readonly local: boolean;
   /** Attempt limit. */
@@ -748,6 +759,7 @@ export function entryOf(
   return {
     id: record.id,
     type: record.type,
+    queue: record.queue,
     payload: record.payload,
     attempt: record.attempts + 1,
     idempotencyKey: record.idempotencyKey,

@@ -163,8 +163,8 @@ Deno.test("cli.ts pause, resume and queues store a queue's state, and submit --p
       "emails,ticks",
       "--handlers",
       EMAILS,
-      "--concurrency",
-      "1",
+      "--queue-concurrency",
+      "emails=1",
       "--workers",
       "1",
       "--poll-interval-ms",
@@ -202,6 +202,19 @@ Deno.test("cli.ts pause, resume and queues store a queue's state, and submit --p
       "order low",
     ]);
     assert.equal((await worker.stop()).code, 0);
+    const badLimit = await cli([
+      "start",
+      ...dbArgs(db),
+      "--queues",
+      "emails",
+      "--queue-concurrency",
+      "images=2",
+    ]);
+    assert.equal(badLimit.code, 2);
+    assert.match(
+      badLimit.stderr,
+      /--queue-concurrency names "images", which is not one of --queues \(emails\)/,
+    );
     const bad = await cli(["pause", "", ...dbArgs(db)]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /QUEUE must have 1 to 128 characters/);

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { TaskCancelledError } from "../../lib/errors.ts";
 import { TaskQueue } from "../../lib/queue/task_queue.ts";
-import type { TaskQueueOptions } from "../../lib/queue/types.ts";
+import type { TaskInput, TaskQueueOptions } from "../../lib/queue/types.ts";
 import { tempDir, waitFor } from "../_helpers.ts";
 import { BACKENDS, type Database, lines } from "./_support.ts";
 
@@ -220,6 +220,78 @@ for (const backend of BACKENDS) {
       { id: later.id, outcome: "removed" },
     ]);
     assert.equal(await admin.getTask(later.id), undefined);
+  });
+}
+
+/** The most spans of `spans.log` whose queue is `prefix` that overlap. */
+async function maxOverlap(dir: string, prefix: string): Promise<number> {
+  const spans = (await lines(`${dir}/spans.log`))
+    .map((line) => line.split(" "))
+    .filter(([key]) => key!.startsWith(prefix))
+    .map(([, start, end]) => [Number(start), Number(end)] as const);
+  let most = 0;
+  for (const [start] of spans) {
+    // The spans running at this one's start.
+    const running = spans.filter(([s, e]) => s <= start && start < e).length;
+    most = Math.max(most, running);
+  }
+  return most;
+}
+
+async function limitedRun(
+  dir: string,
+  producer: TaskQueue,
+  consumer: TaskQueue,
+): Promise<void> {
+  const spans = (queue: string, n: number): TaskInput[] =>
+    Array.from({ length: n }, (_, i) => ({
+      type: "spanned",
+      queue,
+      payload: { dir, key: `${queue}${i}`, ms: 15 },
+    }));
+  const handles = [
+    ...await producer.submitMany(spans("a", 8)),
+    ...await producer.submitMany(spans("b", 8)),
+  ];
+  for (const handle of handles) await handle.result;
+  assert.equal((await lines(`${dir}/spans.log`)).length, 16);
+  assert.equal(await maxOverlap(dir, "a"), 1);
+  assert.equal(consumer.metrics.counter("succeeded") > 0, true);
+}
+
+Deno.test("queueConcurrency holds a queue to its limit inside a process, for tasks submitted here", async () => {
+  await using dir = await tempDir();
+  await using queue = await TaskQueue.open({
+    handlers: emails,
+    queues: ["a", "b"],
+    queueConcurrency: { a: 1 },
+    workers: 2,
+    concurrency: 4,
+  });
+  await limitedRun(dir.path, queue, queue);
+  await assert.rejects(
+    TaskQueue.open({ queues: ["a"], queueConcurrency: { b: 1 } }),
+    /queueConcurrency names queue "b", which is not one of queues \(a\)/,
+  );
+  await assert.rejects(
+    TaskQueue.open({ queueConcurrency: { default: 0 } }),
+    /queueConcurrency.default must be an integer >= 1, got 0/,
+  );
+});
+
+for (const backend of BACKENDS) {
+  Deno.test(`[${backend.name}] queueConcurrency holds a queue to its limit for tasks claimed from the store`, async () => {
+    await using dir = await tempDir();
+    await using db = backend.create(dir.path);
+    await using producer = await openOn(db, { consume: false });
+    await using consumer = await openOn(db, {
+      handlers: emails,
+      queues: ["a", "b"],
+      queueConcurrency: { a: 1 },
+      workers: 2,
+      concurrency: 4,
+    });
+    await limitedRun(dir.path, producer, consumer);
   });
 }
 
