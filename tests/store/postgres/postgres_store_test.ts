@@ -1305,3 +1305,94 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "PostgresTaskStore's claim reads tasks_claim in order, with no sort of the queue, at 100,000 queued rows",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const store = await fx.open();
+    await using sql = admin();
+    const t = `"${fx.schema}".tasks`;
+    // 100,000 due rows in two queues and five priorities, and as many of
+    // a third queue that the claim does not ask for.
+    await sql.unsafe(
+      `INSERT INTO ${t} (id, type, payload, status, attempts, max_attempts,
+        run_at, created_at, updated_at, version, queue, priority)
+      SELECT 'q-' || i, 'noop', 'null', 'queued', 0, 3, ${T0} - i % 1000,
+        ${T0}, ${T0}, 0,
+        CASE i % 3 WHEN 0 THEN 'emails' WHEN 1 THEN 'images' ELSE 'other' END,
+        i % 5
+      FROM generate_series(1, 150000) i`,
+    );
+    await sql.unsafe(`ANALYZE ${t}`);
+    const q = postgresQueries(`"${fx.schema}"`);
+    const text = q.claimDue.replaceAll("$1::bigint", String(T0))
+      .replace("$2::bigint", String(T0 + 1000))
+      .replace("$3::bigint", "64")
+      .replace(
+        "$4::text",
+        `'[{"q":"emails","n":64},{"q":"images","n":64}]'`,
+      )
+      .replaceAll("$5::text", "NULL::text");
+    // EXPLAIN ANALYZE runs the claim: in a transaction rolled back after.
+    const plan = await sql.begin(async (tx) => {
+      const [row] = await tx.unsafe(
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`,
+      );
+      await tx.unsafe("ROLLBACK AND CHAIN");
+      return (row!["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan;
+    });
+    interface PlanNode {
+      "Node Type": string;
+      "Relation Name"?: string;
+      "Index Name"?: string;
+      "Actual Rows"?: number;
+      "Actual Loops"?: number;
+      "Sort Key"?: string[];
+      Plans?: PlanNode[];
+    }
+    const nodes: PlanNode[] = [];
+    const walk = (node: PlanNode): void => {
+      nodes.push(node);
+      for (const child of node.Plans ?? []) walk(child);
+    };
+    walk(plan);
+    const scans = nodes.filter((n) =>
+      n["Relation Name"] === "tasks" && n["Node Type"].endsWith("Scan")
+    );
+    assert.ok(scans.length > 0);
+    if (Deno.env.get("SLUICE_SHOW_PLAN") !== undefined) {
+      console.log(JSON.stringify(plan, null, 1));
+    }
+    for (const scan of scans) {
+      assert.notEqual(scan["Node Type"], "Seq Scan");
+      if (scan["Index Name"] !== "tasks_pkey") {
+        assert.equal(scan["Index Name"], "tasks_claim");
+        // Each queue's scan stops at its LIMIT: rows read per loop are
+        // the claim's size, not the queue's 50,000.
+        assert.ok(
+          (scan["Actual Rows"] ?? 0) <= 64,
+          `${scan["Actual Rows"]} rows from ${scan["Index Name"]}`,
+        );
+      }
+    }
+    // The only sort is the merge of the queues' candidates (at most
+    // 2 x 64 rows), never one of a queue's rows.
+    for (const sort of nodes.filter((n) => n["Node Type"] === "Sort")) {
+      assert.ok((sort["Actual Rows"] ?? 0) <= 128);
+    }
+    const { claimed } = await store.commit({
+      settles: [],
+      inserts: [],
+      claimDue: 64,
+      claimQueues: [{ queue: "emails" }, { queue: "images" }],
+      leaseMs: 1000,
+      now: T0,
+    });
+    assert.equal(claimed.length, 64);
+    assert.ok(claimed.every((r) => r.priority === 4));
+    assert.ok(claimed.every((r) => r.queue !== "other"));
+  },
+});
