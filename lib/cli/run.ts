@@ -107,6 +107,9 @@ export const run: Command = acceptBareAllowFlags(defineCommand({
       return `running ${gauges.running}  claimed ${gauges.claimed}`;
     },
   });
+  // A run is the only process for its tasks: one of a type its module
+  // does not export would wait forever, so it is refused as invalid.
+  const types = new Set(queue.taskTypes);
   let finished = 0;
   let invalid = 0;
   let firstInvalid = "";
@@ -115,6 +118,13 @@ export const run: Command = acceptBareAllowFlags(defineCommand({
   try {
     await Promise.all(tasks.map(async (task, index) => {
       try {
+        if (!types.has(task.type)) {
+          throw new TypeError(
+            `unknown task type ${JSON.stringify(task.type)} (known types: ${
+              [...types].join(", ") || "none"
+            })`,
+          );
+        }
         const handle = await queue.submit(task);
         // Dead-lettered tasks are counted by the metrics.
         await handle.result.catch(() => {});

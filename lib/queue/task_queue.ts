@@ -633,6 +633,14 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
     return this.#parts.store.queueStates();
   }
 
+  /**
+   * The task types this queue runs: the function exports of its handler
+   * module, as its workers reported them. Empty for a producer-only queue.
+   */
+  get taskTypes(): readonly string[] {
+    return this.#parts.pool?.types ?? [];
+  }
+
   /** Tasks waiting in the channel for a worker. */
   get depth(): number {
     return this.#channel.depth;

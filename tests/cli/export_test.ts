@@ -27,6 +27,8 @@ const FIELDS = [
   "dedupe_until",
   "output_key",
   "version",
+  "queue",
+  "priority",
   "payload",
   "result",
   "progress",

@@ -133,10 +133,14 @@ Deno.test("cli.ts run --handlers runs the task types of a handler module", async
   ) as { result: unknown }[];
   assert.equal(task!.result, "HI");
 
-  // The built-ins have no "shout".
-  const builtin = await cli(runArgs(file, ":memory:", "--json"));
+  // The built-ins have no "shout", and a run has no other process to
+  // leave it to: it is refused at submit, naming the type, on a database
+  // file as on memory.
+  const builtin = await cli(runArgs(file, `${dir.path}/b.db`, "--json"));
   assert.equal(builtin.code, 1);
-  assert.equal((JSON.parse(builtin.stdout) as RunSummary).dead, 1);
+  const refused = JSON.parse(builtin.stdout) as RunSummary;
+  assert.deepEqual([refused.invalid, refused.dead], [1, 0]);
+  assert.match(builtin.stderr, /unknown task type "shout"/);
 });
 
 Deno.test("cli.ts run on input/sample_tasks_small.json succeeds with the committed source objects", async () => {

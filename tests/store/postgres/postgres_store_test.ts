@@ -1363,9 +1363,6 @@ Deno.test({
       n["Relation Name"] === "tasks" && n["Node Type"].endsWith("Scan")
     );
     assert.ok(scans.length > 0);
-    if (Deno.env.get("SLUICE_SHOW_PLAN") !== undefined) {
-      console.log(JSON.stringify(plan, null, 1));
-    }
     for (const scan of scans) {
       assert.notEqual(scan["Node Type"], "Seq Scan");
       if (scan["Index Name"] !== "tasks_pkey") {
