@@ -374,3 +374,73 @@ export function helpText(help: HelpText): string {
       }`
   }`;
 }
+
+/**
+ * Runs a check of a command-line value, turning the error it throws into a
+ * {@linkcode UsageError} (exit code 2) without its "Cannot …: " prefix.
+ *
+ * @param check Throws when the value is bad.
+ * @returns What `check` returns.
+ * @throws {UsageError} When `check` throws.
+ */
+export function checkArg<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    throw new UsageError(
+      (error as Error).message.replace(/^Cannot [^:]*: /, ""),
+    );
+  }
+}
+
+/**
+ * Reads a JSON flag such as `--payload`.
+ *
+ * @param parsed The parsed command.
+ * @param name The flag, without `--`.
+ * @returns Its value parsed, or `null` when it is not given.
+ * @throws {UsageError} When it is not JSON.
+ */
+export function jsonFlag(parsed: ParsedCommand, name: string): unknown {
+  const text = parsed.string(name);
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`--${name} must be JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Runs the action a command's first positional names (`dlq list`,
+ * `schedule add`), with the other positionals.
+ *
+ * @param command The command's name, for messages.
+ * @param parsed The parsed command.
+ * @param actions The actions by name.
+ * @returns The action's exit code.
+ * @throws {UsageError} When the action is missing or unknown.
+ */
+export async function runAction(
+  command: string,
+  parsed: ParsedCommand,
+  actions: Readonly<
+    Record<string, (parsed: ParsedCommand, args: string[]) => Promise<number>>
+  >,
+): Promise<number> {
+  const [action, ...args] = parsed.positionals;
+  const names = Object.keys(actions);
+  const expected = `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+  if (action === undefined) {
+    throw new UsageError(`${command} needs an action: ${expected}`);
+  }
+  const run = Object.hasOwn(actions, action) ? actions[action] : undefined;
+  if (run === undefined) {
+    throw new UsageError(
+      `unknown ${command} action ${
+        JSON.stringify(action)
+      }: expected ${expected}`,
+    );
+  }
+  return await run(parsed, args);
+}

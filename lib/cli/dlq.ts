@@ -9,6 +9,7 @@ import {
   defineCommand,
   helpText,
   type ParsedCommand,
+  runAction,
   UsageError,
 } from "./command.ts";
 import { READ_KEYS, withStore } from "./open.ts";
@@ -157,17 +158,5 @@ export const dlq: Command = defineCommand({
   defaultFormat: "text",
   positionals: true,
 }, async (parsed) => {
-  const [action, ...ids] = parsed.positionals;
-  if (action === undefined) {
-    throw new UsageError("dlq needs an action: list, show or requeue");
-  }
-  const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
-  if (run === undefined) {
-    throw new UsageError(
-      `unknown dlq action ${
-        JSON.stringify(action)
-      }: expected list, show or requeue`,
-    );
-  }
-  return await run(parsed, ids);
+  return await runAction("dlq", parsed, ACTIONS);
 });

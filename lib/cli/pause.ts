@@ -6,6 +6,7 @@
  */
 import { checkQueueName } from "../store/_shared.ts";
 import {
+  checkArg,
   type Command,
   defineCommand,
   helpText,
@@ -41,13 +42,7 @@ function queueNames(parsed: ParsedCommand, action: string): string[] {
     throw new UsageError(`${action} needs one or more queue names`);
   }
   for (const name of parsed.positionals) {
-    try {
-      checkQueueName(name, "QUEUE");
-    } catch (error) {
-      throw new UsageError(
-        (error as Error).message.replace(/^Cannot [^:]*: /, ""),
-      );
-    }
+    checkArg(() => checkQueueName(name, "QUEUE"));
   }
   return [...new Set(parsed.positionals)];
 }

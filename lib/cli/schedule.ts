@@ -16,9 +16,12 @@ import {
   type Command,
   defineCommand,
   helpText,
+  jsonFlag,
   type ParsedCommand,
+  runAction,
   UsageError,
 } from "./command.ts";
+import { MAX_PRIORITY } from "../store/_shared.ts";
 import { READ_KEYS, withStore } from "./open.ts";
 import { out, terminalText } from "./output.ts";
 
@@ -115,17 +118,7 @@ async function add(parsed: ParsedCommand, names: string[]): Promise<number> {
   }
   const type = parsed.string("type");
   if (type === undefined) throw new UsageError("schedule add needs --type T");
-  let payload: unknown = null;
-  const payloadText = parsed.string("payload");
-  if (payloadText !== undefined) {
-    try {
-      payload = JSON.parse(payloadText);
-    } catch (error) {
-      throw new UsageError(
-        `--payload must be JSON: ${(error as Error).message}`,
-      );
-    }
-  }
+  const payload = jsonFlag(parsed, "payload");
   const queue = parsed.string("queue");
   const priority = parsed.integer("priority");
   const task: ScheduleTask = {
@@ -225,11 +218,7 @@ export const schedule: Command = defineCommand({
     type: { type: "string" },
     payload: { type: "string" },
     queue: { type: "string" },
-    priority: {
-      type: "integer",
-      min: -Number.MAX_SAFE_INTEGER,
-      max: Number.MAX_SAFE_INTEGER,
-    },
+    priority: { type: "integer", min: -MAX_PRIORITY, max: MAX_PRIORITY },
     tz: { type: "string" },
   },
   config: READ_KEYS,
@@ -237,17 +226,5 @@ export const schedule: Command = defineCommand({
   defaultFormat: "text",
   positionals: true,
 }, async (parsed) => {
-  const [action, ...names] = parsed.positionals;
-  if (action === undefined) {
-    throw new UsageError("schedule needs an action: add, list or remove");
-  }
-  const run = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
-  if (run === undefined) {
-    throw new UsageError(
-      `unknown schedule action ${
-        JSON.stringify(action)
-      }: expected add, list or remove`,
-    );
-  }
-  return await run(parsed, names);
+  return await runAction("schedule", parsed, ACTIONS);
 });

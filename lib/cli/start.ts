@@ -8,6 +8,7 @@ import { checkQueueName } from "../store/_shared.ts";
 import { dirname } from "node:path";
 import { serveMetrics } from "../metrics/server.ts";
 import {
+  checkArg,
   type Command,
   defineCommand,
   helpText,
@@ -91,15 +92,7 @@ function parseQueues(text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined;
   const names = text.split(",").map((name) => name.trim());
   for (const name of names) {
-    try {
-      checkQueueName(name, "--queues");
-    } catch (error) {
-      throw new UsageError(
-        `${(error as Error).message.replace(/^Cannot [^:]*: /, "")} in ${
-          JSON.stringify(text)
-        }`,
-      );
-    }
+    checkArg(() => checkQueueName(name, `--queues ${JSON.stringify(text)}:`));
   }
   return [...new Set(names)];
 }

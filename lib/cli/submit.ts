@@ -5,14 +5,16 @@
  * @module
  */
 import { mulberry32 } from "../_rng.ts";
-import { checkQueueName } from "../store/_shared.ts";
+import { checkQueueName, MAX_PRIORITY } from "../store/_shared.ts";
 import type { TaskQueue } from "../queue/task_queue.ts";
 import type { SubmittedIds } from "../queue/submitted_ids.ts";
 import type { TaskHandle, TaskInput } from "../queue/types.ts";
 import {
+  checkArg,
   type Command,
   defineCommand,
   helpText,
+  jsonFlag,
   UsageError,
 } from "./command.ts";
 import {
@@ -257,7 +259,7 @@ export const submit: Command = defineCommand({
     delay: { type: "string" },
     "run-at": { type: "string" },
     queue: { type: "string" },
-    priority: { type: "integer", min: -2_147_483_647, max: 2_147_483_647 },
+    priority: { type: "integer", min: -MAX_PRIORITY, max: MAX_PRIORITY },
   },
   config: KEYS,
   formats: ["text", "json"],
@@ -293,16 +295,7 @@ export const submit: Command = defineCommand({
     throw new UsageError("--idempotency-key needs --type and --count 1");
   }
   if (key === "") throw new UsageError("--idempotency-key must not be empty");
-  let payload: unknown = null;
-  if (payloadText !== undefined) {
-    try {
-      payload = JSON.parse(payloadText);
-    } catch (error) {
-      throw new UsageError(
-        `--payload must be JSON: ${(error as Error).message}`,
-      );
-    }
-  }
+  const payload = jsonFlag(parsed, "payload");
   const dedupeText = parsed.string("dedupe-for");
   if (dedupeText !== undefined && key === undefined) {
     throw new UsageError("--dedupe-for needs --idempotency-key");
@@ -359,13 +352,7 @@ export const submit: Command = defineCommand({
   // The settings' defaults; a file task's own values win.
   const queueName = parsed.string("queue");
   if (queueName !== undefined) {
-    try {
-      checkQueueName(queueName, "--queue");
-    } catch (error) {
-      throw new UsageError(
-        (error as Error).message.replace(/^Cannot [^:]*: /, ""),
-      );
-    }
+    checkArg(() => checkQueueName(queueName, "--queue"));
   }
   const priority = parsed.integer("priority");
   const withDefaults = (task: TaskInput): void => {
