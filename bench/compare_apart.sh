@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Measures this tree's queue against another revision's, each run in a
+# process of its own, the two trees alternating (this, other, other, this,
+# …), so that neither shares a JIT or a heap with the other and drift in
+# the machine's state hits both alike. Prints each workload's median
+# tasks/s per tree and their ratio.
+#
+#   bench/compare_apart.sh [REV] [PAIRS]
+#   bench/compare_apart.sh 43263dc 10
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rev="${1:-HEAD}"
+pairs="${2:-10}"
+other="$(mktemp -d)"
+trap 'git worktree remove --force "$other" >/dev/null 2>&1 || rm -rf "$other"' EXIT
+git worktree add --detach "$other" "$rev" >/dev/null
+echo "this tree: $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'); other: $(git -C "$other" rev-parse --short HEAD)"
+run() {
+  deno run --allow-read --allow-write --allow-env --allow-ffi --allow-sys \
+    bench/throughput.ts "$1" "$2"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for mode in dispatch durable; do
+  here=()
+  there=()
+  for ((i = 0; i < pairs; i++)); do
+    if ((i % 2 == 0)); then
+      here+=("$(run . "$mode")")
+      there+=("$(run "$other" "$mode")")
+    else
+      there+=("$(run "$other" "$mode")")
+      here+=("$(run . "$mode")")
+    fi
+  done
+  a="$(printf '%s\n' "${here[@]}" | median)"
+  b="$(printf '%s\n' "${there[@]}" | median)"
+  awk -v m="$mode" -v a="$a" -v b="$b" -v n="$pairs" 'BEGIN {
+    printf "%s: this tree %d tasks/s, other %d tasks/s (medians of %d processes each), ratio %.3f\n", m, a, b, n, a / b
+  }'
+done
