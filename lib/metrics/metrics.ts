@@ -47,6 +47,8 @@ export const COUNTERS = {
   stale_settles: 11,
   /** Finished tasks deleted by retention. */
   pruned: 12,
+  /** Tasks cancelled through this queue's `cancel`. */
+  cancelled: 13,
 } as const;
 
 /** What a queue reports for the `running` and `claimed` gauges. */
@@ -82,6 +84,7 @@ const COUNTER_HELP: { readonly [K in CounterName]: string } = {
   workers_replaced: "Workers that died or were terminated and were replaced.",
   stale_settles: "Results that arrived for attempts already settled elsewhere.",
   pruned: "Finished tasks deleted by retention.",
+  cancelled: "Tasks cancelled through this queue's cancel.",
 };
 
 /**

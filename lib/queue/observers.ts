@@ -54,6 +54,9 @@ export function observeMetrics(
   events.on("released", () => metrics.setInFlight(inFlight()));
   events.on("stale_settle", () => metrics.inc("stale_settles"));
   events.on("pruned", (e) => metrics.inc("pruned", e.succeeded + e.dead));
+  events.on("cancelled", (e) => {
+    if (e.reason === "cancelled") metrics.inc("cancelled");
+  });
   events.on("worker_replaced", (e) => {
     metrics.inc("workers_replaced");
     metrics.setWorkersAlive(e.alive);

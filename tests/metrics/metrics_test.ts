@@ -30,6 +30,7 @@ const EXPECTED_COUNTERS = [
   "workers_replaced",
   "stale_settles",
   "pruned",
+  "cancelled",
 ];
 
 Deno.test("COUNTERS lists every counter once in a fixed order", () => {

@@ -317,5 +317,7 @@ Deno.test("TaskQueue.cancel() aborts a handler running here at once, and its han
   ]);
   const record = await queue.getTask(handle.id);
   assert.deepEqual([record?.status, record!.attempts <= 1], ["dead", true]);
+  assert.equal(queue.metrics.counter("cancelled"), 1);
+  assert.equal(queue.metrics.counter("dead_lettered"), 0);
   await assert.rejects(queue.cancel("x" as never), TypeError);
 });
