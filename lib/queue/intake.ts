@@ -305,6 +305,18 @@ export class Intake {
     return await Promise.all(admitted);
   }
 
+  #checkQueue(queue: unknown, where: string): void {
+    try {
+      checkQueueName(queue, "queue");
+    } catch (error) {
+      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
+      throw new (error instanceof RangeError ? RangeError : TypeError)(
+        `Cannot submit ${where}: ${reason}`,
+        { cause: error },
+      );
+    }
+  }
+
   #checkOpen(what: string): void {
     if (this.#closed) {
       throw new QueueClosedError(`Cannot submit ${what}: queue is closed`);
@@ -327,15 +339,8 @@ export class Intake {
       queue = DEFAULT_QUEUE,
       priority,
     } = task;
-    try {
-      checkQueueName(queue, "queue");
-    } catch (error) {
-      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
-      throw new (error instanceof RangeError ? RangeError : TypeError)(
-        `Cannot submit ${where}: ${reason}`,
-        { cause: error },
-      );
-    }
+    // The default queue, the common case, needs no check.
+    if (queue !== DEFAULT_QUEUE) this.#checkQueue(queue, where);
     if (
       priority !== undefined &&
       (typeof priority !== "number" || !Number.isSafeInteger(priority) ||
@@ -401,8 +406,10 @@ export class Intake {
         );
       }
     }
+    const runsHere = this.#options.consuming &&
+      this.#options.runsHere(queue, type);
     const only = this.#options.onlyRunner;
-    if (only !== null && !this.#options.runsHere(queue, type)) {
+    if (only !== null && !runsHere) {
       throw new TypeError(
         only.queues.includes(queue)
           ? `Cannot submit ${where}: unknown task type ${
@@ -414,22 +421,20 @@ export class Intake {
       );
     }
     const now = this.#options.now();
+    // Every field is set, so that every task has one shape.
     return {
       id: uuidv7(),
       type,
       idempotencyKey: key,
       payload,
-      ...(dedupeFor !== undefined &&
-        { dedupeUntil: Math.ceil(now + dedupeFor) }),
+      dedupeUntil: dedupeFor === undefined ? null : Math.ceil(now + dedupeFor),
       maxAttempts: maxAttempts ?? this.#retry.maxAttempts,
       runAt: Math.floor(runAtMs ?? now),
-      ...(queue !== DEFAULT_QUEUE && { queue }),
-      ...(priority !== undefined && priority !== 0 && { priority }),
+      queue,
+      priority: priority ?? 0,
       // A task this process will run now is inserted already claimed: no
       // separate claim write, and no other claimer can take it meanwhile.
-      claim: this.#options.consuming &&
-        (runAtMs === undefined || runAtMs <= now) &&
-        this.#options.runsHere(queue, type),
+      claim: runsHere && (runAtMs === undefined || runAtMs <= now),
     };
   }
 

@@ -253,7 +253,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   }
 
   #paused(queue: string): boolean {
-    return this.#queues.get(queue)?.paused === true;
+    return this.#queues.size > 0 && this.#queues.get(queue)?.paused === true;
   }
 
   /**
