@@ -218,6 +218,7 @@ export class Dispatcher implements PoolListener, DueSink {
       this.#events.emit("dispatched", {
         id: entry.id,
         type: entry.type,
+        queue: entry.queue,
         idempotencyKey: entry.idempotencyKey,
         depth: this.#channel.depth,
         inFlight: this.#pool.inFlight,
@@ -324,6 +325,7 @@ export class Dispatcher implements PoolListener, DueSink {
       this.#events.emit("started", {
         id: entry.id,
         type: entry.type,
+        queue: entry.queue,
         idempotencyKey: entry.idempotencyKey,
         attempt: entry.attempt,
         workerId,

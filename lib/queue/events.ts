@@ -13,6 +13,8 @@ export interface TaskEventBase {
   id: string;
   /** The task's type. */
   type: string;
+  /** The named queue the task belongs to. */
+  queue: string;
   /** The idempotency key, or `null`. */
   idempotencyKey: string | null;
 }

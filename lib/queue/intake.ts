@@ -562,11 +562,12 @@ export class Intake {
 
   /** Reports that a submission was answered by `task`, an earlier one. */
   #deduplicated(
-    task: Pick<TaskRecord, "id" | "type" | "idempotencyKey">,
+    task: Pick<TaskRecord, "id" | "type" | "queue" | "idempotencyKey">,
   ): void {
     this.#events.emit("deduplicated", {
       id: task.id,
       type: task.type,
+      queue: task.queue,
       idempotencyKey: task.idempotencyKey,
     });
   }
@@ -688,6 +689,7 @@ export class Intake {
       this.#events.emit("submitted", {
         id: entry.id,
         type: entry.type,
+        queue: entry.queue,
         idempotencyKey: entry.idempotencyKey,
         depth: this.#channel.depth,
       });

@@ -97,6 +97,7 @@ export class Leases {
     this.#events.emit("lease_lost", {
       id: entry.id,
       type: entry.type,
+      queue: entry.queue,
       idempotencyKey: entry.idempotencyKey,
       state: entry.state,
     });

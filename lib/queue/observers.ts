@@ -69,6 +69,7 @@ function taskFields(e: TaskEventBase, extra: LogFields = {}): LogFields {
     task_id: e.id,
     idempotency_key: e.idempotencyKey,
     type: e.type,
+    queue: e.queue,
     ...extra,
   };
 }

@@ -65,6 +65,7 @@ export class Reports {
       this.#events.emit("progress", {
         id: entry.id,
         type: entry.type,
+        queue: entry.queue,
         idempotencyKey: entry.idempotencyKey,
         attempt: entry.attempt,
         progress: values[i],

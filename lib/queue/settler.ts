@@ -247,6 +247,7 @@ export class Settler implements ResultSink {
       const base = {
         id: entry.id,
         type: entry.type,
+        queue: entry.queue,
         idempotencyKey: entry.idempotencyKey,
         attempt: entry.attempt,
         waitMs: pending.waitMs,
@@ -261,6 +262,7 @@ export class Settler implements ResultSink {
         this.#events.emit("stale_settle", {
           id: entry.id,
           type: entry.type,
+          queue: entry.queue,
           idempotencyKey: entry.idempotencyKey,
         });
         this.#wait(entry, this.#options.now());
@@ -312,6 +314,7 @@ export class Settler implements ResultSink {
         this.#events.emit("released", {
           id: entry.id,
           type: entry.type,
+          queue: entry.queue,
           idempotencyKey: entry.idempotencyKey,
           reason: pending.reason,
           refunded: pending.refund,
@@ -320,6 +323,7 @@ export class Settler implements ResultSink {
         this.#events.emit("stale_settle", {
           id: entry.id,
           type: entry.type,
+          queue: entry.queue,
           idempotencyKey: entry.idempotencyKey,
         });
       }

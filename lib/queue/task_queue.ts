@@ -531,6 +531,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
       this.#events.emit("cancelled", {
         id: outcome.id,
         type: entry?.type ?? "",
+        queue: entry?.queue ?? "",
         idempotencyKey: entry?.idempotencyKey ?? null,
         reason: "cancelled",
       });
@@ -1105,6 +1106,7 @@ export class TaskQueue<H = unknown> implements AsyncDisposable {
           this.#events.emit("cancelled", {
             id: entry.id,
             type: entry.type,
+            queue: entry.queue,
             idempotencyKey: entry.idempotencyKey,
             reason: "shutdown",
           });
