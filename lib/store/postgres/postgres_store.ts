@@ -304,6 +304,21 @@ async function runStatements(
   }
 }
 
+/**
+ * Whether `error` says the connection itself is gone (the client's codes,
+ * such as `ECONNRESET` or `CONNECTION_CLOSED`), rather than the server
+ * refusing a statement (a `PostgresError`, with a severity and a
+ * five-character SQLSTATE) or a check failing before anything was sent.
+ */
+function connectionLost(error: unknown): boolean {
+  const { code, severity } = (error ?? {}) as {
+    code?: unknown;
+    severity?: unknown;
+  };
+  return typeof code === "string" && severity === undefined &&
+    !/^[0-9A-Z]{5}$/.test(code);
+}
+
 function run(
   sql: Sql | postgres.TransactionSql,
   text: string,
@@ -1136,7 +1151,9 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       }
       if (conn !== undefined) await conn.unsafe("COMMIT").simple();
     } catch (error) {
-      if (conn !== undefined) {
+      // A connection that is gone took its transaction with it; a query
+      // sent on it would wait forever.
+      if (conn !== undefined && !connectionLost(error)) {
         await conn.unsafe("ROLLBACK").simple().catch(() => {});
       }
       throw error;

@@ -14,6 +14,7 @@ import {
 import { mulberry32 } from "../../../lib/_rng.ts";
 import type {
   InsertOutcome,
+  NewTask,
   StatusCounts,
   TaskRecord,
   TaskStatus,
@@ -1391,5 +1392,75 @@ Deno.test({
     assert.equal(claimed.length, 64);
     assert.ok(claimed.every((r) => r.priority === 4));
     assert.ok(claimed.every((r) => r.queue !== "other"));
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.insertAll() inserts nothing and leaves the store usable when its connection is terminated mid-transaction",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const store = await fx.open();
+    await using sql = admin();
+    const task = (id: string): NewTask => ({
+      id,
+      type: "noop",
+      idempotencyKey: null,
+      payload: { id },
+      maxAttempts: 1,
+      runAt: T0,
+    });
+    const firstWritten = Promise.withResolvers<void>();
+    const terminated = Promise.withResolvers<void>();
+    async function* batches(): AsyncGenerator<readonly NewTask[]> {
+      yield [task("a"), task("b")];
+      // insertAll asks for this batch once the first is written.
+      firstWritten.resolve();
+      await terminated.promise;
+      yield [task("c")];
+    }
+    const inserting = store.insertAll(batches(), {
+      now: T0,
+      onInserted: () => {},
+    });
+    await firstWritten.promise;
+    // The transaction waits, idle, on its own connection: the one whose
+    // last statement wrote this schema's tasks.
+    const pattern = `%"${fx.schema}".tasks%`;
+    let killed = 0;
+    try {
+      await waitFor(async () => {
+        const rows = await sql`
+          SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+          WHERE pid <> pg_backend_pid()
+            AND state = 'idle in transaction'
+            AND query LIKE ${pattern}`;
+        killed += rows.length;
+        return killed > 0;
+      }, { what: "the insertAll transaction to wait idle" });
+    } finally {
+      terminated.resolve();
+    }
+    assert.equal(killed, 1, "one transaction was terminated");
+    await assert.rejects(inserting);
+    // Nothing of the transaction is left, and the counts say so.
+    const [rows] = await sql.unsafe(
+      `SELECT count(*)::int AS n FROM "${fx.schema}".tasks`,
+    );
+    assert.equal(rows!["n"], 0);
+    const status = await store.status(T0);
+    assert.equal(status.counts.queued, 0);
+    assert.equal(status.totals.submitted, 0);
+    // The store's pool replaced the connection: it still commits.
+    const { inserted } = await store.commit({
+      settles: [],
+      inserts: [task("d")],
+      claimDue: 0,
+      leaseMs: 1000,
+      now: T0,
+    });
+    assert.equal(inserted[0]?.inserted, true);
+    assert.equal((await store.status(T0)).counts.queued, 1);
   },
 });
