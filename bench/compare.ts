@@ -18,21 +18,21 @@
  */
 import { TaskQueue } from "../lib/queue/task_queue.ts";
 
-interface Queue {
+/** The part of a tree's queue the comparison uses. */
+export interface Queue {
+  /** Submits a task. */
   submit(task: { type: string }): Promise<{ result: Promise<unknown> }>;
+  /** Closes the queue. */
   close(): Promise<unknown>;
 }
-type Open = (options: Record<string, unknown>) => Promise<Queue>;
 
-const [otherTree, roundsText = "8"] = Deno.args;
-if (otherTree === undefined) {
-  throw new TypeError("Cannot compare: give the other tree's path");
-}
-const rounds = Number(roundsText);
+/** Opens a tree's queue with the given options. */
+export type Open = (options: Record<string, unknown>) => Promise<Queue>;
+
 const producers = 100;
 
 /** Finds the other tree's TaskQueue, wherever its layout keeps it. */
-async function otherQueue(tree: string): Promise<Open> {
+export async function otherQueue(tree: string): Promise<Open> {
   for (const path of ["lib/queue/task_queue.ts", "lib/queue.ts"]) {
     const url = new URL(path, `file://${Deno.realPathSync(tree)}/`);
     try {
@@ -46,7 +46,17 @@ async function otherQueue(tree: string): Promise<Open> {
   throw new Error(`Cannot compare: no TaskQueue under ${tree}`);
 }
 
-async function tasksPerSecond(open: Open, durable: boolean): Promise<number> {
+/**
+ * One run of a workload on a tree's queue, in tasks/s.
+ *
+ * @param open Opens the tree's queue.
+ * @param durable The durable workload (SQLite), else dispatch (memory).
+ * @returns Tasks per second.
+ */
+export async function tasksPerSecond(
+  open: Open,
+  durable: boolean,
+): Promise<number> {
   const total = durable ? 20_000 : 100_000;
   const dir = await Deno.makeTempDir({ prefix: "sluice-compare-" });
   const queue = await open({
@@ -74,30 +84,37 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-const thisOpen: Open = (options) => TaskQueue.open(options) as Promise<Queue>;
-const otherOpen = await otherQueue(otherTree);
-for (const durable of [false, true]) {
-  const name = durable ? "durable (SQLite, NORMAL)" : "dispatch (memory)";
-  // One warm-up run each, not counted.
-  await tasksPerSecond(thisOpen, durable);
-  await tasksPerSecond(otherOpen, durable);
-  const mine: number[] = [];
-  const theirs: number[] = [];
-  for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0
-      ? [[thisOpen, mine], [otherOpen, theirs]] as const
-      : [[otherOpen, theirs], [thisOpen, mine]] as const;
-    for (const [open, into] of order) {
-      into.push(await tasksPerSecond(open, durable));
-    }
+if (import.meta.main) {
+  const [otherTree, roundsText = "8"] = Deno.args;
+  if (otherTree === undefined) {
+    throw new TypeError("Cannot compare: give the other tree's path");
   }
-  const a = median(mine);
-  const b = median(theirs);
-  Deno.stdout.writeSync(
-    new TextEncoder().encode(
-      `${name}: this tree ${a.toFixed(0)} tasks/s, other ${
-        b.toFixed(0)
-      } tasks/s (medians of ${rounds}), ratio ${(a / b).toFixed(3)}\n`,
-    ),
-  );
+  const rounds = Number(roundsText);
+  const thisOpen: Open = (options) => TaskQueue.open(options) as Promise<Queue>;
+  const otherOpen = await otherQueue(otherTree);
+  for (const durable of [false, true]) {
+    const name = durable ? "durable (SQLite, NORMAL)" : "dispatch (memory)";
+    // One warm-up run each, not counted.
+    await tasksPerSecond(thisOpen, durable);
+    await tasksPerSecond(otherOpen, durable);
+    const mine: number[] = [];
+    const theirs: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0
+        ? [[thisOpen, mine], [otherOpen, theirs]] as const
+        : [[otherOpen, theirs], [thisOpen, mine]] as const;
+      for (const [open, into] of order) {
+        into.push(await tasksPerSecond(open, durable));
+      }
+    }
+    const a = median(mine);
+    const b = median(theirs);
+    Deno.stdout.writeSync(
+      new TextEncoder().encode(
+        `${name}: this tree ${a.toFixed(0)} tasks/s, other ${
+          b.toFixed(0)
+        } tasks/s (medians of ${rounds}), ratio ${(a / b).toFixed(3)}\n`,
+      ),
+    );
+  }
 }

@@ -16,10 +16,7 @@
  * @module
  */
 
-interface Queue {
-  submit(task: { type: string }): Promise<{ result: Promise<unknown> }>;
-  close(): Promise<unknown>;
-}
+import { otherQueue, tasksPerSecond } from "./compare.ts";
 
 const [tree, mode = "dispatch"] = Deno.args;
 if (tree === undefined || (mode !== "dispatch" && mode !== "durable")) {
@@ -27,35 +24,10 @@ if (tree === undefined || (mode !== "dispatch" && mode !== "durable")) {
     "Cannot measure: give a tree's path and dispatch or durable",
   );
 }
-const { TaskQueue } = await import(
-  new URL("lib/queue/task_queue.ts", `file://${Deno.realPathSync(tree)}/`)
-    .href
-) as {
-  TaskQueue: { open(options: Record<string, unknown>): Promise<Queue> };
-};
-const durable = mode === "durable";
-const total = durable ? 20_000 : 100_000;
-const producers = 100;
+const open = await otherQueue(tree);
 let best = 0;
 for (let run = 0; run < 3; run++) {
-  const dir = await Deno.makeTempDir({ prefix: "sluice-throughput-" });
-  const queue = await TaskQueue.open({
-    ...(durable ? { db: `${dir}/bench.db`, workers: 1 } : { workers: 2 }),
-    concurrency: 64,
-    capacity: 1024,
-    logger: { level: "error" },
-  });
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: producers }, async (_, p) => {
-      for (let i = p; i < total; i += producers) {
-        await (await queue.submit({ type: "noop" })).result;
-      }
-    }),
-  );
-  best = Math.max(best, total / (performance.now() - start) * 1000);
-  await queue.close();
-  await Deno.remove(dir, { recursive: true });
+  best = Math.max(best, await tasksPerSecond(open, mode === "durable"));
 }
 // The one line the comparing script reads.
 Deno.stdout.writeSync(new TextEncoder().encode(`${best.toFixed(0)}\n`));
