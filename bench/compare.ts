@@ -14,6 +14,11 @@
  * durable (20,000 no-op tasks on a fresh SQLite file, 1 worker × 64, 100
  * producers). It prints the median tasks/s of each, and their ratio.
  *
+ * The two trees share one isolate, and that tilts dispatch: a tree
+ * compared with itself measures about 0.86× (the statically imported copy
+ * runs slower than the one imported after it). `bench/compare_apart.sh`
+ * runs each tree in processes of its own instead.
+ *
  * @module
  */
 import { TaskQueue } from "../lib/queue/task_queue.ts";
