@@ -1140,6 +1140,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
   ): Promise<void> {
     const sql = this.#check("insert tasks", true);
     let conn: postgres.ReservedSql | undefined;
+    let lost = false;
     try {
       for await (const tasks of batches) {
         const batch = insertOnlyBatch(tasks, now);
@@ -1151,14 +1152,17 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       }
       if (conn !== undefined) await conn.unsafe("COMMIT").simple();
     } catch (error) {
-      // A connection that is gone took its transaction with it; a query
-      // sent on it would wait forever.
-      if (conn !== undefined && !connectionLost(error)) {
+      // A connection that is gone took its transaction with it: a query
+      // sent on it would wait forever, and the client takes it back into
+      // its pool of closed connections (to reconnect) by itself; released
+      // as well, it would be handed out again without a socket.
+      lost = connectionLost(error);
+      if (conn !== undefined && !lost) {
         await conn.unsafe("ROLLBACK").simple().catch(() => {});
       }
       throw error;
     } finally {
-      conn?.release();
+      if (!lost) conn?.release();
     }
   }
 
