@@ -17,6 +17,7 @@ import type { RetryPolicy } from "../retry.ts";
 import {
   checkQueueName,
   DEFAULT_QUEUE,
+  isPriority,
   MAX_PRIORITY,
 } from "../store/_shared.ts";
 import type {
@@ -305,18 +306,6 @@ export class Intake {
     return await Promise.all(admitted);
   }
 
-  #checkQueue(queue: unknown, where: string): void {
-    try {
-      checkQueueName(queue, "queue");
-    } catch (error) {
-      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
-      throw new (error instanceof RangeError ? RangeError : TypeError)(
-        `Cannot submit ${where}: ${reason}`,
-        { cause: error },
-      );
-    }
-  }
-
   #checkOpen(what: string): void {
     if (this.#closed) {
       throw new QueueClosedError(`Cannot submit ${what}: queue is closed`);
@@ -340,12 +329,10 @@ export class Intake {
       priority,
     } = task;
     // The default queue, the common case, needs no check.
-    if (queue !== DEFAULT_QUEUE) this.#checkQueue(queue, where);
-    if (
-      priority !== undefined &&
-      (typeof priority !== "number" || !Number.isSafeInteger(priority) ||
-        Math.abs(priority) > MAX_PRIORITY)
-    ) {
+    if (queue !== DEFAULT_QUEUE) {
+      checkQueueName(queue, "queue", `submit ${where}`);
+    }
+    if (priority !== undefined && !isPriority(priority)) {
       throw new RangeError(
         `Cannot submit ${where}: priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${
           String(priority)
@@ -357,14 +344,14 @@ export class Intake {
         `Cannot submit ${where}: type must be a non-empty string`,
       );
     }
-    checkText(type, where, "type");
+    checkText(type, `submit ${where}`, "type");
     if (idempotencyKey !== undefined) {
       if (typeof idempotencyKey !== "string" || idempotencyKey === "") {
         throw new TypeError(
           `Cannot submit ${where}: idempotencyKey must be a non-empty string`,
         );
       }
-      checkText(idempotencyKey, where, "idempotencyKey");
+      checkText(idempotencyKey, `submit ${where}`, "idempotencyKey");
     }
     if (
       maxAttempts !== undefined &&
@@ -787,10 +774,19 @@ class SlotHolder implements Disposable {
 }
 
 /** Refuses strings no store can hold faithfully: NUL, lone surrogates. */
-function checkText(value: string, where: string, field: string): void {
+/**
+ * Refuses text a store cannot keep verbatim (U+0000, a lone surrogate),
+ * naming the field and the action ("Cannot <action>: <field> …").
+ *
+ * @param value The text.
+ * @param action What was being done, such as `submit task`.
+ * @param field Which field it is.
+ * @throws {TypeError} When it holds U+0000 or a lone surrogate.
+ */
+export function checkText(value: string, action: string, field: string): void {
   if (value.includes("\0") || !value.isWellFormed()) {
     throw new TypeError(
-      `Cannot submit ${where}: ${field} ${
+      `Cannot ${action}: ${field} ${
         JSON.stringify(value)
       } contains U+0000 or a lone surrogate`,
     );

@@ -168,14 +168,7 @@ function resolveQueues(given: TaskQueueOptions["queues"]): readonly string[] {
     );
   }
   for (let i = 0; i < given.length; i++) {
-    try {
-      checkQueueName(given[i], `queues[${i}]`);
-    } catch (error) {
-      const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
-      throw new (error instanceof RangeError ? RangeError : TypeError)(
-        `Cannot open queue: ${reason}`,
-      );
-    }
+    checkQueueName(given[i], `queues[${i}]`, "open queue");
   }
   return [...new Set(given as string[])];
 }

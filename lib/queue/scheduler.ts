@@ -21,7 +21,8 @@
  */
 import { Cron } from "npm:croner@11.0.0";
 import { uuidv7 } from "../_id.ts";
-import { MAX_PRIORITY } from "../store/_shared.ts";
+import { checkText } from "./intake.ts";
+import { checkQueueName, isPriority, MAX_PRIORITY } from "../store/_shared.ts";
 import type {
   NewTask,
   ScheduleRecord,
@@ -196,16 +197,6 @@ export function tickKey(name: string, tick: number): string {
   return `schedule:${name}:${new Date(tick).toISOString()}`;
 }
 
-function checkText(value: string, action: string, field: string): void {
-  if (value.includes("\0") || !value.isWellFormed()) {
-    throw new TypeError(
-      `Cannot ${action}: ${field} ${
-        JSON.stringify(value)
-      } contains U+0000 or a lone surrogate`,
-    );
-  }
-}
-
 /** The schedule methods of a store, or a clear error. */
 function scheduleStore(
   store: TaskStore,
@@ -310,17 +301,9 @@ function checkTask(
         `Cannot ${action}: task.queue must be a non-empty string`,
       );
     }
-    checkText(queue, action, "task.queue");
-    if (queue.length > 128) {
-      throw new RangeError(
-        `Cannot ${action}: task.queue must have 1 to 128 characters, got ${queue.length}`,
-      );
-    }
+    checkQueueName(queue, "task.queue", action);
   }
-  if (
-    priority !== undefined &&
-    (!Number.isSafeInteger(priority) || Math.abs(priority) > MAX_PRIORITY)
-  ) {
+  if (priority !== undefined && !isPriority(priority)) {
     throw new RangeError(
       `Cannot ${action}: task.priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${priority}`,
     );

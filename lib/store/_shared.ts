@@ -60,17 +60,22 @@ export function emptyCounts(): StatusCounts {
  *
  * @param value The string.
  * @param field Where it is in the batch, e.g. `inserts[3].idempotencyKey`.
+ * @param action What was being done, for the message.
  * @throws {TypeError} When it is not a string, or not storable verbatim.
  */
-function checkStoredText(value: string, field: string): void {
+function checkStoredText(
+  value: string,
+  field: string,
+  action = "commit",
+): void {
   if (typeof value !== "string") {
     throw new TypeError(
-      `Cannot commit: ${field} must be a string, got ${typeof value}`,
+      `Cannot ${action}: ${field} must be a string, got ${typeof value}`,
     );
   }
   if (value.includes("\0") || !value.isWellFormed()) {
     throw new TypeError(
-      `Cannot commit: ${field} contains U+0000 or a lone surrogate, which a store cannot keep verbatim, got ${
+      `Cannot ${action}: ${field} contains U+0000 or a lone surrogate, which a store cannot keep verbatim, got ${
         JSON.stringify(value)
       }`,
     );
@@ -81,19 +86,36 @@ function checkStoredText(value: string, field: string): void {
 export const MAX_PRIORITY = 2_147_483_647;
 
 /**
+ * Whether `value` is a valid priority: an integer from `-MAX_PRIORITY` to
+ * `MAX_PRIORITY`.
+ *
+ * @param value The priority given.
+ * @returns `true` when it is one.
+ */
+export function isPriority(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) &&
+    Math.abs(value) <= MAX_PRIORITY;
+}
+
+/**
  * Checks a queue name: a non-empty string of at most 128 characters that a
  * store can keep verbatim.
  *
  * @param value The name.
  * @param field Where it is, for the message.
+ * @param action What was being done, for the message ("Cannot <action>: …").
  * @throws {TypeError} When it is not a storable string.
  * @throws {RangeError} When it is empty or longer than 128 characters.
  */
-export function checkQueueName(value: unknown, field: string): void {
-  checkStoredText(value as string, field);
+export function checkQueueName(
+  value: unknown,
+  field: string,
+  action = "use queue name",
+): void {
+  checkStoredText(value as string, field, action);
   if ((value as string).length === 0 || (value as string).length > 128) {
     throw new RangeError(
-      `Cannot use queue name: ${field} must have 1 to 128 characters, got ${
+      `Cannot ${action}: ${field} must have 1 to 128 characters, got ${
         JSON.stringify(value)
       }`,
     );
@@ -197,12 +219,7 @@ export function validateBatch(batch: CommitBatch): void {
     if (task.queue !== undefined) {
       checkQueueName(task.queue, `inserts[${i}].queue`);
     }
-    if (
-      task.priority !== undefined &&
-      (typeof task.priority !== "number" ||
-        !Number.isSafeInteger(task.priority) ||
-        Math.abs(task.priority) > MAX_PRIORITY)
-    ) {
+    if (task.priority !== undefined && !isPriority(task.priority)) {
       throw new RangeError(
         `Cannot store task ${task.id}: priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${task.priority}`,
       );
