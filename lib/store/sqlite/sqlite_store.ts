@@ -308,6 +308,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   #db: Database;
   #path: string;
   #closed = false;
+  /** The open write transaction's paused queues, once read; see `#paused`. */
+  #pausedNow: ReadonlySet<string> | null = null;
   /** Settles once the open `insertAll` has ended; `undefined` when none. */
   #insertingAll: Promise<void> | undefined;
   /** Set by `close` during an `insertAll`: it rolls back at its next batch. */
@@ -594,7 +596,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * rows, or not at all.
    */
   #transaction<T>(db: Database, body: (tally: StatusTally) => T): T {
-    db.prepare(QUERIES.begin).run();
+    this.#begin(db);
     try {
       const tally = new StatusTally();
       const result = body(tally);
@@ -722,7 +724,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           serializeJson(task.payload, "store task", task.id, "payload")!
         );
         if (!open) {
-          db.prepare(QUERIES.begin).run();
+          this.#begin(db);
           open = true;
         }
         onInserted(
@@ -1002,12 +1004,23 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     return rows.map(toRecord);
   }
 
-  /** The paused queues' names, read inside the caller's transaction. */
-  #paused(db: Database): Set<string> {
+  /** Starts a write transaction; its paused queues are read afresh. */
+  #begin(db: Database): void {
+    db.prepare(QUERIES.begin).run();
+    this.#pausedNow = null;
+  }
+
+  /**
+   * The paused queues' names, read once per transaction (by its first
+   * claim or claimed insert), inside it.
+   */
+  #paused(db: Database): ReadonlySet<string> {
+    if (this.#pausedNow !== null) return this.#pausedNow;
     const names = new Set<string>();
     for (const row of db.prepare(QUERIES.pausedQueues).all()) {
       names.add(row["name"] as string);
     }
+    this.#pausedNow = names;
     return names;
   }
 
