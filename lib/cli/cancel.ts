@@ -4,12 +4,15 @@
  *
  * @module
  */
-import type { TaskStore } from "../store/store.ts";
+import type {
+  CancelOutcome,
+  RemoveOutcome,
+  TaskStore,
+} from "../store/store.ts";
 import {
   type Command,
   defineCommand,
   helpText,
-  type ParsedCommand,
   UsageError,
 } from "./command.ts";
 import { READ_KEYS, withStore } from "./open.ts";
@@ -70,85 +73,81 @@ async function refusals(
   return refused;
 }
 
-function idsOf(parsed: ParsedCommand, action: string): string[] {
-  if (parsed.positionals.length === 0) {
-    throw new UsageError(`${action} needs one or more task ids`);
-  }
-  return [...new Set(parsed.positionals)];
+/** One of the commands that act on task ids, all or nothing. */
+interface IdCommand<O extends { id: string }> {
+  usage: string;
+  /** The command's name, and its action in messages: `cancel`. */
+  action: "cancel" | "delete";
+  /** Which statuses (`undefined`: no such task) refuse the whole command. */
+  refuse: (status: string | undefined) => boolean;
+  /** How the error names the refused ids: `unknown ids`. */
+  refused: string;
+  /** Acts on the ids, once none is refused. */
+  act: (store: TaskStore, ids: readonly string[]) => Promise<O[]>;
+  /** An outcome's text after its id. */
+  text: (outcome: O) => string;
+  /** Whether an outcome leaves the exit code 0. */
+  ok: (outcome: O) => boolean;
+}
+
+function defineIdCommand<O extends { id: string }>(
+  spec: IdCommand<O>,
+): Command {
+  return defineCommand({
+    usage: spec.usage,
+    config: READ_KEYS,
+    formats: ["text", "json"],
+    defaultFormat: "text",
+    positionals: true,
+  }, async (parsed) => {
+    if (parsed.positionals.length === 0) {
+      throw new UsageError(`${spec.action} needs one or more task ids`);
+    }
+    const ids = [...new Set(parsed.positionals)];
+    const outcomes = await withStore(parsed.config, "write", async (store) => {
+      const refused = await refusals(store, ids, spec.refuse);
+      if (refused.length > 0) {
+        throw new Error(
+          `Cannot ${spec.action} tasks: ${spec.refused}: ${
+            refused.join(", ")
+          }; nothing was ${spec.action === "cancel" ? "cancelled" : "deleted"}`,
+        );
+      }
+      return await spec.act(store, ids);
+    });
+    out(
+      parsed.format === "json"
+        ? JSON.stringify(outcomes) + "\n"
+        : outcomes.map((o) => `${terminalText(o.id)}  ${spec.text(o)}\n`)
+          .join(""),
+    );
+    return outcomes.every(spec.ok) ? 0 : 1;
+  });
 }
 
 /** `cli.ts cancel`. */
-export const cancel: Command = defineCommand({
+export const cancel: Command = defineIdCommand<CancelOutcome>({
   usage: CANCEL_USAGE,
-  config: READ_KEYS,
-  formats: ["text", "json"],
-  defaultFormat: "text",
-  positionals: true,
-}, async (parsed) => {
-  const ids = idsOf(parsed, "cancel");
-  const outcomes = await withStore(parsed.config, "write", async (store) => {
-    const missing = await refusals(store, ids, (s) => s === undefined);
-    if (missing.length > 0) {
-      throw new Error(
-        `Cannot cancel tasks: unknown ids: ${
-          missing.join(", ")
-        }; nothing was cancelled`,
-      );
-    }
-    return await store.cancel(ids, Date.now());
-  });
-  if (parsed.format === "json") {
-    out(JSON.stringify(outcomes) + "\n");
-  } else {
-    out(
-      outcomes.map((o) =>
-        `${terminalText(o.id)}  ${
-          o.outcome === "cancelled"
-            ? `cancelled (was ${o.was})`
-            : o.outcome === "finished"
-            ? `already finished (${o.was})`
-            : "no such task"
-        }\n`
-      ).join(""),
-    );
-  }
-  return outcomes.some((o) => o.outcome === "missing") ? 1 : 0;
+  action: "cancel",
+  refuse: (status) => status === undefined,
+  refused: "unknown ids",
+  act: (store, ids) => store.cancel(ids, Date.now()),
+  text: (o) =>
+    o.outcome === "cancelled"
+      ? `cancelled (was ${o.was})`
+      : o.outcome === "finished"
+      ? `already finished (${o.was})`
+      : "no such task",
+  ok: (o) => o.outcome !== "missing",
 });
 
 /** `cli.ts delete`. */
-export const deleteTasks: Command = defineCommand({
+export const deleteTasks: Command = defineIdCommand<RemoveOutcome>({
   usage: DELETE_USAGE,
-  config: READ_KEYS,
-  formats: ["text", "json"],
-  defaultFormat: "text",
-  positionals: true,
-}, async (parsed) => {
-  const ids = idsOf(parsed, "delete");
-  const outcomes = await withStore(parsed.config, "write", async (store) => {
-    const refused = await refusals(
-      store,
-      ids,
-      (s) => s === undefined || s === "running",
-    );
-    if (refused.length > 0) {
-      throw new Error(
-        `Cannot delete tasks: unknown or running: ${
-          refused.join(", ")
-        }; nothing was deleted`,
-      );
-    }
-    return await store.remove(ids);
-  });
-  if (parsed.format === "json") {
-    out(JSON.stringify(outcomes) + "\n");
-  } else {
-    out(
-      outcomes.map((o) =>
-        `${terminalText(o.id)}  ${
-          o.outcome === "removed" ? "deleted" : o.outcome
-        }\n`
-      ).join(""),
-    );
-  }
-  return outcomes.every((o) => o.outcome === "removed") ? 0 : 1;
+  action: "delete",
+  refuse: (status) => status === undefined || status === "running",
+  refused: "unknown or running",
+  act: (store, ids) => store.remove(ids),
+  text: (o) => o.outcome === "removed" ? "deleted" : o.outcome,
+  ok: (o) => o.outcome === "removed",
 });
