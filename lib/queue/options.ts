@@ -190,37 +190,24 @@ function resolveRetention(
   const { intervalMs = 1000, batchSize = 500, ...rules } = given ?? {};
   positiveInteger("retention.intervalMs", intervalMs);
   positiveInteger("retention.batchSize", batchSize);
-  const policy: RetentionPolicy = {
-    succeeded: rules.succeeded ?? DEFAULT_RETENTION.succeeded!,
-    ...(rules.dead !== undefined && { dead: rules.dead }),
-  };
   for (const name of Object.keys(rules)) {
-    if (name !== "succeeded" && name !== "dead") {
+    if (name !== "succeeded" && name !== "dead" && name !== "queues") {
       throw new TypeError(
         `Cannot open queue: retention has no option ${JSON.stringify(name)}`,
       );
     }
   }
-  // A misspelt limit (`maxAge`) would otherwise keep everything silently.
-  for (const status of ["succeeded", "dead"] as const) {
-    const rule: unknown = policy[status];
-    if (typeof rule !== "object" || rule === null) continue;
-    for (const name of Object.keys(rule)) {
-      if (name !== "maxAgeMs" && name !== "maxCount") {
-        throw new TypeError(
-          `Cannot open queue: retention.${status} has no option ${
-            JSON.stringify(name)
-          }`,
-        );
-      }
-    }
-  }
+  const policy: RetentionPolicy = {
+    succeeded: rules.succeeded ?? DEFAULT_RETENTION.succeeded!,
+    ...(rules.dead !== undefined && { dead: rules.dead }),
+    ...(rules.queues !== undefined && { queues: rules.queues }),
+  };
   try {
     checkRetention(policy, 0, "open queue");
   } catch (error) {
-    const message = (error as Error).message.replace(
-      "Cannot open queue: policy",
-      "Cannot open queue: retention",
+    const message = (error as Error).message.replaceAll(
+      /\bpolicy\b/g,
+      "retention",
     );
     throw error instanceof RangeError
       ? new RangeError(message)

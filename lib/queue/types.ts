@@ -20,7 +20,12 @@ import type {
 import type { RetryOptions, RetryPolicy } from "../retry.ts";
 import type { PostgresTaskStoreOptions } from "../store/postgres/postgres_store.ts";
 import { CANCELLED_MESSAGE } from "../store/_shared.ts";
-import type { RetentionRule, TaskRecord, TaskStore } from "../store/store.ts";
+import type {
+  QueueRetention,
+  RetentionRule,
+  TaskRecord,
+  TaskStore,
+} from "../store/store.ts";
 import type { SchedulerOptions } from "./scheduler.ts";
 
 /** A task to submit. */
@@ -219,6 +224,15 @@ export interface RetentionOptions {
    * @default {{}} kept until requeued or purged
    */
   dead?: RetentionRule;
+  /**
+   * Rules of particular queues, by name: a rule given for a queue
+   * replaces the one above for that queue's tasks, a status it leaves out
+   * follows the one above. Every rule applies to each queue separately
+   * (`maxCount` counts one queue's tasks).
+   *
+   * @default {{}}
+   */
+  queues?: Record<string, QueueRetention>;
   /**
    * Milliseconds between pruning rounds.
    *

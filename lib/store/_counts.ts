@@ -6,7 +6,12 @@
  *
  * @module
  */
-import type { StatusCounts, StatusTotals, TaskStatus } from "./store.ts";
+import type {
+  QueueStatus,
+  StatusCounts,
+  StatusTotals,
+  TaskStatus,
+} from "./store.ts";
 import { emptyCounts, TASK_STATUSES } from "./_shared.ts";
 
 /**
@@ -58,26 +63,141 @@ export class StatusTally {
 }
 
 /**
- * The counts and totals a durable store keeps as rows: per status, the
- * tasks in it (`n`) and the moves into it ever (`entered`, read for the
- * succeeded and dead totals), and a `submitted` row whose `entered` totals
- * the inserts.
+ * A {@linkcode StatusTally} per queue and one of all queues together,
+ * moved together: every move names the queue of the tasks it moves.
+ */
+export class QueueTallies {
+  /** All queues together. */
+  readonly all: StatusTally = new StatusTally();
+  #queues = new Map<string, StatusTally>();
+
+  /**
+   * Records `k` tasks of `queue` moving from `was` to `now`.
+   *
+   * @param queue The tasks' queue.
+   * @param was The status they left, or `null` for tasks inserted.
+   * @param now The status they entered, or `null` for tasks deleted.
+   * @param k How many tasks.
+   */
+  move(
+    queue: string,
+    was: TaskStatus | null,
+    now: TaskStatus | null,
+    k = 1,
+  ): void {
+    if (k === 0 || was === now) return;
+    this.all.move(was, now, k);
+    this.of(queue).move(was, now, k);
+  }
+
+  /**
+   * The tally of one queue, created empty when new.
+   *
+   * @param queue The queue.
+   * @returns Its tally.
+   */
+  of(queue: string): StatusTally {
+    let tally = this.#queues.get(queue);
+    if (tally === undefined) {
+      tally = new StatusTally();
+      this.#queues.set(queue, tally);
+    }
+    return tally;
+  }
+
+  /**
+   * Each queue's tally, in the order the queues were first moved.
+   *
+   * @returns `[queue, tally]` pairs.
+   */
+  entries(): IterableIterator<[string, StatusTally]> {
+    return this.#queues.entries();
+  }
+
+  /**
+   * Sets the counts to the tasks given (one `[queue, status]` per task
+   * held); the totals, which are history, stay.
+   *
+   * @param tasks The queue and status of every task.
+   */
+  recount(tasks: Iterable<readonly [queue: string, status: TaskStatus]>): void {
+    const statuses: TaskStatus[] = [];
+    const byQueue = new Map<string, TaskStatus[]>();
+    for (const [queue, status] of tasks) {
+      statuses.push(status);
+      let list = byQueue.get(queue);
+      if (list === undefined) byQueue.set(queue, list = []);
+      list.push(status);
+    }
+    this.all.recount(statuses);
+    for (const [queue, tally] of this.#queues) {
+      tally.recount(byQueue.get(queue) ?? []);
+    }
+    for (const [queue, list] of byQueue) this.of(queue).recount(list);
+  }
+
+  /**
+   * Each queue's counts and totals, copied, by name.
+   *
+   * @returns One entry per queue ever moved.
+   */
+  queues(): QueueStatus[] {
+    return [...this.#queues]
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+      .map(([queue, tally]) => ({
+        queue,
+        counts: { ...tally.counts },
+        totals: { ...tally.totals },
+      }));
+  }
+}
+
+/**
+ * The counts and totals a durable store keeps as rows, per queue: per
+ * status, the tasks in it (`n`) and the moves into it ever (`entered`,
+ * read for the succeeded and dead totals), and a `submitted` row whose
+ * `entered` totals the inserts.
  *
- * @param rows `[key, n, entered]` per row (a key seen twice adds up).
- * @returns The counts and totals; keys not known are ignored.
+ * @param rows `[queue, key, n, entered]` per row (a pair seen twice adds
+ *   up).
+ * @returns The counts and totals of all queues and of each; keys not
+ *   known are ignored.
  */
 export function keptCounts(
-  rows: Iterable<readonly [key: string, n: number, entered: number]>,
-): { counts: StatusCounts; totals: StatusTotals } {
-  const counts = emptyCounts();
-  const totals: StatusTotals = { submitted: 0, succeeded: 0, dead: 0 };
-  for (const [key, n, entered] of rows) {
-    if ((TASK_STATUSES as readonly string[]).includes(key)) {
-      counts[key as TaskStatus] += n;
+  rows: Iterable<
+    readonly [queue: string, key: string, n: number, entered: number]
+  >,
+): { counts: StatusCounts; totals: StatusTotals; queues: QueueStatus[] } {
+  const all: QueueStatus = {
+    queue: "",
+    counts: emptyCounts(),
+    totals: noTotals(),
+  };
+  const byQueue = new Map<string, QueueStatus>();
+  for (const [queue, key, n, entered] of rows) {
+    let one = byQueue.get(queue);
+    if (one === undefined) {
+      one = { queue, counts: emptyCounts(), totals: noTotals() };
+      byQueue.set(queue, one);
     }
-    if (key === "submitted" || key === "succeeded" || key === "dead") {
-      totals[key] += entered;
+    for (const into of [all, one]) {
+      if ((TASK_STATUSES as readonly string[]).includes(key)) {
+        into.counts[key as TaskStatus] += n;
+      }
+      if (key === "submitted" || key === "succeeded" || key === "dead") {
+        into.totals[key] += entered;
+      }
     }
   }
-  return { counts, totals };
+  return {
+    counts: all.counts,
+    totals: all.totals,
+    queues: [...byQueue.values()].sort((a, b) =>
+      a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0
+    ),
+  };
+}
+
+function noTotals(): StatusTotals {
+  return { submitted: 0, succeeded: 0, dead: 0 };
 }

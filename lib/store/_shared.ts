@@ -9,6 +9,7 @@ import type {
   CommitBatch,
   ListOptions,
   NewTask,
+  QueueRetention,
   RetentionPolicy,
   SettleOutcome,
   StatusCounts,
@@ -335,12 +336,37 @@ export interface CheckedRule {
   keep: number | null;
 }
 
-/** A {@linkcode RetentionPolicy} after checking, both statuses filled in. */
-export interface CheckedPolicy {
+/** The checked rules of one queue (or the default), both statuses filled in. */
+export interface CheckedRules {
   /** Rule for succeeded tasks. */
   succeeded: CheckedRule;
   /** Rule for dead tasks. */
   dead: CheckedRule;
+}
+
+/** A {@linkcode RetentionPolicy} after checking. */
+export interface CheckedPolicy extends CheckedRules {
+  /**
+   * The rules of the queues the policy names, each status it left out
+   * filled in from the policy's own rules.
+   */
+  queues: ReadonlyMap<string, CheckedRules>;
+}
+
+/**
+ * The rules a checked policy applies to one queue's tasks.
+ *
+ * @param policy The checked policy.
+ * @param queue The queue.
+ * @returns The queue's own rules, or the policy's.
+ */
+export function rulesOf(policy: CheckedPolicy, queue: string): CheckedRules {
+  return policy.queues.get(queue) ?? policy;
+}
+
+/** Whether a checked rule lets any task go. */
+export function prunes(rule: CheckedRule): boolean {
+  return rule.before !== null || rule.keep !== null;
 }
 
 /** The statuses a retention policy may name: the finished ones. */
@@ -372,53 +398,104 @@ export function checkRetention(
       `Cannot ${action}: now must be a finite number, got ${now}`,
     );
   }
-  if (typeof policy !== "object" || policy === null) {
+  const top = checkRules(policy, "policy", now, action, ["queues"]);
+  const queues = new Map<string, CheckedRules>();
+  const named = policy.queues;
+  if (named !== undefined) {
+    if (typeof named !== "object" || named === null || Array.isArray(named)) {
+      throw new TypeError(
+        `Cannot ${action}: policy.queues must be an object, got ${
+          named === null
+            ? "null"
+            : Array.isArray(named)
+            ? "an array"
+            : typeof named
+        }`,
+      );
+    }
+    for (const [queue, rules] of Object.entries(named)) {
+      checkQueueName(queue, "a queue name in policy.queues", action);
+      const field = `policy.queues[${JSON.stringify(queue)}]`;
+      const own = checkRules(rules, field, now, action, []);
+      queues.set(queue, {
+        succeeded: rules.succeeded === undefined
+          ? top.succeeded
+          : own.succeeded,
+        dead: rules.dead === undefined ? top.dead : own.dead,
+      });
+    }
+  }
+  return { ...top, queues };
+}
+
+/** Checks the succeeded and dead rules of a policy or one of its queues. */
+function checkRules(
+  rules: RetentionPolicy | QueueRetention,
+  field: string,
+  now: number,
+  action: string,
+  others: readonly string[],
+): CheckedRules {
+  if (typeof rules !== "object" || rules === null) {
     throw new TypeError(
-      `Cannot ${action}: policy must be an object, got ${
-        policy === null ? "null" : typeof policy
+      `Cannot ${action}: ${field} must be an object, got ${
+        rules === null ? "null" : typeof rules
       }`,
     );
   }
-  for (const name of Object.keys(policy)) {
-    if (!(FINISHED_STATUSES as readonly string[]).includes(name)) {
+  for (const name of Object.keys(rules)) {
+    if (
+      !(FINISHED_STATUSES as readonly string[]).includes(name) &&
+      !others.includes(name)
+    ) {
       throw new RangeError(
-        `Cannot ${action}: policy can only name succeeded and dead, got ${
-          JSON.stringify(name)
-        }`,
+        `Cannot ${action}: ${field} can only name succeeded${
+          others.length > 0 ? ", dead and " + others.join(", ") : " and dead"
+        }, got ${JSON.stringify(name)}`,
       );
     }
   }
   const rule = (status: "succeeded" | "dead"): CheckedRule => {
-    const given = policy[status];
+    const given = rules[status];
     if (given === undefined) return { before: null, keep: null };
     if (typeof given !== "object" || given === null) {
       throw new TypeError(
-        `Cannot ${action}: policy.${status} must be an object, got ${
+        `Cannot ${action}: ${field}.${status} must be an object, got ${
           given === null ? "null" : typeof given
         }`,
       );
     }
+    // A misspelt limit (`maxAge`) would otherwise keep everything silently.
+    for (const name of Object.keys(given)) {
+      if (name !== "maxAgeMs" && name !== "maxCount") {
+        throw new TypeError(
+          `Cannot ${action}: ${field}.${status} has no option ${
+            JSON.stringify(name)
+          }`,
+        );
+      }
+    }
     const { maxAgeMs = Infinity, maxCount = Infinity } = given;
     for (
-      const [field, value] of [["maxAgeMs", maxAgeMs], [
+      const [name, value] of [["maxAgeMs", maxAgeMs], [
         "maxCount",
         maxCount,
       ]] as const
     ) {
       if (typeof value !== "number") {
         throw new TypeError(
-          `Cannot ${action}: policy.${status}.${field} must be a number, got ${typeof value}`,
+          `Cannot ${action}: ${field}.${status}.${name} must be a number, got ${typeof value}`,
         );
       }
       if (Number.isNaN(value) || value < 0) {
         throw new RangeError(
-          `Cannot ${action}: policy.${status}.${field} must be a non-negative number or Infinity, got ${value}`,
+          `Cannot ${action}: ${field}.${status}.${name} must be a non-negative number or Infinity, got ${value}`,
         );
       }
     }
     if (maxCount !== Infinity && !Number.isSafeInteger(maxCount)) {
       throw new RangeError(
-        `Cannot ${action}: policy.${status}.maxCount must be an integer or Infinity, got ${maxCount}`,
+        `Cannot ${action}: ${field}.${status}.maxCount must be an integer or Infinity, got ${maxCount}`,
       );
     }
     const before = now - maxAgeMs;

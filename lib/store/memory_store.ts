@@ -6,12 +6,12 @@
  * @module
  */
 import { isCloneable } from "../_clone.ts";
-import { StatusTally } from "./_counts.ts";
+import { QueueTallies } from "./_counts.ts";
 import { type IndexEntry, OrderedIndex } from "./_ordered_index.ts";
 import { newRecord } from "./_record.ts";
 import {
   CANCELLED_MESSAGE,
-  type CheckedPolicy,
+  type CheckedRules,
   checkPruneLimit,
   checkQueueName,
   checkRetention,
@@ -19,6 +19,7 @@ import {
   FINISHED_STATUSES,
   insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
+  rulesOf,
   validateBatch,
   validateList,
 } from "./_shared.ts";
@@ -39,6 +40,7 @@ import type {
   ScheduleFireOutcome,
   ScheduleRecord,
   StateWrite,
+  StatusCounts,
   StoreStatus,
   TaskRecord,
   TaskStatus,
@@ -114,18 +116,17 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #tasks = new Map<string, Slot>();
   #byKey = new Map<string, string>();
   #running = new Set<string>();
-  // Counts and totals move with every status change (#setStatus, an
-  // insert, a delete), so they are exact by construction.
-  #tally = new StatusTally();
+  // Counts and totals, of all queues and of each, move with every status
+  // change (#setStatus, an insert, a delete), so they are exact by
+  // construction.
+  #tallies = new QueueTallies();
   #live = (entry: IndexEntry): boolean =>
     this.#tasks.get(entry.id)?.token === entry.token;
   #ready = new OrderedIndex(this.#live);
   #claimable = new Map<string, ClaimIndex>();
   #queues = new Map<string, QueueState>();
-  #finished: Record<Finished, OrderedIndex> = {
-    succeeded: new OrderedIndex(this.#live),
-    dead: new OrderedIndex(this.#live),
-  };
+  // Each queue's finished tasks, per status, by updatedAt.
+  #finished = new Map<string, Record<Finished, OrderedIndex>>();
   #nextOrder = 1;
   #nextToken = 1;
   #staleSettles = 0;
@@ -177,7 +178,11 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       }
       case "succeeded":
       case "dead":
-        this.#place(this.#finished[status], slot, record.updatedAt);
+        this.#place(
+          this.#finishedOf(record.queue)[status],
+          slot,
+          record.updatedAt,
+        );
         break;
     }
   }
@@ -203,9 +208,22 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
    */
   #setStatus(slot: Slot, status: TaskStatus): void {
     this.#leave(slot);
-    this.#tally.move(slot.record.status, status);
+    this.#tallies.move(slot.record.queue, slot.record.status, status);
     slot.record.status = status;
     this.#enter(slot);
+  }
+
+  /** The finished indexes of one queue, created empty when new. */
+  #finishedOf(queue: string): Record<Finished, OrderedIndex> {
+    let finished = this.#finished.get(queue);
+    if (finished === undefined) {
+      finished = {
+        succeeded: new OrderedIndex(this.#live),
+        dead: new OrderedIndex(this.#live),
+      };
+      this.#finished.set(queue, finished);
+    }
+    return finished;
   }
 
   #place(index: OrderedIndex, slot: Slot, at: number): void {
@@ -222,7 +240,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   #delete(slot: Slot): void {
     const record = slot.record;
     this.#leave(slot);
-    this.#tally.move(record.status, null);
+    this.#tallies.move(record.queue, record.status, null);
     this.#tasks.delete(record.id);
     const key = record.idempotencyKey;
     if (key !== null && this.#byKey.get(key) === record.id) {
@@ -232,13 +250,16 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
 
   /** Drops dead index entries once they outnumber the live ones. */
   #compact(): void {
-    const counts = this.#tally.counts;
+    const counts = this.#tallies.all.counts;
     this.#ready.compact(counts.queued + counts.failed);
     for (const claimIndex of this.#claimable.values()) {
       claimIndex.index.compact(claimIndex.live);
     }
-    for (const status of FINISHED_STATUSES) {
-      this.#finished[status].compact(counts[status]);
+    for (const [queue, finished] of this.#finished) {
+      const held = this.#tallies.of(queue).counts;
+      for (const status of FINISHED_STATUSES) {
+        finished[status].compact(held[status]);
+      }
     }
   }
 
@@ -581,7 +602,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       };
       this.#tasks.set(task.id, slot);
       if (key !== null) this.#byKey.set(key, task.id);
-      this.#tally.move(null, record.status);
+      this.#tallies.move(record.queue, null, record.status);
       this.#enter(slot);
       inserted.push({ inserted: true, record: { ...record } });
     }
@@ -1035,13 +1056,14 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         where: (entry) => this.#tasks.get(entry.id)!.record.status === "failed",
       });
       return Promise.resolve({
-        counts: { ...this.#tally.counts },
+        counts: { ...this.#tallies.all.counts },
         oldestQueuedAgeMs: oldest === undefined || oldest.at > now
           ? null
           : now - oldest.at,
         dueFailed,
         started,
-        totals: { ...this.#tally.totals },
+        totals: { ...this.#tallies.all.totals },
+        queues: this.#tallies.queues(),
       });
     } catch (error) {
       return Promise.reject(error);
@@ -1077,8 +1099,11 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   recount(): Promise<void> {
     try {
       this.#check("recount tasks");
-      this.#tally.recount(
-        Array.from(this.#tasks.values(), (slot) => slot.record.status),
+      this.#tallies.recount(
+        Array.from(
+          this.#tasks.values(),
+          ({ record }) => [record.queue, record.status] as const,
+        ),
       );
       return Promise.resolve();
     } catch (error) {
@@ -1146,41 +1171,31 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
       const rules = checkRetention(policy, now, "prune tasks");
       checkPruneLimit(limit);
       const result: PruneResult = { succeeded: 0, dead: 0, skipped: false };
-      for (let n = 0; n < limit; n++) {
-        const s = this.#prunableHead("succeeded", rules);
-        const d = this.#prunableHead("dead", rules);
-        const entry = s === undefined
-          ? d
-          : d === undefined
-          ? s
-          : d.at < s.at || (d.at === s.at && d.order < s.order)
-          ? d
-          : s;
-        if (entry === undefined) break;
-        const slot = this.#tasks.get(entry.id)!;
-        result[slot.record.status as Finished]++;
-        this.#delete(slot);
+      let n = 0;
+      for (const [queue, finished] of this.#finished) {
+        const queueRules = rulesOf(rules, queue);
+        const held = this.#tallies.of(queue).counts;
+        for (; n < limit; n++) {
+          const s = prunableHead(finished, "succeeded", queueRules, held);
+          const d = prunableHead(finished, "dead", queueRules, held);
+          const entry = s === undefined
+            ? d
+            : d === undefined
+            ? s
+            : d.at < s.at || (d.at === s.at && d.order < s.order)
+            ? d
+            : s;
+          if (entry === undefined) break;
+          const slot = this.#tasks.get(entry.id)!;
+          result[slot.record.status as Finished]++;
+          this.#delete(slot);
+        }
       }
       this.#compact();
       return Promise.resolve(result);
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  /**
-   * The oldest task of `status` if the policy lets it go: beyond the count
-   * kept, or finished before the cutoff.
-   */
-  #prunableHead(
-    status: Finished,
-    rules: CheckedPolicy,
-  ): IndexEntry | undefined {
-    const entry = this.#finished[status].peek();
-    if (entry === undefined) return undefined;
-    const { before, keep } = rules[status];
-    const over = keep !== null && this.#tally.counts[status] > keep;
-    return over || (before !== null && entry.at < before) ? entry : undefined;
   }
 
   /**
@@ -1208,21 +1223,20 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     try {
       this.#check("count prunable tasks");
       const rules = checkRetention(policy, now, "count prunable tasks");
-      const count = (status: Finished): number => {
-        const { before, keep } = rules[status];
-        const over = keep === null
-          ? 0
-          : Math.max(0, this.#tally.counts[status] - keep);
-        const old = before === null
-          ? 0
-          : this.#finished[status].countBefore(before);
-        return Math.max(over, old);
-      };
-      return Promise.resolve({
-        succeeded: count("succeeded"),
-        dead: count("dead"),
-        skipped: false,
-      });
+      const result: PruneResult = { succeeded: 0, dead: 0, skipped: false };
+      for (const [queue, finished] of this.#finished) {
+        const queueRules = rulesOf(rules, queue);
+        const held = this.#tallies.of(queue).counts;
+        for (const status of FINISHED_STATUSES) {
+          const { before, keep } = queueRules[status];
+          const over = keep === null ? 0 : Math.max(0, held[status] - keep);
+          const old = before === null
+            ? 0
+            : finished[status].countBefore(before);
+          result[status] += Math.max(over, old);
+        }
+      }
+      return Promise.resolve(result);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1246,8 +1260,14 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         (sum, c) => sum + c.index.size,
         0,
       ),
-      succeeded: this.#finished.succeeded.size,
-      dead: this.#finished.dead.size,
+      succeeded: [...this.#finished.values()].reduce(
+        (sum, f) => sum + f.succeeded.size,
+        0,
+      ),
+      dead: [...this.#finished.values()].reduce(
+        (sum, f) => sum + f.dead.size,
+        0,
+      ),
     };
   }
 
@@ -1394,7 +1414,10 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     this.#running.clear();
     this.#ready.clear();
     this.#claimable.clear();
-    for (const status of FINISHED_STATUSES) this.#finished[status].clear();
+    for (const finished of this.#finished.values()) {
+      for (const status of FINISHED_STATUSES) finished[status].clear();
+    }
+    this.#finished.clear();
     return Promise.resolve();
   }
 
@@ -1413,4 +1436,22 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The oldest task of `status` in one queue's finished indexes if the
+ * queue's rule lets it go: beyond the count kept, or finished before the
+ * cutoff.
+ */
+function prunableHead(
+  finished: Record<Finished, OrderedIndex>,
+  status: Finished,
+  rules: CheckedRules,
+  held: StatusCounts,
+): IndexEntry | undefined {
+  const entry = finished[status].peek();
+  if (entry === undefined) return undefined;
+  const { before, keep } = rules[status];
+  const over = keep !== null && held[status] > keep;
+  return over || (before !== null && entry.at < before) ? entry : undefined;
 }

@@ -463,6 +463,21 @@ export interface StoreStatus {
   started: number;
   /** Tasks ever inserted, succeeded and dead-lettered, for rates. */
   totals: StatusTotals;
+  /**
+   * The same counts and totals for each queue that ever held a task, by
+   * name; they add up to `counts` and `totals`. Kept like `counts`.
+   */
+  queues: QueueStatus[];
+}
+
+/** One queue's share of {@linkcode StoreStatus}. */
+export interface QueueStatus {
+  /** Queue name. */
+  queue: string;
+  /** The queue's tasks by status. */
+  counts: StatusCounts;
+  /** The queue's tasks ever inserted, succeeded and dead-lettered. */
+  totals: StatusTotals;
 }
 
 /**
@@ -486,9 +501,11 @@ export interface RetentionRule {
 }
 
 /**
- * What {@linkcode TaskStore.prune} keeps of each finished status. A status
- * without a rule is kept entirely; queued, running and failed tasks are
- * never pruned.
+ * What {@linkcode TaskStore.prune} keeps of each finished status, applied
+ * to each named queue separately: `maxCount` counts the tasks of one
+ * queue, so two queues with `{ maxCount: 100 }` keep up to 100 each. A
+ * status without a rule is kept entirely; queued, running and failed
+ * tasks are never pruned.
  */
 export interface RetentionPolicy {
   /**
@@ -501,6 +518,30 @@ export interface RetentionPolicy {
    * Rule for dead-lettered tasks.
    *
    * @default {{}}
+   */
+  dead?: RetentionRule;
+  /**
+   * Rules of particular queues, by queue name. A rule given here replaces
+   * the one above for that queue's tasks of that status; a status it
+   * leaves out follows the rule above.
+   *
+   * @default {{}}
+   */
+  queues?: Record<string, QueueRetention>;
+}
+
+/** The rules of one queue in {@linkcode RetentionPolicy.queues}. */
+export interface QueueRetention {
+  /**
+   * Rule for the queue's succeeded tasks.
+   *
+   * @default {the policy's succeeded rule}
+   */
+  succeeded?: RetentionRule;
+  /**
+   * Rule for the queue's dead-lettered tasks.
+   *
+   * @default {the policy's dead rule}
    */
   dead?: RetentionRule;
 }
@@ -708,7 +749,8 @@ export interface TaskStore {
   status(now: number): Promise<StoreStatus>;
   /**
    * Deletes at most `limit` finished tasks (succeeded or dead, oldest
-   * `updatedAt` first across both) that `policy` no longer keeps at `now`,
+   * `updatedAt` first within each queue) that `policy` no longer keeps at
+   * `now`,
    * in one short transaction, through indexes. Call it repeatedly to prune
    * in steps; the calls converge. A pruned task is gone: `get` returns
    * `undefined` and its idempotency key is free.

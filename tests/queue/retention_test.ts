@@ -471,6 +471,26 @@ Deno.test("TaskQueue.open() refuses bad retention options with the option and it
       /^Cannot open queue: retention\.succeeded\.maxAgeMs must be a number, got string$/,
     ],
     [
+      { queues: { reports: { dead: { maxCount: -1 } } } },
+      RangeError,
+      /^Cannot open queue: retention\.queues\["reports"\]\.dead\.maxCount must be a non-negative number or Infinity, got -1$/,
+    ],
+    [
+      { queues: { reports: { sucess: {} } } },
+      RangeError,
+      /^Cannot open queue: retention\.queues\["reports"\] can only name succeeded and dead, got "sucess"$/,
+    ],
+    [
+      { queues: { "": {} } },
+      RangeError,
+      /^Cannot open queue: a queue name in retention\.queues must have 1 to 128 characters, got ""$/,
+    ],
+    [
+      { queues: ["reports"] },
+      TypeError,
+      /^Cannot open queue: retention\.queues must be an object, got an array$/,
+    ],
+    [
       "1d",
       TypeError,
       /^Cannot open queue: retention must be an object or false, got string$/,

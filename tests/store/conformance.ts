@@ -200,6 +200,38 @@ async function listedCounts(store: TaskStore): Promise<StatusCounts> {
 }
 
 /**
+ * Checks that `status()` at `now` reports, in all and per queue, the
+ * counts of the tasks `list()` reads (a queue that holds none now may be
+ * reported with zero counts).
+ */
+async function checkCounts(
+  store: TaskStore,
+  step: string,
+  now = T0,
+): Promise<void> {
+  const status = await store.status(now);
+  assert.deepEqual(status.counts, await listedCounts(store), step);
+  const listed = new Map<string, StatusCounts>();
+  for (const record of await store.list()) {
+    let counts = listed.get(record.queue);
+    if (counts === undefined) {
+      counts = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+      listed.set(record.queue, counts);
+    }
+    counts[record.status]++;
+  }
+  const none = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+  const names = status.queues.map((q) => q.queue);
+  assert.deepEqual(names, [...names].sort(), `${step}: queues by name`);
+  for (const name of listed.keys()) {
+    assert.ok(names.includes(name), `${step}: queue ${name} reported`);
+  }
+  for (const { queue, counts } of status.queues) {
+    assert.deepEqual(counts, listed.get(queue) ?? none, `${step}: ${queue}`);
+  }
+}
+
+/**
  * Checks a store just migrated from a schema without kept counts, whose
  * rows by status are `counts` (at least two succeeded and one dead, all
  * finished before `T0 + 10`): `status()` reports them, the totals start
@@ -233,6 +265,48 @@ export async function checkSeededCounts(
   const after = await store.status(T0);
   assert.deepEqual(after.counts, { ...counts, succeeded: 1, dead: 0 });
   assert.deepEqual(after.totals, totals);
+}
+
+/**
+ * Checks a store just migrated to counts by queue from a schema with
+ * counts by status only, whose rows were `a1`, `a2` (succeeded, finished
+ * at `T0 + 1` and `T0 + 2`) and `a3` (queued) in queue `a`, and `d1`
+ * (succeeded) and `d2` (dead) in the default queue, with totals of 20
+ * submitted, 10 succeeded and 3 dead: the totals stay and go to the
+ * default queue, each queue's counts come from its rows, and each queue
+ * prunes by its own count.
+ *
+ * @param store The migrated store.
+ */
+export async function checkCountsByQueueMigrated(
+  store: TaskStore,
+): Promise<void> {
+  const status = await store.status(T0);
+  const none = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+  assert.deepEqual(status.counts, {
+    ...none,
+    queued: 1,
+    succeeded: 3,
+    dead: 1,
+  });
+  assert.deepEqual(status.totals, { submitted: 20, succeeded: 10, dead: 3 });
+  assert.deepEqual(status.queues, [
+    {
+      queue: "a",
+      counts: { ...none, queued: 1, succeeded: 2 },
+      totals: { submitted: 0, succeeded: 0, dead: 0 },
+    },
+    {
+      queue: "default",
+      counts: { ...none, succeeded: 1, dead: 1 },
+      totals: { submitted: 20, succeeded: 10, dead: 3 },
+    },
+  ]);
+  assert.deepEqual(
+    await store.prune({ succeeded: { maxCount: 1 } }, T0 + 10, 100),
+    { succeeded: 1, dead: 0, skipped: false },
+  );
+  assert.equal(await store.get("a1"), undefined);
 }
 
 /** What the suite expects of payloads and results. */
@@ -872,6 +946,7 @@ export function storeConformance(
       dueFailed: 0,
       started: 0,
       totals: { submitted: 0, succeeded: 0, dead: 0 },
+      queues: [],
     });
     const [s1, s2, dead, failed] = await claimAll(store, [
       task("s1"),
@@ -1589,6 +1664,80 @@ export function storeConformance(
     assert.deepEqual(await kept(store, all), ["s5", "d2", "d3"]);
   });
 
+  test("TaskStore.prune() applies a queue's own rules to its tasks, and the policy's rules to each other queue separately, when the policy names queues", async (store) => {
+    const finish = async (
+      queue: string,
+      prefix: string,
+      n: number,
+      how: (r: TaskRecord) => Settlement,
+      at: number,
+    ): Promise<void> => {
+      const records = await claimAll(store, tasks(prefix, n, { queue }), at);
+      await store.commit(batch({ now: at + 1, settles: records.map(how) }));
+    };
+    await finish("default", "d", 3, succeed, T0);
+    await finish("a", "a", 3, succeed, T0 + 10);
+    await finish("b", "b", 3, succeed, T0 + 20);
+    await finish("b", "bx", 2, kill, T0 + 30);
+    await finish("a", "ax", 2, kill, T0 + 40);
+    const policy: RetentionPolicy = {
+      succeeded: { maxCount: 1 },
+      queues: {
+        a: { succeeded: { maxCount: 2 } },
+        b: { dead: { maxCount: 0 } },
+        idle: { succeeded: {} },
+      },
+    };
+    const now = T0 + 100;
+    const expected = { succeeded: 2 + 1 + 2, dead: 2, skipped: false };
+    assert.deepEqual(await store.prunable(policy, now), expected);
+    const total = { succeeded: 0, dead: 0, skipped: false };
+    for (let calls = 0;; calls++) {
+      assert.ok(calls < 10, "prune converges");
+      const step = await store.prune(policy, now, 3);
+      assert.ok(step.succeeded + step.dead <= 3, "at most the limit");
+      total.succeeded += step.succeeded;
+      total.dead += step.dead;
+      if (step.succeeded + step.dead === 0) break;
+    }
+    assert.deepEqual(total, expected);
+    assert.deepEqual(
+      (await store.list()).map((r) => r.id).sort(),
+      ["a1", "a2", "ax0", "ax1", "b2", "d2"],
+      "each queue keeps its newest, by its own rule",
+    );
+    const { queues } = await store.status(now);
+    const none = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+    assert.deepEqual(queues, [
+      {
+        queue: "a",
+        counts: { ...none, succeeded: 2, dead: 2 },
+        totals: { submitted: 5, succeeded: 3, dead: 2 },
+      },
+      {
+        queue: "b",
+        counts: { ...none, succeeded: 1 },
+        totals: { submitted: 5, succeeded: 3, dead: 2 },
+      },
+      {
+        queue: "default",
+        counts: { ...none, succeeded: 1 },
+        totals: { submitted: 3, succeeded: 3, dead: 0 },
+      },
+    ]);
+    // Keeping everything of one queue leaves the others to the policy.
+    await finish("a", "late", 2, succeed, T0 + 200);
+    assert.deepEqual(
+      await store.prune(
+        { succeeded: { maxCount: 0 }, queues: { a: { succeeded: {} } } },
+        T0 + 300,
+        100,
+      ),
+      { succeeded: 2, dead: 0, skipped: false },
+    );
+    assert.equal((await store.list({ queue: "a" })).length, 6);
+  });
+
   test("TaskStore.prune() deletes what either limit lets go when a rule sets both an age and a count", async (store) => {
     await finish(
       store,
@@ -1682,6 +1831,21 @@ export function storeConformance(
       [{ dead: null as unknown as RetentionRule }, T0, 10, TypeError],
       [{ queued: {} } as unknown as RetentionPolicy, T0, 10, RangeError],
       [null as unknown as RetentionPolicy, T0, 10, TypeError],
+      [{ dead: { maxAge: 1 } as RetentionRule }, T0, 10, TypeError],
+      [{ queues: { "": {} } }, T0, 10, RangeError],
+      [{ queues: { a: { dead: { maxCount: -1 } } } }, T0, 10, RangeError],
+      [
+        { queues: { a: { queued: {} } } } as RetentionPolicy,
+        T0,
+        10,
+        RangeError,
+      ],
+      [
+        { queues: [] } as unknown as RetentionPolicy,
+        T0,
+        10,
+        TypeError,
+      ],
       [{}, NaN, 10, RangeError],
       [{}, T0, -1, RangeError],
       [{}, T0, 1.5, RangeError],
@@ -1843,25 +2007,22 @@ export function storeConformance(
   });
 
   test("TaskStore.status() keeps counts exact when inserts, claims, starts, settles, releases, recovery, requeue and prune change them", async (store) => {
-    const check = async (step: string, now = T0): Promise<void> => {
-      assert.deepEqual(
-        (await store.status(now)).counts,
-        await listedCounts(store),
-        step,
-      );
-    };
+    const check = (step: string, now = T0): Promise<void> =>
+      checkCounts(store, step, now);
+    const both = [{ queue: "default" }, { queue: "other" }];
     await check("empty");
     const { inserted, claimed } = await store.commit(batch({
       inserts: [
         task("a"),
-        task("b"),
+        task("b", { queue: "other" }),
         task("c"),
-        task("d", { claim: true }),
+        task("d", { claim: true, queue: "other" }),
         task("e", { claim: true, maxAttempts: 1 }),
-        task("k1", { idempotencyKey: "k" }),
+        task("k1", { idempotencyKey: "k", queue: "other" }),
         task("k2", { idempotencyKey: "k" }),
       ],
       claimDue: 3,
+      claimQueues: both,
     }));
     assert.equal(inserted.filter((o) => o.inserted).length, 6);
     await check("inserts and claims");
@@ -1882,7 +2043,9 @@ export function storeConformance(
     await check("recovery and a claim", T0 + LEASE + 5);
     assert.equal(await store.requeue("all", T0 + LEASE + 6), 2);
     await check("requeue", T0 + LEASE + 6);
-    await store.commit(batch({ now: T0 + LEASE + 7, claimDue: 100 }));
+    await store.commit(
+      batch({ now: T0 + LEASE + 7, claimDue: 100, claimQueues: both }),
+    );
     await check("claim everything", T0 + LEASE + 7);
     const running = await store.list({ status: "running" });
     await store.commit(batch({

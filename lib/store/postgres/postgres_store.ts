@@ -19,6 +19,7 @@ import { newRecord } from "../_record.ts";
 import type { ErrorClass } from "../../errors.ts";
 import {
   CANCELLED_MESSAGE,
+  type CheckedPolicy,
   type CheckedRule,
   checkPruneLimit,
   checkQueueName,
@@ -267,6 +268,24 @@ function ruleParams(rule: CheckedRule): [number, number] {
     rule.before === null
       ? NO_CUTOFF
       : Math.min(Math.ceil(rule.before), Number.MAX_SAFE_INTEGER),
+  ];
+}
+
+/**
+ * A checked policy as the prune and prunable statements bind it: the
+ * policy's succeeded and dead rules, then the named queues' rules as JSON.
+ */
+function policyParams(
+  policy: CheckedPolicy,
+): [number, number, number, number, string] {
+  return [
+    ...ruleParams(policy.succeeded),
+    ...ruleParams(policy.dead),
+    JSON.stringify([...policy.queues].map(([q, rules]) => {
+      const [sk, sb] = ruleParams(rules.succeeded);
+      const [dk, db] = ruleParams(rules.dead);
+      return { q, sk, sb, dk, db };
+    })),
   ];
 }
 
@@ -1748,10 +1767,8 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const at = Math.floor(now);
     checkTime(at, "read status", "now");
     const [row] = await run(sql, this.#queries.status, [at]);
-    const { counts, totals } = keptCounts(
-      Object.entries(
-        (row?.["counts"] ?? {}) as Record<string, [number, number]>,
-      ).map(([key, [n, entered]]) => [key, n, entered]),
+    const { counts, totals, queues } = keptCounts(
+      (row?.["counts"] ?? []) as [string, string, number, number][],
     );
     const oldest = row?.["oldest"] as number | null | undefined;
     return {
@@ -1762,6 +1779,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       dueFailed: (row?.["due_failed"] as number | undefined) ?? 0,
       started: (row?.["started"] as number | undefined) ?? 0,
       totals,
+      queues,
     };
   }
 
@@ -1839,11 +1857,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     checkTime(Math.floor(now), "prune tasks", "now");
     const q = this.#queries;
     const [pruned] = await runStatements(sql, [
-      inline(q.prune, [
-        limit,
-        ...ruleParams(rules.succeeded),
-        ...ruleParams(rules.dead),
-      ]),
+      inline(q.prune, [limit, ...policyParams(rules)]),
       q.count,
       q.fold,
     ]);
@@ -1938,10 +1952,7 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     const sql = this.#check("count prunable tasks");
     const rules = checkRetention(policy, now, "count prunable tasks");
     checkTime(Math.floor(now), "count prunable tasks", "now");
-    const [row] = await run(sql, this.#queries.prunable, [
-      ...ruleParams(rules.succeeded),
-      ...ruleParams(rules.dead),
-    ]);
+    const [row] = await run(sql, this.#queries.prunable, policyParams(rules));
     return {
       succeeded: (row?.["succeeded"] as number | undefined) ?? 0,
       dead: (row?.["dead"] as number | undefined) ?? 0,

@@ -277,6 +277,44 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    description: "keep counts and prune by queue",
+    // status_counts and status_deltas gain the queue: one row per queue
+    // and status, so status reads each queue's counts as it reads the
+    // totals, and retention counts each queue's finished tasks. The
+    // pending deltas' totals and the totals held (history, not split by
+    // queue) go to the default queue, so the sums over queues stay what
+    // they were; the counts are recomputed from the rows (ALTER TABLE holds
+    // writers off until this step commits). Rows that count nothing are
+    // dropped. The prune indexes lead with the queue: each queue's oldest
+    // finished rows are the first entries of its range.
+    sql: (s) => `
+      ALTER TABLE ${s}.status_deltas
+        ADD COLUMN queue text NOT NULL DEFAULT 'default';
+      ALTER TABLE ${s}.status_counts
+        ADD COLUMN queue text NOT NULL DEFAULT 'default';
+      ALTER TABLE ${s}.status_counts DROP CONSTRAINT status_counts_pkey;
+      ALTER TABLE ${s}.status_counts ADD PRIMARY KEY (queue, status);
+      UPDATE ${s}.status_counts c SET entered = c.entered + d.entered
+        FROM (SELECT status, sum(entered) AS entered FROM ${s}.status_deltas
+          GROUP BY status) d
+        WHERE c.status = d.status;
+      DELETE FROM ${s}.status_deltas;
+      UPDATE ${s}.status_counts SET n = 0;
+      INSERT INTO ${s}.status_counts (queue, status, n, entered)
+        SELECT queue, status, count(*), 0 FROM ${s}.tasks
+        GROUP BY queue, status
+        ON CONFLICT (queue, status) DO UPDATE SET n = excluded.n;
+      DELETE FROM ${s}.status_counts WHERE n = 0 AND entered = 0;
+      DROP INDEX ${s}.tasks_succeeded_updated;
+      DROP INDEX ${s}.tasks_dead_updated;
+      CREATE INDEX tasks_succeeded_updated
+        ON ${s}.tasks (queue, updated_at, seq) WHERE status = 'succeeded';
+      CREATE INDEX tasks_dead_updated
+        ON ${s}.tasks (queue, updated_at, seq) WHERE status = 'dead';
+    `,
+  },
 ];
 
 /** The newest schema version this code knows: the last migration's. */
@@ -335,8 +373,9 @@ const MOVE_SLOTS = [
 
 /**
  * A CTE named `moved` that reports the moves of `rows` (a query with text
- * columns `was` and `became`: null for an insert or a delete) as JSON
- * `[was, became, count]` triples in the transaction-local setting
+ * columns `queue`, `was` and `became`, the last two null for an insert or
+ * a delete) as JSON `[was, became, count, queue]` arrays in the
+ * transaction-local setting
  * `sluice.moves_<slot>`, where the transaction's `count` statement reads
  * them. A transaction's settings end with it, so a later transaction on
  * the connection finds none, and a re-sent one (after a deadlock) starts
@@ -346,9 +385,9 @@ const MOVE_SLOTS = [
 function reportMoves(slot: typeof MOVE_SLOTS[number], rows: string): string {
   return `moved AS MATERIALIZED (
         SELECT set_config('sluice.moves_${slot}', coalesce((
-          SELECT json_agg(json_build_array(was, became, k))::text
-          FROM (SELECT was, became, count(*) AS k FROM (${rows}) m
-            GROUP BY was, became) g), '[]'), true) AS ok
+          SELECT json_agg(json_build_array(was, became, k, queue))::text
+          FROM (SELECT queue, was, became, count(*) AS k FROM (${rows}) m
+            GROUP BY queue, was, became) g), '[]'), true) AS ok
       )`;
 }
 
@@ -513,18 +552,46 @@ export interface PostgresQueries {
 export function postgresQueries(schema: string): PostgresQueries {
   const t = `${schema}.tasks`;
   // Counts and totals as kept: the folded rows and the pending deltas.
-  const counted = `(SELECT status, n, entered FROM ${schema}.status_counts
-    UNION ALL SELECT status, n, entered FROM ${schema}.status_deltas)`;
+  const counted =
+    `(SELECT queue, status, n, entered FROM ${schema}.status_counts
+    UNION ALL SELECT queue, status, n, entered FROM ${schema}.status_deltas)`;
   // A lock of this schema: the class in the high half, its oid in the low.
   const lockKey = (lockClass: number): string =>
     `(${lockClass}::bigint << 32) | '${schema}'::regnamespace::oid::bigint`;
+  // A CTE named `rules`: each queue holding finished rows (by the kept
+  // counts), with its succeeded (s) and dead (d) counts and the rules
+  // that apply to it: its own from the JSON array `named`, else the
+  // policy's (sk/sb and dk/db: counts kept and cutoffs).
+  const finishedRules = (
+    sk: string,
+    sb: string,
+    dk: string,
+    db: string,
+    named: string,
+  ): string =>
+    `rules AS MATERIALIZED (
+        SELECT k.queue, k.s, k.d,
+          coalesce(o.sk, ${sk}::bigint) AS sk,
+          coalesce(o.sb, ${sb}::bigint) AS sb,
+          coalesce(o.dk, ${dk}::bigint) AS dk,
+          coalesce(o.db, ${db}::bigint) AS db
+        FROM (SELECT queue,
+            coalesce(sum(n) FILTER (WHERE status = 'succeeded'), 0) AS s,
+            coalesce(sum(n) FILTER (WHERE status = 'dead'), 0) AS d
+          FROM ${counted} u WHERE status IN ('succeeded', 'dead')
+          GROUP BY queue) k
+        LEFT JOIN json_to_recordset(${named}::text::json)
+          AS o(q text, sk bigint, sb bigint, dk bigint, db bigint)
+          ON o.q = k.queue
+        WHERE k.s > 0 OR k.d > 0
+      )`;
   // A claim charges no attempt and clears the previous claim's start: the
   // handler's start charges and records it.
   const claimSet =
     "status = 'running', version = t.version + 1, started_at = NULL";
   const requeueMoves = reportMoves(
     "requeue",
-    "SELECT 'dead' AS was, 'queued' AS became FROM r",
+    "SELECT queue, 'dead' AS was, 'queued' AS became FROM r",
   );
   return {
     bootstrap: `CREATE SCHEMA IF NOT EXISTS ${schema}; ` +
@@ -564,13 +631,16 @@ export function postgresQueries(schema: string): PostgresQueries {
           lease_until = NULL, updated_at = $2::bigint, version = t.version + 1
         FROM v
         WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
-        RETURNING t.id, v.v, t.status
+        RETURNING t.id, v.v, t.status, t.queue
       ), c AS (
         UPDATE ${schema}.meta
           SET value = value + ($3::bigint - (SELECT count(*) FROM s))
         WHERE name = 'stale_settles' AND (SELECT count(*) FROM s) < $3::bigint
       ), ${
-      reportMoves("settle", "SELECT 'running' AS was, status AS became FROM s")
+      reportMoves(
+        "settle",
+        "SELECT queue, 'running' AS was, status AS became FROM s",
+      )
     }
       SELECT id, v FROM s WHERE ${MOVED}`,
     renew: `UPDATE ${t} t SET lease_until = $2::bigint
@@ -604,11 +674,11 @@ export function postgresQueries(schema: string): PostgresQueries {
         FROM json_to_recordset($1::text::json)
           AS v(id text, v integer, rf boolean)
         WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
-        RETURNING t.id, v.v
+        RETURNING t.id, v.v, t.queue
       ), ${
       reportMoves(
         "release",
-        "SELECT 'running' AS was, 'queued' AS became FROM r",
+        "SELECT queue, 'running' AS was, 'queued' AS became FROM r",
       )
     }
       SELECT id, v FROM r WHERE ${MOVED}`,
@@ -643,11 +713,11 @@ export function postgresQueries(schema: string): PostgresQueries {
         FROM n
         ORDER BY n.key COLLATE "C", n.o
         ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING id, status
+        RETURNING id, status, queue
       ), ${
       reportMoves(
         "insert",
-        "SELECT NULL::text AS was, status AS became FROM ins",
+        "SELECT queue, NULL::text AS was, status AS became FROM ins",
       )
     }
       SELECT id, status, NULL::json AS row FROM ins WHERE ${MOVED}
@@ -709,7 +779,9 @@ export function postgresQueries(schema: string): PostgresQueries {
         FROM picked p
         WHERE t.id = p.id
         RETURNING ${COLUMNS.replaceAll(/(\w+)/g, "t.$1")}, p.status AS was
-      ), ${reportMoves("claim", "SELECT was, 'running' AS became FROM c")}
+      ), ${
+      reportMoves("claim", "SELECT queue, was, 'running' AS became FROM c")
+    }
       SELECT ${COLUMNS} FROM c WHERE ${MOVED}`,
     // Each move [was, became, k] takes k from was and adds k to became
     // (and to its total when it is finished); a move from null (an
@@ -717,14 +789,15 @@ export function postgresQueries(schema: string): PostgresQueries {
     // out append nothing, and a transaction whose statements moved nothing
     // appends no row. The settings of statements not sent read as null.
     count: `WITH m AS (
-        SELECT e->>0 AS was, e->>1 AS became, (e->>2)::bigint AS k
+        SELECT e->>0 AS was, e->>1 AS became, (e->>2)::bigint AS k,
+          e->>3 AS queue
         FROM unnest(ARRAY[${
       MOVE_SLOTS.map((slot) => `'sluice.moves_${slot}'`).join(", ")
     }]) AS g(slot)
         CROSS JOIN LATERAL json_array_elements(
           coalesce(nullif(current_setting(g.slot, true), ''), '[]')::json) e
       ), d AS (
-        SELECT x.status, sum(x.n) AS n, sum(x.entered) AS entered
+        SELECT m.queue, x.status, sum(x.n) AS n, sum(x.entered) AS entered
         FROM m CROSS JOIN LATERAL (VALUES
           (m.was, -m.k, 0::bigint),
           (m.became, m.k,
@@ -732,10 +805,10 @@ export function postgresQueries(schema: string): PostgresQueries {
           (CASE WHEN m.was IS NULL THEN 'submitted' END, 0::bigint, m.k)
         ) AS x(status, n, entered)
         WHERE x.status IS NOT NULL
-        GROUP BY x.status
+        GROUP BY m.queue, x.status
       ), ins AS (
-        INSERT INTO ${schema}.status_deltas (status, n, entered)
-        SELECT status, n, entered FROM d WHERE n <> 0 OR entered <> 0
+        INSERT INTO ${schema}.status_deltas (queue, status, n, entered)
+        SELECT queue, status, n, entered FROM d WHERE n <> 0 OR entered <> 0
         RETURNING 1
       )
       SELECT count(*) AS n FROM ins`,
@@ -757,9 +830,12 @@ export function postgresQueries(schema: string): PostgresQueries {
           SELECT id FROM ${t}
           WHERE status = 'running' AND lease_until < $1::bigint
           FOR UPDATE SKIP LOCKED)
-        RETURNING t.status
+        RETURNING t.status, t.queue
       ), ${
-      reportMoves("recover", "SELECT 'running' AS was, status AS became FROM r")
+      reportMoves(
+        "recover",
+        "SELECT queue, 'running' AS was, status AS became FROM r",
+      )
     }
       SELECT count(*) AS n,
         CASE WHEN $3::boolean AND bool_or(status = 'queued')
@@ -778,7 +854,7 @@ export function postgresQueries(schema: string): PostgresQueries {
     // with a new version, so a running claim is fenced off. Returns each
     // id found with its status before.
     cancel: `WITH f AS (
-        SELECT id, status FROM ${t}
+        SELECT id, status, queue FROM ${t}
         WHERE id IN (SELECT json_array_elements_text($1::text::json))
         ORDER BY id COLLATE "C"
         FOR UPDATE
@@ -792,14 +868,15 @@ export function postgresQueries(schema: string): PostgresQueries {
       ), ${
       reportMoves(
         "cancel",
-        "SELECT f.status AS was, 'dead' AS became FROM f JOIN r USING (id)",
+        "SELECT f.queue, f.status AS was, 'dead' AS became " +
+          "FROM f JOIN r USING (id)",
       )
     }
       SELECT f.id, f.status FROM f WHERE ${MOVED}`,
     // Deletes the ids of $1 that are not running; returns each id found
     // with its status before.
     remove: `WITH f AS (
-        SELECT id, status FROM ${t}
+        SELECT id, status, queue FROM ${t}
         WHERE id IN (SELECT json_array_elements_text($1::text::json))
         ORDER BY id COLLATE "C"
         FOR UPDATE
@@ -810,7 +887,8 @@ export function postgresQueries(schema: string): PostgresQueries {
       ), ${
       reportMoves(
         "remove",
-        "SELECT f.status AS was, NULL::text AS became FROM f JOIN r USING (id)",
+        "SELECT f.queue, f.status AS was, NULL::text AS became " +
+          "FROM f JOIN r USING (id)",
       )
     }
       SELECT f.id, f.status FROM f WHERE ${MOVED}`,
@@ -828,7 +906,7 @@ export function postgresQueries(schema: string): PostgresQueries {
           updated_at = $2::bigint, version = version + 1
         WHERE id IN (SELECT json_array_elements_text($1::text::json))
           AND status = 'dead'
-        RETURNING id
+        RETURNING id, queue
       ), ${requeueMoves}
       SELECT count(*) AS n,
         CASE WHEN $3::boolean AND count(*) > 0
@@ -840,7 +918,7 @@ export function postgresQueries(schema: string): PostgresQueries {
           progress = NULL, checkpoint = NULL,
           updated_at = $1::bigint, version = version + 1
         WHERE status = 'dead'
-        RETURNING id
+        RETURNING id, queue
       ), ${requeueMoves}
       SELECT count(*) AS n,
         CASE WHEN $2::boolean AND count(*) > 0
@@ -855,10 +933,10 @@ export function postgresQueries(schema: string): PostgresQueries {
     // tasks_status_created (its first column), so it reads the running
     // rows, never the finished ones.
     status: `SELECT
-        (SELECT coalesce(json_object_agg(status, json_build_array(n, entered)),
-            '{}'::json)
-          FROM (SELECT status, sum(n) AS n, sum(entered) AS entered
-            FROM ${counted} u GROUP BY status) c) AS counts,
+        (SELECT coalesce(json_agg(json_build_array(queue, status, n, entered)),
+            '[]'::json)
+          FROM (SELECT queue, status, sum(n) AS n, sum(entered) AS entered
+            FROM ${counted} u GROUP BY queue, status) c) AS counts,
         (SELECT min(run_at) FROM ${t}
           WHERE status IN ('queued', 'failed') AND run_at <= $1::bigint) AS oldest,
         (SELECT count(*) FROM ${t}
@@ -874,62 +952,78 @@ export function postgresQueries(schema: string): PostgresQueries {
     // deletes deltas meanwhile. The totals keep their history and take
     // the deleted deltas' share.
     recount: `WITH gone AS (
-        DELETE FROM ${schema}.status_deltas RETURNING status, entered
+        DELETE FROM ${schema}.status_deltas RETURNING queue, status, entered
       ), pending AS (
-        SELECT status, sum(entered) AS entered FROM gone GROUP BY status
+        SELECT queue, status, sum(entered) AS entered FROM gone
+        GROUP BY queue, status
       ), r AS (
-        SELECT status, count(*) AS n FROM ${t} GROUP BY status
+        SELECT queue, status, count(*) AS n FROM ${t} GROUP BY queue, status
       ), u AS (
-        UPDATE ${schema}.status_counts c SET
-          n = coalesce((SELECT n FROM r WHERE r.status = c.status), 0),
-          entered = c.entered + coalesce(
-            (SELECT entered FROM pending p WHERE p.status = c.status), 0)
+        INSERT INTO ${schema}.status_counts AS c (queue, status, n, entered)
+        SELECT coalesce(r.queue, p.queue), coalesce(r.status, p.status),
+          coalesce(r.n, 0), coalesce(p.entered, 0)
+        FROM r FULL JOIN pending p
+          ON p.queue = r.queue AND p.status = r.status
+        ON CONFLICT (queue, status) DO UPDATE
+          SET n = excluded.n, entered = c.entered + excluded.entered
+        RETURNING 1
+      ), z AS (
+        UPDATE ${schema}.status_counts c SET n = 0
+        WHERE n <> 0
+          AND NOT EXISTS (SELECT 1 FROM r
+            WHERE r.queue = c.queue AND r.status = c.status)
+          AND NOT EXISTS (SELECT 1 FROM pending p
+            WHERE p.queue = c.queue AND p.status = c.status)
         RETURNING 1
       )
-      SELECT count(*) AS n FROM u`,
-    // Each status's candidates are two prefixes of its (updated_at, seq)
-    // index: the first e rows (e = the rows beyond the count kept, at most
-    // the limit), then the rows after them finished before the cutoff;
-    // their union is what the policy lets go. The second part's OFFSET is
-    // e only when e is below the limit, so no part reads more than the
-    // limit's worth of index entries. The chosen ids reach the tasks as an
-    // array (= ANY), which the primary key serves whatever the planner
-    // guesses of the LIMIT. Rows a transaction holds (a requeue) are
-    // skipped, and the status is re-checked on the locked row. Without the
-    // prune lock the limit is 0: nothing is read or deleted.
+      SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM z) AS n`,
+    // Each queue holding finished rows has its rules: its own from $6 (a
+    // JSON array of {q, sk, sb, dk, db}: the succeeded and dead counts
+    // kept and cutoffs), else $2/$3 and $4/$5 (a huge count and a very
+    // early cutoff stand for no limit). Each queue's candidates of a
+    // status are two prefixes of its range of the status's (queue,
+    // updated_at, seq) index: the first e rows (e = the rows beyond the
+    // count kept, at most the limit), then the rows after them finished
+    // before the cutoff; their union is what the rule lets go. The second
+    // part's OFFSET is e only when e is below the limit, so no part reads
+    // more than the limit's worth of index entries. The chosen ids reach
+    // the tasks as an array (= ANY), which the primary key serves whatever
+    // the planner guesses of the LIMIT. Rows a transaction holds (a
+    // requeue) are skipped, and the status is re-checked on the locked
+    // row. Without the prune lock the limit is 0: nothing is read or
+    // deleted.
     prune: `WITH lock AS MATERIALIZED (
         SELECT pg_try_advisory_xact_lock(${lockKey(PRUNE_LOCK_CLASS)}) AS ok
       ), lim AS MATERIALIZED (
         SELECT CASE WHEN ok THEN $1::bigint ELSE 0 END AS n FROM lock
-      ), kept AS MATERIALIZED (
-        SELECT status, sum(n) AS n FROM ${counted} u
-        WHERE status IN ('succeeded', 'dead') GROUP BY status
-      ), e AS MATERIALIZED (
-        SELECT
-          least((SELECT n FROM lim), greatest(coalesce(
-            (SELECT n FROM kept WHERE status = 'succeeded'), 0) - $2::bigint,
-            0)) AS s,
-          least((SELECT n FROM lim), greatest(coalesce(
-            (SELECT n FROM kept WHERE status = 'dead'), 0) - $4::bigint,
-            0)) AS d
+      ), ${finishedRules("$2", "$3", "$4", "$5", "$6")}, e AS MATERIALIZED (
+        SELECT r.queue, r.sb, r.db,
+          least((SELECT n FROM lim), greatest(r.s - r.sk, 0)) AS s,
+          least((SELECT n FROM lim), greatest(r.d - r.dk, 0)) AS d
+        FROM rules r
       ), candidates AS (
-        (SELECT id, updated_at, seq FROM ${t} WHERE status = 'succeeded'
-          ORDER BY updated_at, seq LIMIT (SELECT s FROM e))
-        UNION ALL
-        (SELECT id, updated_at, seq FROM ${t}
-          WHERE status = 'succeeded' AND updated_at < $3::bigint
-          ORDER BY updated_at, seq
-          LIMIT (SELECT n FROM lim) - (SELECT s FROM e)
-          OFFSET (SELECT s FROM e))
-        UNION ALL
-        (SELECT id, updated_at, seq FROM ${t} WHERE status = 'dead'
-          ORDER BY updated_at, seq LIMIT (SELECT d FROM e))
-        UNION ALL
-        (SELECT id, updated_at, seq FROM ${t}
-          WHERE status = 'dead' AND updated_at < $5::bigint
-          ORDER BY updated_at, seq
-          LIMIT (SELECT n FROM lim) - (SELECT d FROM e)
-          OFFSET (SELECT d FROM e))
+        SELECT c.* FROM e CROSS JOIN LATERAL (
+          (SELECT id, updated_at, seq FROM ${t}
+            WHERE queue = e.queue AND status = 'succeeded'
+            ORDER BY updated_at, seq LIMIT e.s)
+          UNION ALL
+          (SELECT id, updated_at, seq FROM ${t}
+            WHERE queue = e.queue AND status = 'succeeded'
+              AND updated_at < e.sb
+            ORDER BY updated_at, seq
+            LIMIT (SELECT n FROM lim) - e.s
+            OFFSET e.s)
+          UNION ALL
+          (SELECT id, updated_at, seq FROM ${t}
+            WHERE queue = e.queue AND status = 'dead'
+            ORDER BY updated_at, seq LIMIT e.d)
+          UNION ALL
+          (SELECT id, updated_at, seq FROM ${t}
+            WHERE queue = e.queue AND status = 'dead' AND updated_at < e.db
+            ORDER BY updated_at, seq
+            LIMIT (SELECT n FROM lim) - e.d
+            OFFSET e.d)
+        ) c
       ), pick AS (
         SELECT id FROM ${t}
         WHERE id = ANY (ARRAY(SELECT id FROM candidates
@@ -940,11 +1034,11 @@ export function postgresQueries(schema: string): PostgresQueries {
         DELETE FROM ${t} t
         WHERE t.id = ANY (ARRAY(SELECT id FROM pick))
           AND t.status IN ('succeeded', 'dead')
-        RETURNING t.status
+        RETURNING t.status, t.queue
       ), ${
       reportMoves(
         "prune",
-        "SELECT status AS was, NULL::text AS became FROM gone",
+        "SELECT queue, status AS was, NULL::text AS became FROM gone",
       )
     }
       SELECT (SELECT ok FROM lock) AS locked,
@@ -960,36 +1054,32 @@ export function postgresQueries(schema: string): PostgresQueries {
         SELECT pg_try_advisory_xact_lock(${lockKey(FOLD_LOCK_CLASS)}) AS ok
       ), gone AS (
         DELETE FROM ${schema}.status_deltas WHERE (SELECT ok FROM lock)
-        RETURNING status, n, entered
+        RETURNING queue, status, n, entered
       ), sums AS (
-        SELECT status, sum(n) AS n, sum(entered) AS entered
-        FROM gone GROUP BY status
+        SELECT queue, status, sum(n) AS n, sum(entered) AS entered
+        FROM gone GROUP BY queue, status
       ), folded AS (
-        UPDATE ${schema}.status_counts c
-        SET n = c.n + s.n, entered = c.entered + s.entered
-        FROM sums s WHERE c.status = s.status
+        INSERT INTO ${schema}.status_counts AS c (queue, status, n, entered)
+        SELECT queue, status, n, entered FROM sums
+        ON CONFLICT (queue, status) DO UPDATE
+          SET n = c.n + excluded.n, entered = c.entered + excluded.entered
         RETURNING c.status
       )
       SELECT (SELECT ok FROM lock) AS folded,
         (SELECT count(*) FROM folded) AS statuses`,
-    // The rows beyond the count kept (from the kept counts), or those
-    // finished before the cutoff (counted in the status's index),
-    // whichever is more.
-    prunable: `WITH kept AS MATERIALIZED (
-        SELECT status, sum(n) AS n FROM ${counted} u
-        WHERE status IN ('succeeded', 'dead') GROUP BY status
-      )
+    // Per queue and status, the rows beyond the count kept (from the kept
+    // counts), or those finished before the cutoff (counted in the
+    // queue's range of the status's index), whichever is more; $1 to $5
+    // are the rules as in prune's $2 to $6.
+    prunable: `WITH ${finishedRules("$1", "$2", "$3", "$4", "$5")}
       SELECT
-        greatest(coalesce((SELECT n FROM kept WHERE status = 'succeeded'), 0)
-          - $1::bigint,
-          (SELECT count(*) FROM ${t}
-            WHERE status = 'succeeded' AND updated_at < $2::bigint),
-          0)::bigint AS succeeded,
-        greatest(coalesce((SELECT n FROM kept WHERE status = 'dead'), 0)
-          - $3::bigint,
-          (SELECT count(*) FROM ${t}
-            WHERE status = 'dead' AND updated_at < $4::bigint),
-          0)::bigint AS dead`,
+        coalesce(sum(greatest(r.s - r.sk, (SELECT count(*) FROM ${t}
+          WHERE queue = r.queue AND status = 'succeeded'
+            AND updated_at < r.sb), 0)), 0)::bigint AS succeeded,
+        coalesce(sum(greatest(r.d - r.dk, (SELECT count(*) FROM ${t}
+          WHERE queue = r.queue AND status = 'dead'
+            AND updated_at < r.db), 0)), 0)::bigint AS dead
+      FROM rules r`,
     staleSettles:
       `SELECT value FROM ${schema}.meta WHERE name = 'stale_settles'`,
   };

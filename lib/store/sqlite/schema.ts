@@ -212,6 +212,41 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    description: "keep counts and prune by queue",
+    // status_counts gains the queue: one row per queue and status (and a
+    // 'submitted' row per queue), so status reads each queue's counts as
+    // it reads the totals, and retention counts each queue's finished
+    // tasks. The counts are recomputed from the rows; the totals held
+    // before (history, not split by queue) go to the default queue, so
+    // the sums over queues stay what they were. The prune indexes lead
+    // with the queue: each queue's oldest finished rows are the first
+    // entries of its range.
+    sql: `
+      CREATE TABLE queue_status_counts (
+        queue TEXT NOT NULL,
+        status TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        entered INTEGER NOT NULL,
+        PRIMARY KEY (queue, status)
+      ) WITHOUT ROWID;
+      INSERT INTO queue_status_counts (queue, status, n, entered)
+        SELECT queue, status, count(*), 0 FROM tasks GROUP BY queue, status;
+      INSERT INTO queue_status_counts (queue, status, n, entered)
+        SELECT 'default', status, 0, entered FROM status_counts
+        WHERE entered > 0
+        ON CONFLICT (queue, status) DO UPDATE SET entered = excluded.entered;
+      DROP TABLE status_counts;
+      ALTER TABLE queue_status_counts RENAME TO status_counts;
+      DROP INDEX tasks_succeeded;
+      DROP INDEX tasks_dead_updated;
+      CREATE INDEX tasks_succeeded ON tasks (queue, updated_at)
+        WHERE status = 'succeeded';
+      CREATE INDEX tasks_dead_updated ON tasks (queue, updated_at)
+        WHERE status = 'dead';
+    `,
+  },
 ];
 
 /** The newest `user_version` this code knows: the last migration's. */
@@ -262,24 +297,24 @@ export const QUERIES = {
     "UPDATE tasks SET status = 'succeeded', result = ?, output_key = ?, " +
     "attempts = attempts + ?, started_at = coalesce(started_at, ?), " +
     "lease_until = NULL, updated_at = ?, version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running'",
+    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
   settleRetry:
     "UPDATE tasks SET status = 'failed', run_at = ?, last_error = ?, " +
     "error_class = ?, attempts = attempts + ?, " +
     "started_at = coalesce(started_at, ?), " +
     "lease_until = NULL, updated_at = ?, version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running'",
+    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
   settleDead: "UPDATE tasks SET status = 'dead', last_error = ?, " +
     "error_class = ?, attempts = attempts + ?, " +
     "started_at = coalesce(started_at, ?), " +
     "lease_until = NULL, updated_at = ?, version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running'",
+    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
   // Binds the refund (0 or 1); attempts never go below 0. run_at is kept,
   // so the task is due again at once.
   release: "UPDATE tasks SET status = 'queued', lease_until = NULL, " +
     "started_at = NULL, attempts = max(attempts - ?, 0), updated_at = ?, " +
     "version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running'",
+    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
   renew: "UPDATE tasks SET lease_until = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   // Fenced like a renewal; the version stays. A requeue clears both.
@@ -319,7 +354,7 @@ export const QUERIES = {
   queueStates: "SELECT name, paused, updated_at FROM queues ORDER BY name",
   // Cancel: any unfinished status to dead, with a new version, so a
   // running claim's renewals and settle are refused.
-  statusOf: "SELECT status FROM tasks WHERE id = ?",
+  statusOf: "SELECT status, queue FROM tasks WHERE id = ?",
   cancel: "UPDATE tasks SET status = 'dead', last_error = ?, " +
     "error_class = 'permanent', lease_until = NULL, updated_at = ?, " +
     "version = version + 1 " +
@@ -329,16 +364,22 @@ export const QUERIES = {
     "UPDATE tasks INDEXED BY tasks_lease SET status = 'dead', last_error = ?, " +
     "error_class = 'transient', lease_until = NULL, started_at = NULL, " +
     "updated_at = ?, version = version + 1 " +
-    "WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts",
+    "WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts " +
+    "RETURNING queue",
   expireToQueued:
     "UPDATE tasks INDEXED BY tasks_lease SET status = 'queued', lease_until = NULL, " +
     "started_at = NULL, updated_at = ?, version = version + 1 " +
-    "WHERE status = 'running' AND lease_until < ?",
+    "WHERE status = 'running' AND lease_until < ? RETURNING queue",
   requeueId: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
     "lease_until = NULL, started_at = NULL, progress = NULL, " +
     "checkpoint = NULL, updated_at = ?, " +
     "version = version + 1 " +
-    "WHERE id = ? AND status = 'dead'",
+    "WHERE id = ? AND status = 'dead' RETURNING queue",
+  // The dead rows by queue, counted through the prune index (in queue
+  // order, so no sort), before requeueAll moves them.
+  deadByQueue: "SELECT queue, count(*) AS n FROM tasks " +
+    "INDEXED BY tasks_dead_updated " +
+    "WHERE status = 'dead' GROUP BY queue",
   requeueAll: "UPDATE tasks SET status = 'queued', attempts = 0, run_at = ?, " +
     "lease_until = NULL, started_at = NULL, progress = NULL, " +
     "checkpoint = NULL, updated_at = ?, " +
@@ -358,64 +399,71 @@ export const QUERIES = {
   // through the lease index and sorted: a few per worker process.
   listRunning: "SELECT * FROM tasks INDEXED BY tasks_lease " +
     "WHERE status = 'running' ORDER BY created_at, rowid LIMIT ? OFFSET ?",
-  // Adds one transaction's net change to the counts (n: queued, running,
-  // succeeded, failed, dead) and totals (entered: succeeded, dead,
-  // submitted), in one statement over the six rows of status_counts.
-  addCounts: "UPDATE status_counts SET " +
-    "n = n + CASE status WHEN 'queued' THEN ? WHEN 'running' THEN ? " +
-    "WHEN 'succeeded' THEN ? WHEN 'failed' THEN ? WHEN 'dead' THEN ? " +
-    "ELSE 0 END, " +
-    "entered = entered + CASE status WHEN 'succeeded' THEN ? " +
-    "WHEN 'dead' THEN ? WHEN 'submitted' THEN ? ELSE 0 END",
+  // Adds one transaction's net change of one queue ($1) to the counts (n:
+  // queued, running, succeeded, failed, dead) and totals (entered:
+  // succeeded, dead, submitted), in one statement over the queue's six
+  // rows of status_counts, creating them the first time.
+  addCounts: "INSERT INTO status_counts (queue, status, n, entered) VALUES " +
+    "(?1, 'queued', ?2, 0), (?1, 'running', ?3, 0), " +
+    "(?1, 'succeeded', ?4, ?7), (?1, 'failed', ?5, 0), " +
+    "(?1, 'dead', ?6, ?8), (?1, 'submitted', 0, ?9) " +
+    "ON CONFLICT (queue, status) DO UPDATE SET n = n + excluded.n, " +
+    "entered = entered + excluded.entered",
   // For recount(): every count to 0, then the rows' (one scan, grouped).
   zeroCounts: "UPDATE status_counts SET n = 0",
-  recount: "UPDATE status_counts SET n = c.n " +
-    "FROM (SELECT status, count(*) AS n FROM tasks GROUP BY status) AS c " +
-    "WHERE status_counts.status = c.status",
-  // Six rows kept by the store's writes, never the tasks table.
-  statusCounts: "SELECT status, n, entered FROM status_counts",
-  countsOf:
-    "SELECT status, n FROM status_counts WHERE status IN ('succeeded', 'dead')",
+  recount: "INSERT INTO status_counts (queue, status, n, entered) " +
+    "SELECT queue, status, count(*), 0 FROM tasks WHERE true " +
+    "GROUP BY queue, status " +
+    "ON CONFLICT (queue, status) DO UPDATE SET n = excluded.n",
+  // Six rows per queue kept by the store's writes, never the tasks table.
+  statusCounts: "SELECT queue, status, n, entered FROM status_counts",
+  // The queues holding finished rows, and how many.
+  countsOf: "SELECT queue, status, n FROM status_counts " +
+    "WHERE status IN ('succeeded', 'dead') AND n > 0 ORDER BY queue",
   oldestDue: "SELECT min(run_at) AS oldest FROM tasks INDEXED BY tasks_due " +
     "WHERE status IN ('queued', 'failed') AND run_at <= ?",
   // The due prefix of tasks_failed_due, read from the index alone: as
   // many entries as there are due retries.
   dueFailed: "SELECT count(*) AS n FROM tasks INDEXED BY tasks_failed_due " +
     "WHERE status = 'failed' AND run_at <= ?",
-  // Pruning takes each finished status's oldest rows through its partial
-  // index on updated_at (rowid breaks ties, as the index does): first the
-  // rows beyond the count kept (LIMIT min(excess, limit)),
-  // then, past those (OFFSET), the rows finished before the cutoff. The
-  // two are prefixes of one order, so together they are the longer one.
-  // Each read walks the index in order and stops at its LIMIT (no sort);
-  // SQLite re-reads each candidate's row for the status term, so a prune
-  // touches at most about twice its limit in rows.
+  // Pruning takes each queue's oldest rows of each finished status
+  // through the status's partial index on (queue, updated_at) (rowid
+  // breaks ties, as the index does): first the rows beyond the count kept
+  // (LIMIT min(excess, limit)), then, past those (OFFSET), the rows
+  // finished before the cutoff. The two are prefixes of one order, so
+  // together they are the longer one. Each read walks the queue's range
+  // of the index in order and stops at its LIMIT (no sort); SQLite
+  // re-reads each candidate's row for the status term, so a prune touches
+  // at most about twice its limit in rows.
   oldestSucceeded: "SELECT rowid AS r, updated_at AS u " +
-    "FROM tasks INDEXED BY tasks_succeeded WHERE status = 'succeeded' " +
+    "FROM tasks INDEXED BY tasks_succeeded " +
+    "WHERE queue = ? AND status = 'succeeded' " +
     "ORDER BY updated_at, rowid LIMIT ?",
   oldestSucceededBefore: "SELECT rowid AS r, updated_at AS u " +
     "FROM tasks INDEXED BY tasks_succeeded " +
-    "WHERE status = 'succeeded' AND updated_at < ? " +
+    "WHERE queue = ? AND status = 'succeeded' AND updated_at < ? " +
     "ORDER BY updated_at, rowid LIMIT ? OFFSET ?",
   oldestDead: "SELECT rowid AS r, updated_at AS u " +
-    "FROM tasks INDEXED BY tasks_dead_updated WHERE status = 'dead' " +
+    "FROM tasks INDEXED BY tasks_dead_updated " +
+    "WHERE queue = ? AND status = 'dead' " +
     "ORDER BY updated_at, rowid LIMIT ?",
   oldestDeadBefore: "SELECT rowid AS r, updated_at AS u " +
     "FROM tasks INDEXED BY tasks_dead_updated " +
-    "WHERE status = 'dead' AND updated_at < ? " +
+    "WHERE queue = ? AND status = 'dead' AND updated_at < ? " +
     "ORDER BY updated_at, rowid LIMIT ? OFFSET ?",
   // Deletes the rows chosen above (a JSON array of rowids, at most the
   // prune's limit), by rowid; the status check keeps a row that is no
   // longer finished.
   deleteRows: "DELETE FROM tasks WHERE rowid IN " +
     "(SELECT value FROM json_each(?)) AND status IN ('succeeded', 'dead')",
-  // For prunable: the rows finished before a cutoff, counted in the index.
+  // For prunable: a queue's rows finished before a cutoff, counted in the
+  // index.
   countSucceededBefore:
     "SELECT count(*) AS n FROM tasks INDEXED BY tasks_succeeded " +
-    "WHERE status = 'succeeded' AND updated_at < ?",
+    "WHERE queue = ? AND status = 'succeeded' AND updated_at < ?",
   countDeadBefore:
     "SELECT count(*) AS n FROM tasks INDEXED BY tasks_dead_updated " +
-    "WHERE status = 'dead' AND updated_at < ?",
+    "WHERE queue = ? AND status = 'dead' AND updated_at < ?",
   // Reads only the running rows, through the partial lease index.
   startedRunning: "SELECT count(*) AS n FROM tasks INDEXED BY tasks_lease " +
     "WHERE status = 'running' AND started_at IS NOT NULL",

@@ -5,7 +5,7 @@
  * @experimental The store interface is not yet a stable API.
  * @module
  */
-import { keptCounts, StatusTally } from "../_counts.ts";
+import { keptCounts, QueueTallies } from "../_counts.ts";
 import { serializeJson } from "../_json.ts";
 import { newRecord } from "../_record.ts";
 import type { ErrorClass } from "../../errors.ts";
@@ -52,6 +52,7 @@ import {
   DEFAULT_QUEUE,
   insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
+  rulesOf,
   SETTLED_STATUS,
   validateBatch,
   validateList,
@@ -221,16 +222,18 @@ function oldestPrunable(
   db: Database,
   oldest: string,
   oldestBefore: string,
+  queue: string,
   rule: CheckedRule,
   count: number,
   limit: number,
 ): Prunable[] {
   const excess = rule.keep === null ? 0 : Math.max(0, count - rule.keep);
   const take = Math.min(excess, limit);
-  const rows = take > 0 ? db.prepare(oldest).all(take) : [];
+  const rows = take > 0 ? db.prepare(oldest).all(queue, take) : [];
   if (rows.length < limit && rule.before !== null) {
     rows.push(
       ...db.prepare(oldestBefore).all(
+        queue,
         rule.before,
         limit - rows.length,
         rows.length,
@@ -595,10 +598,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
    * the commit: the counts change in the transaction that changes the
    * rows, or not at all.
    */
-  #transaction<T>(db: Database, body: (tally: StatusTally) => T): T {
+  #transaction<T>(db: Database, body: (tally: QueueTallies) => T): T {
     this.#begin(db);
     try {
-      const tally = new StatusTally();
+      const tally = new QueueTallies();
       const result = body(tally);
       this.#finish(db, tally);
       return result;
@@ -609,10 +612,11 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /** Adds `tally` to the kept counts and commits the open transaction. */
-  #finish(db: Database, tally: StatusTally): void {
-    if (tally.moved) {
-      const { counts, totals } = tally;
+  #finish(db: Database, tally: QueueTallies): void {
+    for (const [queue, { counts, totals, moved }] of tally.entries()) {
+      if (!moved) continue;
       db.prepare(QUERIES.addCounts).run(
+        queue,
         counts.queued,
         counts.running,
         counts.succeeded,
@@ -711,7 +715,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         `Cannot insert tasks: now must be a finite number, got ${now}`,
       );
     }
-    const tally = new StatusTally();
+    const tally = new QueueTallies();
     const ownExpired = new Set<string>();
     let open = false;
     try {
@@ -873,10 +877,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         const { id, version, outcome, charge, startedAt } = batch.settles[i]!;
         const charged = charge === true ? 1 : 0;
         const start = startedAt ?? null;
-        let changes: number;
+        let row: Row | undefined;
         switch (outcome.kind) {
           case "succeeded":
-            changes = db.prepare(QUERIES.settleSucceeded).run(
+            row = db.prepare(QUERIES.settleSucceeded).get(
               results[i] ?? null,
               outcome.outputKey,
               charged,
@@ -884,10 +888,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               now,
               id,
               version,
-            ).changes;
+            );
             break;
           case "retry":
-            changes = db.prepare(QUERIES.settleRetry).run(
+            row = db.prepare(QUERIES.settleRetry).get(
               outcome.runAt,
               outcome.error,
               outcome.errorClass,
@@ -896,10 +900,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               now,
               id,
               version,
-            ).changes;
+            );
             break;
           case "dead":
-            changes = db.prepare(QUERIES.settleDead).run(
+            row = db.prepare(QUERIES.settleDead).get(
               outcome.error,
               outcome.errorClass,
               charged,
@@ -907,25 +911,33 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               now,
               id,
               version,
-            ).changes;
+            );
             break;
         }
-        settled.push(changes > 0);
-        if (changes === 0) stale++;
-        else tally.move("running", SETTLED_STATUS[outcome.kind]);
+        settled.push(row !== undefined);
+        if (row === undefined) stale++;
+        else {
+          tally.move(
+            row["queue"] as string,
+            "running",
+            SETTLED_STATUS[outcome.kind],
+          );
+        }
       }
       if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
 
       const released: boolean[] = [];
       for (const { id, version, refund } of batch.releases ?? []) {
-        const changes = db.prepare(QUERIES.release).run(
+        const row = db.prepare(QUERIES.release).get(
           refund === true ? 1 : 0,
           now,
           id,
           version,
-        ).changes;
-        released.push(changes > 0);
-        tally.move("running", "queued", changes);
+        );
+        released.push(row !== undefined);
+        if (row !== undefined) {
+          tally.move(row["queue"] as string, "running", "queued");
+        }
       }
 
       const recovered = batch.recover === true
@@ -969,7 +981,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     batch: CommitBatch,
     now: number,
     leaseUntil: number,
-    tally: StatusTally,
+    tally: QueueTallies,
   ): TaskRecord[] {
     const paused = this.#paused(db);
     const types = batch.claimTypes === undefined
@@ -985,21 +997,25 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       const rows = types === null
         ? db.prepare(QUERIES.claimCandidates).all(queue, now, n)
         : db.prepare(QUERIES.claimCandidatesOfTypes).all(queue, now, types, n);
-      for (const row of rows) candidates.push(row);
+      for (const row of rows) {
+        row["q"] = queue;
+        candidates.push(row);
+      }
     }
     if (candidates.length === 0) return [];
     candidates.sort(byClaimOrder);
     const taken = candidates.slice(0, batch.claimDue);
-    const failed = taken.filter((row) => row["s"] === "failed").length;
     const rows = db.prepare(QUERIES.claimRows).all(
       leaseUntil,
       now,
       JSON.stringify(taken.map((row) => int(row["r"]))),
     );
-    tally.move("failed", "running", failed);
-    tally.move("queued", "running", rows.length - failed);
     // RETURNING yields rows in update order, not claim order.
     const order = new Map(taken.map((row, i) => [int(row["r"]), i]));
+    for (const row of rows) {
+      const was = taken[order.get(int(row["seq"]))!]!;
+      tally.move(was["q"] as string, was["s"] as TaskStatus, "running");
+    }
     rows.sort((a, b) => order.get(int(a["seq"]))! - order.get(int(b["seq"]))!);
     return rows.map(toRecord);
   }
@@ -1037,7 +1053,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     payloads: readonly string[],
     now: number,
     leaseUntil: number,
-    tally: StatusTally,
+    tally: QueueTallies,
     ownExpired: Set<string>,
   ): InsertOutcome[] {
     const inserted: InsertOutcome[] = [];
@@ -1086,7 +1102,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       if (until !== null && until < now && task.idempotencyKey !== null) {
         ownExpired.add(task.idempotencyKey);
       }
-      tally.move(null, claim ? "running" : "queued");
+      tally.move(queue, null, claim ? "running" : "queued");
       inserted.push({
         inserted: true,
         record: newRecord(task, now, leaseUntil, claim),
@@ -1096,16 +1112,20 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   }
 
   /** Recovers expired leases inside the caller's transaction. */
-  #recover(db: Database, now: number, tally: StatusTally): number {
-    const dead = db.prepare(QUERIES.expireToDead).run(
+  #recover(db: Database, now: number, tally: QueueTallies): number {
+    const dead = db.prepare(QUERIES.expireToDead).all(
       LEASE_EXPIRED_MESSAGE,
       now,
       now,
-    ).changes;
-    const queued = db.prepare(QUERIES.expireToQueued).run(now, now).changes;
-    tally.move("running", "dead", dead);
-    tally.move("running", "queued", queued);
-    return dead + queued;
+    );
+    for (const row of dead) {
+      tally.move(row["queue"] as string, "running", "dead");
+    }
+    const queued = db.prepare(QUERIES.expireToQueued).all(now, now);
+    for (const row of queued) {
+      tally.move(row["queue"] as string, "running", "queued");
+    }
+    return dead.length + queued.length;
   }
 
   /**
@@ -1275,13 +1295,18 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       return Promise.resolve(this.#transaction(db, (tally) => {
         let count = 0;
         if (ids === "all") {
+          for (const row of db.prepare(QUERIES.deadByQueue).all()) {
+            tally.move(row["queue"] as string, "dead", "queued", int(row["n"]));
+          }
           count = db.prepare(QUERIES.requeueAll).run(now, now).changes;
         } else {
           for (const id of ids) {
-            count += db.prepare(QUERIES.requeueId).run(now, now, id).changes;
+            const row = db.prepare(QUERIES.requeueId).get(now, now, id);
+            if (row === undefined) continue;
+            tally.move(row["queue"] as string, "dead", "queued");
+            count++;
           }
         }
-        tally.move("dead", "queued", count);
         return count;
       }));
     } catch (error) {
@@ -1324,7 +1349,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               return { id, outcome: "finished", was };
             }
             db.prepare(QUERIES.cancel).run(CANCELLED_MESSAGE, now, id);
-            tally.move(was, "dead");
+            tally.move(row["queue"] as string, was, "dead");
             return { id, outcome: "cancelled", was };
           })),
       );
@@ -1363,7 +1388,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
             const was = row["status"] as TaskStatus;
             if (was === "running") return { id, outcome: "running" };
             db.prepare(QUERIES.removeId).run(id);
-            tally.move(was, null);
+            tally.move(row["queue"] as string, was, null);
             return { id, outcome: "removed" };
           })),
       );
@@ -1500,10 +1525,13 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       // One read transaction so the four reads see one snapshot.
       db.exec("BEGIN");
       try {
-        const { counts, totals } = keptCounts(
-          db.prepare(QUERIES.statusCounts).all().map((
-            row,
-          ) => [row["status"] as string, int(row["n"]), int(row["entered"])]),
+        const { counts, totals, queues } = keptCounts(
+          db.prepare(QUERIES.statusCounts).all().map((row) => [
+            row["queue"] as string,
+            row["status"] as string,
+            int(row["n"]),
+            int(row["entered"]),
+          ]),
         );
         const oldest = db.prepare(QUERIES.oldestDue).get(now)?.["oldest"];
         const dueFailed = db.prepare(QUERIES.dueFailed).get(now)?.["n"];
@@ -1516,6 +1544,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
           dueFailed: int(dueFailed ?? 0),
           started: int(started ?? 0),
           totals,
+          queues,
         });
       } finally {
         db.exec("COMMIT");
@@ -1582,54 +1611,60 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("prune tasks", true);
-      const rules = checkRetention(policy, now, "prune tasks");
+      const checked = checkRetention(policy, now, "prune tasks");
       checkPruneLimit(limit);
       const result: PruneResult = { succeeded: 0, dead: 0, skipped: false };
       if (limit === 0) return Promise.resolve(result);
       return Promise.resolve(this.#transaction(db, (tally) => {
-        const counts = this.#finishedCounts(db);
-        const succeeded = oldestPrunable(
-          db,
-          QUERIES.oldestSucceeded,
-          QUERIES.oldestSucceededBefore,
-          rules.succeeded,
-          counts.succeeded,
-          limit,
-        );
-        const dead = oldestPrunable(
-          db,
-          QUERIES.oldestDead,
-          QUERIES.oldestDeadBefore,
-          rules.dead,
-          counts.dead,
-          limit,
-        );
-        // Merge the two oldest-first lists and keep the first `limit`.
         const rowids: number[] = [];
-        let i = 0;
-        let j = 0;
-        while (rowids.length < limit) {
-          const s = succeeded[i];
-          const d = dead[j];
-          if (s === undefined && d === undefined) break;
-          if (
-            d === undefined ||
-            (s !== undefined && (s.u < d.u || (s.u === d.u && s.r < d.r)))
-          ) {
-            rowids.push(s!.r);
-            i++;
-          } else {
-            rowids.push(d.r);
-            j++;
+        for (const [queue, counts] of this.#finishedCounts(db)) {
+          const room = limit - rowids.length;
+          if (room <= 0) break;
+          const rules = rulesOf(checked, queue);
+          const succeeded = oldestPrunable(
+            db,
+            QUERIES.oldestSucceeded,
+            QUERIES.oldestSucceededBefore,
+            queue,
+            rules.succeeded,
+            counts.succeeded,
+            room,
+          );
+          const dead = oldestPrunable(
+            db,
+            QUERIES.oldestDead,
+            QUERIES.oldestDeadBefore,
+            queue,
+            rules.dead,
+            counts.dead,
+            room,
+          );
+          // Merge the two oldest-first lists and keep the first `room`.
+          let i = 0;
+          let j = 0;
+          while (i + j < room) {
+            const s = succeeded[i];
+            const d = dead[j];
+            if (s === undefined && d === undefined) break;
+            if (
+              d === undefined ||
+              (s !== undefined && (s.u < d.u || (s.u === d.u && s.r < d.r)))
+            ) {
+              rowids.push(s!.r);
+              i++;
+            } else {
+              rowids.push(d.r);
+              j++;
+            }
           }
+          result.succeeded += i;
+          result.dead += j;
+          tally.move(queue, "succeeded", null, i);
+          tally.move(queue, "dead", null, j);
         }
         if (rowids.length > 0) {
           db.prepare(QUERIES.deleteRows).run(JSON.stringify(rowids));
         }
-        result.succeeded = i;
-        result.dead = j;
-        tally.move("succeeded", null, i);
-        tally.move("dead", null, j);
         return result;
       }));
     } catch (error) {
@@ -1666,26 +1701,38 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     if (waiting !== undefined) return waiting;
     try {
       const db = this.#check("count prunable tasks", false);
-      const rules = checkRetention(policy, now, "count prunable tasks");
+      const checked = checkRetention(policy, now, "count prunable tasks");
       db.exec("BEGIN");
       try {
-        const counts = this.#finishedCounts(db);
-        const count = (rule: CheckedRule, n: number, query: string): number => {
+        const result: PruneResult = { succeeded: 0, dead: 0, skipped: false };
+        const count = (
+          queue: string,
+          rule: CheckedRule,
+          n: number,
+          query: string,
+        ): number => {
           const over = rule.keep === null ? 0 : Math.max(0, n - rule.keep);
           const old = rule.before === null
             ? 0
-            : int(db.prepare(query).get(rule.before)?.["n"] ?? 0);
+            : int(db.prepare(query).get(queue, rule.before)?.["n"] ?? 0);
           return Math.max(over, old);
         };
-        return Promise.resolve({
-          succeeded: count(
-            rules.succeeded,
+        for (const [queue, counts] of this.#finishedCounts(db)) {
+          const { succeeded, dead } = rulesOf(checked, queue);
+          result.succeeded += count(
+            queue,
+            succeeded,
             counts.succeeded,
             QUERIES.countSucceededBefore,
-          ),
-          dead: count(rules.dead, counts.dead, QUERIES.countDeadBefore),
-          skipped: false,
-        });
+          );
+          result.dead += count(
+            queue,
+            dead,
+            counts.dead,
+            QUERIES.countDeadBefore,
+          );
+        }
+        return Promise.resolve(result);
       } finally {
         db.exec("COMMIT");
       }
@@ -1741,13 +1788,20 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     }
   }
 
-  /** The kept counts of the finished statuses. */
-  #finishedCounts(db: Database): { succeeded: number; dead: number } {
-    const counts = { succeeded: 0, dead: 0 };
+  /** The kept counts of the finished statuses, of each queue holding any. */
+  #finishedCounts(
+    db: Database,
+  ): Map<string, { succeeded: number; dead: number }> {
+    const byQueue = new Map<string, { succeeded: number; dead: number }>();
     for (const row of db.prepare(QUERIES.countsOf).all()) {
+      const queue = row["queue"] as string;
+      let counts = byQueue.get(queue);
+      if (counts === undefined) {
+        byQueue.set(queue, counts = { succeeded: 0, dead: 0 });
+      }
       counts[row["status"] as "succeeded" | "dead"] = int(row["n"]);
     }
-    return counts;
+    return byQueue;
   }
 
   /**

@@ -22,6 +22,7 @@ import type {
 import { waitFor, withDeadline } from "../../_helpers.ts";
 import {
   batch,
+  checkCountsByQueueMigrated,
   checkSeededCounts,
   type ConformanceStore,
   storeConformance,
@@ -313,6 +314,45 @@ Deno.test({
     assert.equal((await store.status(T0 + 5)).started, 1);
     const reader = await fx.open({ readonly: true });
     assert.equal((await reader.status(T0 + 5)).started, 1);
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresTaskStore.open() migrates a version 7 schema to counts by queue, keeping the totals and recounting the rows of each queue",
+  ignore,
+  async fn(): Promise<void> {
+    await using fx = fixture();
+    const quoted = `"${fx.schema}"`;
+    {
+      await using sql = await schemaAt(fx, 7);
+      await sql.unsafe(
+        `INSERT INTO ${quoted}.tasks (id, type, payload, status, attempts,
+          max_attempts, run_at, created_at, updated_at, version, queue)
+        VALUES ('a1', 'noop', 'null', 'succeeded', 1, 3, 0, 1, ${
+          T0 + 1
+        }, 1, 'a'),
+          ('a2', 'noop', 'null', 'succeeded', 1, 3, 0, 1, ${T0 + 2}, 1, 'a'),
+          ('a3', 'noop', 'null', 'queued', 1, 3, 0, 1, ${T0}, 1, 'a'),
+          ('d1', 'noop', 'null', 'succeeded', 1, 3, 0, 1, ${
+          T0 + 3
+        }, 1, 'default'),
+          ('d2', 'noop', 'null', 'dead', 1, 3, 0, 1, ${T0 + 4}, 1, 'default')`,
+      );
+      // The history: more finished and submitted than the rows left, part
+      // of it in deltas not yet folded.
+      await sql.unsafe(
+        `UPDATE ${quoted}.status_counts SET entered = CASE status
+          WHEN 'succeeded' THEN 8 WHEN 'dead' THEN 3
+          WHEN 'submitted' THEN 20 ELSE entered END`,
+      );
+      await sql.unsafe(
+        `INSERT INTO ${quoted}.status_deltas (status, n, entered)
+        VALUES ('succeeded', 1, 2)`,
+      );
+    }
+    const store = await fx.open();
+    await checkCountsByQueueMigrated(store);
   },
 });
 
@@ -709,6 +749,10 @@ Deno.test({
       walk((explained!["QUERY PLAN"] as { Plan: PlanNode }[])[0]!.Plan);
       return nodes;
     };
+    // A named queue's own rules, as prune and prunable bind them.
+    const named = JSON.stringify([
+      { q: "other", sk: 10, sb: 0, dk: 10, db: 0 },
+    ]);
     const cases: [string, string, string[]][] = [
       // With no due row, tasks_claim and tasks_due are both empty, and the
       // planner may read either for the oldest due task.
@@ -733,8 +777,16 @@ Deno.test({
         "prune",
         q.prune.replace("$1::bigint", "1000")
           .replace("$2::bigint", "100").replace("$3::bigint", "5000")
-          .replace("$4::bigint", "100").replace("$5::bigint", "5000"),
+          .replace("$4::bigint", "100").replace("$5::bigint", "5000")
+          .replace("$6::text", `'${named}'`),
         ["tasks_succeeded_updated", "tasks_dead_updated", "tasks_pkey"],
+      ],
+      [
+        "prunable",
+        q.prunable.replace("$1::bigint", "100").replace("$2::bigint", "5000")
+          .replace("$3::bigint", "100").replace("$4::bigint", "5000")
+          .replace("$5::text", `'${named}'`),
+        ["tasks_succeeded_updated", "tasks_dead_updated"],
       ],
     ];
     for (const [name, text, allowed] of cases) {

@@ -17,6 +17,7 @@ import { openStore } from "../../../lib/store/open_store.ts";
 import { tempDir } from "../../_helpers.ts";
 import {
   batch,
+  checkCountsByQueueMigrated,
   checkSeededCounts,
   storeConformance,
   T0,
@@ -193,6 +194,32 @@ Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no 
   assert.deepEqual(started, [true]);
   assert.equal((await store.get("held"))?.startedAt, T0 + 5);
   assert.equal((await store.status(T0 + 5)).started, 1);
+});
+
+Deno.test("migrate() upgrades a version 8 database to counts by queue, keeping the totals and recounting the rows of each queue", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  {
+    using db = databaseAt(path, 8);
+    const insert = db.prepare(
+      "INSERT INTO tasks (id, type, payload, status, attempts, max_attempts, " +
+        "run_at, created_at, updated_at, version, queue) " +
+        "VALUES (?, 'noop', 'null', ?, 1, 3, 0, 1, ?, 1, ?)",
+    );
+    insert.run("a1", "succeeded", T0 + 1, "a");
+    insert.run("a2", "succeeded", T0 + 2, "a");
+    insert.run("a3", "queued", T0, "a");
+    insert.run("d1", "succeeded", T0 + 3, "default");
+    insert.run("d2", "dead", T0 + 4, "default");
+    // The history: more finished and submitted than the rows left.
+    db.exec(
+      "UPDATE status_counts SET entered = CASE status " +
+        "WHEN 'succeeded' THEN 10 WHEN 'dead' THEN 3 " +
+        "WHEN 'submitted' THEN 20 ELSE entered END",
+    );
+  }
+  await using store = SqliteTaskStore.open(path);
+  await checkCountsByQueueMigrated(store);
 });
 
 Deno.test("migrate() upgrades a version 3 database, keeping its tasks and seeding counts and totals from them", async () => {
@@ -436,6 +463,7 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     ["oldestDue", QUERIES.oldestDue],
     ["listDead", QUERIES.listDead],
     ["requeueAll", QUERIES.requeueAll],
+    ["deadByQueue", QUERIES.deadByQueue],
     ["settleSucceeded", QUERIES.settleSucceeded],
   ];
   const expected: Record<string, RegExp> = {
@@ -457,17 +485,19 @@ Deno.test("SqliteTaskStore queries use an index when planned by SQLite", () => {
     oldestDue: /USING (COVERING )?INDEX tasks_due/,
     listDead: /USING INDEX tasks_dead/,
     releaseKey: /USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
-    // Prune reads each finished status in its index's order: no sort.
-    oldestSucceeded: /USING (COVERING )?INDEX tasks_succeeded/,
+    // Prune reads each finished status in its index's order, one queue at
+    // a time: no sort.
+    oldestSucceeded: /USING (COVERING )?INDEX tasks_succeeded \(queue=\?\)/,
     oldestSucceededBefore:
-      /USING (COVERING )?INDEX tasks_succeeded \(updated_at<\?\)/,
-    oldestDead: /USING (COVERING )?INDEX tasks_dead_updated/,
+      /USING (COVERING )?INDEX tasks_succeeded \(queue=\? AND updated_at<\?\)/,
+    oldestDead: /USING (COVERING )?INDEX tasks_dead_updated \(queue=\?\)/,
     oldestDeadBefore:
-      /USING (COVERING )?INDEX tasks_dead_updated \(updated_at<\?\)/,
+      /USING (COVERING )?INDEX tasks_dead_updated \(queue=\? AND updated_at<\?\)/,
     countSucceededBefore:
-      /USING (COVERING )?INDEX tasks_succeeded \(updated_at<\?\)/,
+      /USING (COVERING )?INDEX tasks_succeeded \(queue=\? AND updated_at<\?\)/,
     countDeadBefore:
-      /USING (COVERING )?INDEX tasks_dead_updated \(updated_at<\?\)/,
+      /USING (COVERING )?INDEX tasks_dead_updated \(queue=\? AND updated_at<\?\)/,
+    deadByQueue: /USING (COVERING )?INDEX tasks_dead_updated/,
     deleteRows: /USING INTEGER PRIMARY KEY \(rowid=\?\)/,
     // Running rows only, through the partial lease index.
     startedRunning: /USING INDEX tasks_lease/,
