@@ -52,7 +52,24 @@ export interface CliConfig {
   keepDeadFor: number;
   /** At most this many dead-lettered tasks are kept (`Infinity`: no limit). */
   keepDead: number;
+  /**
+   * Retention settings of particular queues, by queue name: each replaces
+   * the setting of the same name for that queue's tasks.
+   */
+  queueRetention: QueueKeeps;
 }
+
+/** The retention settings one queue may set for itself. */
+export type KeepKey =
+  | "keepSucceededFor"
+  | "keepSucceeded"
+  | "keepDeadFor"
+  | "keepDead";
+
+/** Retention settings of particular queues, by queue name. */
+export type QueueKeeps = Readonly<
+  Record<string, Readonly<Partial<Record<KeepKey, number>>>>
+>;
 
 /** A configuration key. */
 export type ConfigKey = keyof CliConfig;
@@ -228,6 +245,14 @@ export const CONFIG_DOCS: { readonly [K in ConfigKey]: ConfigDoc } = {
     default: formatCount(DEFAULT_DEAD.maxCount ?? Infinity),
     meaning: "Keep at most the N newest dead-lettered tasks (or all)",
   },
+  queueRetention: {
+    flag: "--queue-retention",
+    env: "SLUICE_QUEUE_RETENTION",
+    arg: "RULES",
+    default: "none",
+    meaning:
+      "Per-queue keep-* settings: QUEUE:SETTING=VALUE, comma-separated\n(e.g. reports:keep-succeeded-for=7d,reports:keep-dead=100)",
+  },
 };
 
 /** Environment variable of each key. */
@@ -329,6 +354,7 @@ function defaults(): CliConfig {
     keepSucceeded: DEFAULT_SUCCEEDED.maxCount ?? Infinity,
     keepDeadFor: DEFAULT_DEAD.maxAgeMs ?? Infinity,
     keepDead: DEFAULT_DEAD.maxCount ?? Infinity,
+    queueRetention: {},
   };
 }
 
@@ -435,6 +461,54 @@ export function formatDuration(ms: number): string {
 
 function formatCount(n: number): string {
   return n === Infinity ? "all" : String(n);
+}
+
+/** The settings `--queue-retention` may name, as its items spell them. */
+const KEEP_SETTINGS: Readonly<Record<string, KeepKey>> = {
+  "keep-succeeded-for": "keepSucceededFor",
+  "keep-succeeded": "keepSucceeded",
+  "keep-dead-for": "keepDeadFor",
+  "keep-dead": "keepDead",
+};
+
+/**
+ * Per-queue retention settings: `QUEUE:SETTING=VALUE` items, separated by
+ * commas (a queue name may hold `:`; the last one before `=` ends it), or
+ * `none`.
+ */
+function parseQueueRetention(source: string, text: string): QueueKeeps {
+  if (text.trim().toLowerCase() === "none") return {};
+  // A Map, not an object: a queue may be named "__proto__".
+  const keeps = new Map<string, Partial<Record<KeepKey, number>>>();
+  for (const raw of text.split(",")) {
+    const item = raw.trim();
+    const eq = item.indexOf("=");
+    const colon = eq < 0 ? -1 : item.lastIndexOf(":", eq);
+    const key = KEEP_SETTINGS[item.slice(colon + 1, eq).trim()];
+    const queue = item.slice(0, Math.max(colon, 0)).trim();
+    if (eq < 0 || colon <= 0 || key === undefined || queue === "") {
+      throw new ConfigError(
+        `${source} must be QUEUE:SETTING=VALUE items, comma-separated, SETTING one of ${
+          Object.keys(KEEP_SETTINGS).join(", ")
+        }, got ${JSON.stringify(item)}`,
+      );
+    }
+    if (queue.length > 128) {
+      throw new ConfigError(
+        `${source} names a queue of more than 128 characters, got ${
+          JSON.stringify(queue)
+        }`,
+      );
+    }
+    const what = `${source} ${queue}:${item.slice(colon + 1, eq).trim()}`;
+    const value = item.slice(eq + 1);
+    let settings = keeps.get(queue);
+    if (settings === undefined) keeps.set(queue, settings = {});
+    settings[key] = key === "keepSucceeded" || key === "keepDead"
+      ? parseKeep(what, value)
+      : parseDuration(what, value, { forever: true });
+  }
+  return Object.fromEntries(keeps);
 }
 
 /** A count of tasks to keep: an integer, or `all` (`Infinity`). */
@@ -551,6 +625,7 @@ const PARSERS: {
   keepSucceeded: parseKeep,
   keepDeadFor: (s, t) => parseDuration(s, t, { forever: true }),
   keepDead: parseKeep,
+  queueRetention: parseQueueRetention,
 };
 
 /**

@@ -15,6 +15,7 @@ import {
 } from "./command.ts";
 import { READ_KEYS, withStore } from "./open.ts";
 import { out, terminalText } from "./output.ts";
+import { queueTable } from "./snapshot.ts";
 
 function pauseUsage(action: "pause" | "resume"): string {
   return helpText({
@@ -82,8 +83,12 @@ export const queues: Command = defineCommand({
   usage: helpText({
     usage: ["cli.ts queues [--db PATH|URL] [--format text|json]"],
     about: `
-Lists the queues that were ever paused or resumed, with their state. A
-queue that was never paused is running and is not listed.`,
+Lists every queue that holds or held tasks, or was paused or resumed, by
+name: its state (paused or running) and its tasks by store status (running
+is claimed and started together). Counts are kept by the store's writes,
+so this reads a few rows per queue, never the tasks. In JSON, one object per
+queue: {name, paused, updated_at (the last pause or resume, or null),
+counts, totals}.`,
     options: [
       ["--format FORMAT", "text or json (default text)"],
       ["--json", "Short for --format json"],
@@ -94,28 +99,45 @@ queue that was never paused is running and is not listed.`,
   formats: ["text", "json"],
   defaultFormat: "text",
 }, async (parsed) => {
-  const states = await withStore(
+  const [states, status] = await withStore(
     parsed.config,
     "read",
-    (store) => store.queueStates(),
+    async (store) =>
+      [await store.queueStates(), await store.status(Date.now())] as const,
   );
+  const byName = new Map(states.map((s) => [s.name, s]));
+  const counted = new Map(status.queues.map((q) => [q.queue, q]));
+  const names = [...new Set([...byName.keys(), ...counted.keys()])].sort(
+    (a, b) => a < b ? -1 : a > b ? 1 : 0,
+  );
+  const rows = names.map((name) => {
+    const state = byName.get(name);
+    const queue = counted.get(name);
+    return {
+      name,
+      paused: state?.paused ?? false,
+      updated_at: state === undefined
+        ? null
+        : new Date(state.updatedAt).toISOString(),
+      counts: queue?.counts ??
+        { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 },
+      totals: queue?.totals ?? { submitted: 0, succeeded: 0, dead: 0 },
+    };
+  });
   if (parsed.format === "json") {
-    out(
-      JSON.stringify(states.map((s) => ({
-        name: s.name,
-        paused: s.paused,
-        updated_at: new Date(s.updatedAt).toISOString(),
-      }))) + "\n",
-    );
-  } else if (states.length === 0) {
-    out("no paused or resumed queues\n");
+    out(JSON.stringify(rows) + "\n");
+  } else if (rows.length === 0) {
+    out("no queues\n");
   } else {
     out(
-      states.map((s) =>
-        `${terminalText(s.name)}  ${s.paused ? "paused" : "running"}  since ${
-          new Date(s.updatedAt).toISOString()
-        }\n`
-      ).join(""),
+      queueTable(
+        rows.map((r) => ({
+          name: r.name,
+          counts: r.counts,
+          state: r.paused ? "paused" : "running",
+        })),
+        { indent: "", minWidth: 7, state: "state" },
+      ).join("\n") + "\n",
     );
   }
   return 0;

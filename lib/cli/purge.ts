@@ -11,7 +11,9 @@ import type {
   RetentionPolicy,
   RetentionRule,
 } from "../store/store.ts";
+import { checkQueueName } from "../store/_shared.ts";
 import {
+  checkArg,
   type Command,
   defineCommand,
   helpText,
@@ -38,11 +40,11 @@ const USAGE = helpText({
     "cli.ts purge --db PATH|URL (--older-than DURATION | --keep N) [options]",
   ],
   about: `
-Deletes finished tasks: succeeded, dead-lettered (--status), or both. A task
-goes when it finished longer than --older-than ago, or is not among the
-newest --keep of its status (given both, whichever keeps fewer). Queued,
-running and failed tasks are never touched. At least one of --older-than and
---keep is required.
+Deletes finished tasks: succeeded, dead-lettered (--status), or both, of
+every queue or of one (--queue). A task goes when it finished longer than
+--older-than ago, or is not among the newest --keep of its status in its
+queue (given both, whichever keeps fewer). Queued, running and failed tasks
+are never touched. At least one of --older-than and --keep is required.
 
 Deletes in transactions of ${BATCH} tasks, oldest first, so workers on the same
 database keep going between them; prints how many of each status went.
@@ -54,7 +56,11 @@ database). The totals "status" shows (ever succeeded, ever dead) stay.`,
       "--older-than DURATION",
       "Delete tasks finished longer ago (30s, 15m, 24h, 7d)",
     ],
-    ["--keep N", "Keep the N most recently finished of each status"],
+    [
+      "--keep N",
+      "Keep the N most recently finished of each status\nin each queue",
+    ],
+    ["--queue QUEUE", "Only this queue's tasks (default: every queue)"],
     ["--dry-run", "Count what would be deleted; delete nothing"],
     [
       "--format FORMAT",
@@ -83,6 +89,7 @@ export const purge: Command = defineCommand({
     "older-than": { type: "string" },
     keep: { type: "integer", min: 0, max: Number.MAX_SAFE_INTEGER },
     "dry-run": { type: "boolean" },
+    queue: { type: "string" },
   },
   config: READ_KEYS,
   formats: ["text", "json"],
@@ -103,9 +110,15 @@ export const purge: Command = defineCommand({
       { maxAgeMs: parseDuration("--older-than", olderThan) }),
     ...(keep !== undefined && { maxCount: keep }),
   };
-  const policy: RetentionPolicy = status === "all"
+  const rules: RetentionPolicy = status === "all"
     ? { succeeded: rule, dead: rule }
     : { [status]: rule };
+  const queue = parsed.string("queue");
+  if (queue !== undefined) checkArg(() => checkQueueName(queue, "--queue"));
+  // One queue: its own rules, and none (keep all) for the others.
+  const policy: RetentionPolicy = queue === undefined
+    ? rules
+    : { queues: Object.fromEntries([[queue, rules]]) };
   const dryRun = parsed.boolean("dry-run");
   // One instant for the whole purge: the batches converge on the same set,
   // the one a dry run at that instant counts.

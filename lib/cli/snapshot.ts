@@ -13,9 +13,15 @@
  *
  * @module
  */
-import type { StatusTotals, StoreStatus, TaskStore } from "../store/store.ts";
+import type {
+  QueueStatus,
+  StatusCounts,
+  StatusTotals,
+  StoreStatus,
+  TaskStore,
+} from "../store/store.ts";
 import { formatDuration } from "./progress.ts";
-import type { CsvColumn, Paint } from "./output.ts";
+import { type CsvColumn, type Paint, terminalText } from "./output.ts";
 
 /** The states `status` and `monitor` count, in life-cycle order. */
 export const STATES = [
@@ -51,6 +57,11 @@ export interface StatusSnapshot {
    * database: they only grow (pruning finished tasks does not lower them).
    */
   totals: Pick<StatusTotals, "succeeded" | "dead">;
+  /**
+   * Each queue that ever held a task, by name: its tasks by store status
+   * (`running` is claimed and running together) and its totals.
+   */
+  queues: QueueStatus[];
 }
 
 /**
@@ -98,6 +109,7 @@ export async function readStatus(
     oldest_queued_age_ms: status.oldestQueuedAgeMs,
     dead_letters: counts.dead,
     totals: { succeeded: status.totals.succeeded, dead: status.totals.dead },
+    queues: status.queues,
   };
 }
 
@@ -149,6 +161,76 @@ export function formatStatus(s: StatusSnapshot, paint: Paint): string[] {
     }${
       String(s.totals.succeeded).padStart(10)
     } succeeded, ${s.totals.dead} dead-lettered`,
+    ...formatQueues(s.queues),
+  ];
+}
+
+/** The store statuses a table by queue shows, in life-cycle order. */
+const QUEUE_COLUMNS = [
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "dead",
+] as const;
+
+/** One row of {@linkcode queueTable}. */
+export interface QueueRow {
+  /** Queue name, printed as {@linkcode terminalText}. */
+  name: string;
+  /** The queue's tasks by store status. */
+  counts: StatusCounts;
+  /** A column before the counts (the paused state), if any. */
+  state?: string;
+}
+
+/**
+ * Queues and their counts as text lines: a header, then a row per queue.
+ *
+ * @param rows The queues.
+ * @param options `indent` before each line, `minWidth` of the name
+ *   column, and `state`: the header of the rows' `state` column, or none.
+ * @returns The lines, without newlines.
+ */
+export function queueTable(
+  rows: readonly QueueRow[],
+  options: { indent: string; minWidth: number; state?: string },
+): string[] {
+  const width = Math.max(
+    options.minWidth,
+    ...rows.map((r) => terminalText(r.name).length + 2),
+  );
+  const state = (text: string): string =>
+    options.state === undefined ? "" : text.padEnd(9);
+  return [
+    `${options.indent}${"queue".padEnd(width)}${state(options.state ?? "")}${
+      QUEUE_COLUMNS.map((name) => name.padStart(10)).join("")
+    }`,
+    ...rows.map((r) =>
+      `${options.indent}${terminalText(r.name).padEnd(width)}${
+        state(r.state ?? "")
+      }${
+        QUEUE_COLUMNS.map((name) => String(r.counts[name]).padStart(10)).join(
+          "",
+        )
+      }`
+    ),
+  ];
+}
+
+/**
+ * The counts of each queue as a table, or nothing for a store that only
+ * ever used the default queue.
+ */
+function formatQueues(queues: readonly QueueStatus[]): string[] {
+  if (queues.length === 0) return [];
+  if (queues.length === 1 && queues[0]!.queue === "default") return [];
+  return [
+    "",
+    ...queueTable(
+      queues.map((q) => ({ name: q.queue, counts: q.counts })),
+      { indent: "  ", minWidth: 13 },
+    ),
   ];
 }
 

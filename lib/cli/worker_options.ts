@@ -7,7 +7,7 @@
  */
 import { Logger } from "../log.ts";
 import type { RetentionOptions, TaskQueueOptions } from "../queue/types.ts";
-import type { RetentionRule } from "../store/store.ts";
+import type { QueueRetention, RetentionRule } from "../store/store.ts";
 import { type FlagSpec, type ParsedCommand, UsageError } from "./command.ts";
 import { workerPermissions } from "./worker_permissions.ts";
 import {
@@ -17,6 +17,7 @@ import {
   ENV_NAMES,
   FLAG_NAMES,
   formatDuration,
+  type KeepKey,
 } from "./config.ts";
 
 /** The settings of a queue that runs tasks. */
@@ -39,6 +40,7 @@ export const WORKER_KEYS: readonly ConfigKey[] = [
   "keepSucceeded",
   "keepDeadFor",
   "keepDead",
+  "queueRetention",
 ];
 
 /** The settings that say what retention keeps. */
@@ -47,6 +49,7 @@ const KEEP_KEYS = [
   "keepSucceeded",
   "keepDeadFor",
   "keepDead",
+  "queueRetention",
 ] as const satisfies readonly ConfigKey[];
 
 function rule(maxAgeMs: number, maxCount: number): RetentionRule {
@@ -86,9 +89,27 @@ export function retentionOptions(
     }
     return false;
   }
+  const queues = Object.fromEntries(
+    Object.entries(cfg.queueRetention).map(([queue, keeps]) => {
+      // A setting the queue leaves out is the one every queue has.
+      const get = (key: KeepKey): number => keeps[key] ?? cfg[key];
+      const rules: QueueRetention = {
+        ...((keeps.keepSucceededFor !== undefined ||
+          keeps.keepSucceeded !== undefined) && {
+          succeeded: rule(get("keepSucceededFor"), get("keepSucceeded")),
+        }),
+        ...((keeps.keepDeadFor !== undefined ||
+          keeps.keepDead !== undefined) && {
+          dead: rule(get("keepDeadFor"), get("keepDead")),
+        }),
+      };
+      return [queue, rules];
+    }),
+  );
   return {
     succeeded: rule(cfg.keepSucceededFor, cfg.keepSucceeded),
     dead: rule(cfg.keepDeadFor, cfg.keepDead),
+    ...(Object.keys(queues).length > 0 && { queues }),
   };
 }
 
@@ -104,11 +125,21 @@ export function describeRetention(
 ): "off" | Record<string, string | number> {
   if (!cfg.retention) return "off";
   const count = (n: number): string | number => n === Infinity ? "all" : n;
+  const queues = Object.entries(cfg.queueRetention).map(([queue, keeps]) =>
+    Object.entries(keeps).map(([key, value]) =>
+      `${queue}:${FLAG_NAMES[key as KeepKey].slice(2)}=${
+        key === "keepSucceeded" || key === "keepDead"
+          ? count(value)
+          : formatDuration(value)
+      }`
+    ).join(",")
+  ).join(",");
   return {
     keep_succeeded_for: formatDuration(cfg.keepSucceededFor),
     keep_succeeded: count(cfg.keepSucceeded),
     keep_dead_for: formatDuration(cfg.keepDeadFor),
     keep_dead: count(cfg.keepDead),
+    ...(queues !== "" && { queue_retention: queues }),
   };
 }
 

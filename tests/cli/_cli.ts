@@ -189,6 +189,15 @@ export interface Status {
   totals: { succeeded: number; dead: number };
   /** Age of the oldest due task. */
   oldest_queued_age_ms: number | null;
+  /** Each queue's tasks by store status, and its totals. */
+  queues: {
+    queue: string;
+    counts: Record<
+      "queued" | "running" | "succeeded" | "failed" | "dead",
+      number
+    >;
+    totals: { submitted: number; succeeded: number; dead: number };
+  }[];
   /** The oldest running tasks, with their handlers' progress. */
   running: {
     id: string;

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { PostgresTaskStore } from "../../lib/store/postgres/postgres_store.ts";
+import { SqliteTaskStore } from "../../lib/store/sqlite/sqlite_store.ts";
+import type { TaskStore } from "../../lib/store/store.ts";
 import { tempDir } from "../_helpers.ts";
 import { cli, type Db, dbArgs, ok, status, taskFile } from "./_cli.ts";
 
@@ -150,6 +152,122 @@ Deno.test("cli.ts purge deletes in batches until none is left", async () => {
     await ok(["purge", "--db", db, "--keep", "0", "--dry-run"]),
     "would delete 0 succeeded, 0 dead\n",
   );
+});
+
+/**
+ * Three succeeded tasks in each of the queues `a` and `b` and one queued
+ * in the default queue, written through a store.
+ */
+async function tasksInQueues(store: TaskStore): Promise<void> {
+  const now = Date.now();
+  const tasks = ["a", "b"].flatMap((queue) =>
+    [0, 1, 2].map((i) => ({
+      id: `${queue}${i}`,
+      type: "noop",
+      idempotencyKey: null,
+      payload: null,
+      maxAttempts: 1,
+      runAt: now,
+      queue,
+      claim: true,
+    }))
+  );
+  const { inserted } = await store.commit({
+    settles: [],
+    inserts: [...tasks, {
+      ...tasks[0]!,
+      id: "q",
+      queue: "default",
+      claim: false,
+    }],
+    claimDue: 0,
+    leaseMs: 60_000,
+    now,
+  });
+  for (const [i, { record }] of inserted.slice(0, 6).entries()) {
+    // One commit each, so that each queue's finish order is its id order.
+    await store.commit({
+      settles: [{
+        id: record.id,
+        version: record.version,
+        outcome: { kind: "succeeded", result: null, outputKey: null },
+      }],
+      inserts: [],
+      claimDue: 0,
+      leaseMs: 60_000,
+      now: now + 1 + i,
+    });
+  }
+}
+
+async function purgeOneQueue(db: Db, store: TaskStore): Promise<void> {
+  await tasksInQueues(store);
+  assert.deepEqual(await purge(db, "--keep", "1", "--dry-run"), {
+    dry_run: true,
+    succeeded: 4,
+    dead: 0,
+  }, "--keep counts each queue on its own");
+  assert.deepEqual(await purge(db, "--keep", "1", "--queue", "a"), {
+    dry_run: false,
+    succeeded: 2,
+    dead: 0,
+  });
+  assert.deepEqual(
+    (await store.list()).map((t) => t.id).sort(),
+    ["a2", "b0", "b1", "b2", "q"],
+    "the newest of a is kept, and b is not touched",
+  );
+  const none = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+  assert.deepEqual(
+    (await status(db)).queues.map((q) => [q.queue, q.counts]),
+    [
+      ["a", { ...none, succeeded: 1 }],
+      ["b", { ...none, succeeded: 3 }],
+      ["default", { ...none, queued: 1 }],
+    ],
+  );
+  const text = await ok(["status", ...dbArgs(db), "--running", "0"]);
+  assert.match(
+    text,
+    /queue +queued +running +succeeded +failed +dead\n +a +0 +0 +1 +0 +0\n +b +0 +0 +3 +0 +0\n +default +1 +0 +0 +0 +0\n/,
+  );
+  await ok(["pause", ...dbArgs(db), "b"]);
+  assert.equal(
+    await ok(["queues", ...dbArgs(db)]),
+    [
+      "queue    state        queued   running succeeded    failed      dead",
+      "a        running           0         0         1         0         0",
+      "b        paused            0         0         3         0         0",
+      "default  running           1         0         0         0         0",
+      "",
+    ].join("\n"),
+  );
+  const bad = await cli(["purge", ...dbArgs(db), "--keep", "1", "--queue", ""]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--queue must have 1 to 128 characters, got ""/);
+}
+
+Deno.test("cli.ts purge --queue deletes one queue's tasks, --keep keeps N of each queue, and status and queues count each queue", async () => {
+  await using dir = await tempDir();
+  const db = `${dir.path}/queues.db`;
+  await using store = SqliteTaskStore.open(db);
+  await purgeOneQueue(db, store);
+});
+
+Deno.test({
+  name:
+    "cli.ts purge --queue deletes one queue's tasks, --keep keeps N of each queue, and status and queues count each queue (PostgreSQL)",
+  ignore: PG === undefined,
+  fn: async () => {
+    const schema = `sluice_purgeq_${crypto.randomUUID().slice(0, 8)}`;
+    const store = await PostgresTaskStore.open(PG!, { schema });
+    try {
+      await purgeOneQueue(["--db", PG!, "--pg-schema", schema], store);
+    } finally {
+      await store.close();
+      await PostgresTaskStore.drop(PG!, { schema });
+    }
+  },
 });
 
 Deno.test("cli.ts purge needs --older-than or --keep, and checks its values before opening anything", async () => {

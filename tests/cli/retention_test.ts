@@ -3,6 +3,7 @@ import { tempDir } from "../_helpers.ts";
 import {
   cli,
   type CliOptions,
+  ok,
   spawn,
   startWorker,
   submitTasks,
@@ -51,6 +52,40 @@ Deno.test("cli.ts start --keep-succeeded N keeps the N newest succeeded tasks, a
   }
 });
 
+Deno.test("cli.ts start --queue-retention gives one queue its own limits, and every other queue keeps its newest N on its own", async () => {
+  await using dir = await tempDir();
+  const db = `${dir.path}/queues.db`;
+  await using _worker = startWorker(db, [
+    "--queues",
+    "default,reports",
+    "--keep-succeeded",
+    "2",
+    "--queue-retention",
+    "reports:keep-succeeded=all",
+  ]);
+  await submitTasks(db, "noop", null, 5);
+  await ok([
+    "submit",
+    "--db",
+    db,
+    "--type",
+    "noop",
+    "--queue",
+    "reports",
+    "--count",
+    "5",
+  ]);
+  const s = await untilStatus(
+    db,
+    (s) => s.totals.succeeded === 10 && s.counts.succeeded === 7,
+    "10 succeeded; 2 of default kept, all 5 of reports",
+  );
+  assert.deepEqual(
+    s.queues.map((q) => [q.queue, q.counts.succeeded, q.totals.succeeded]),
+    [["default", 2, 5], ["reports", 5, 5]],
+  );
+});
+
 Deno.test("cli.ts start logs the retention it runs with: the defaults, flags over variables, or off", async () => {
   await using dir = await tempDir();
   const db = `${dir.path}/log.db`;
@@ -60,6 +95,22 @@ Deno.test("cli.ts start logs the retention it runs with: the defaults, flags ove
     keep_dead_for: "forever",
     keep_dead: "all",
   });
+  assert.deepEqual(
+    (await startedWith(db, [], {
+      env: {
+        SLUICE_QUEUE_RETENTION:
+          "a:b:keep-dead-for=36h, emails:keep-succeeded=all,emails:keep-dead=7",
+      },
+    })).retention,
+    {
+      keep_succeeded_for: "24h",
+      keep_succeeded: 100000,
+      keep_dead_for: "forever",
+      keep_dead: "all",
+      queue_retention:
+        "a:b:keep-dead-for=36h,emails:keep-succeeded=all,emails:keep-dead=7",
+    },
+  );
   assert.deepEqual(
     (await startedWith(
       db,
@@ -123,6 +174,21 @@ Deno.test("cli.ts start and run refuse bad retention settings with exit 2, namin
       ["start", "--no-retention", "--retention", "on"],
       {},
       /--no-retention is --retention off: it cannot go with --retention on/,
+    ],
+    [
+      ["start", "--queue-retention", "reports:keep-forever=1d"],
+      {},
+      /--queue-retention must be QUEUE:SETTING=VALUE items, comma-separated, SETTING one of keep-succeeded-for, keep-succeeded, keep-dead-for, keep-dead, got "reports:keep-forever=1d"/,
+    ],
+    [
+      ["start"],
+      { SLUICE_QUEUE_RETENTION: "reports:keep-dead=many" },
+      /SLUICE_QUEUE_RETENTION reports:keep-dead must be an integer >= 0 or all, got "many"/,
+    ],
+    [
+      ["start", "--no-retention", "--queue-retention", "a:keep-dead=1"],
+      {},
+      /--queue-retention cannot take effect with --no-retention/,
     ],
     [
       ["run", "--tasks", "none.json", "--retention", "maybe"],
