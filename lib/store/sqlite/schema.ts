@@ -289,6 +289,8 @@ export const QUERIES = {
   // still match.
   start: "UPDATE tasks SET attempts = attempts + 1, started_at = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
+  // The settles and the release return no row: the store knows the queue
+  // of a claim it made, and adds RETURNING queue for one it did not.
   // Each settle binds the charge (0 or 1) and the start estimate (or
   // NULL): a settle whose start was never written charges its attempt,
   // and records when it started, in the same UPDATE. A recorded
@@ -297,24 +299,24 @@ export const QUERIES = {
     "UPDATE tasks SET status = 'succeeded', result = ?, output_key = ?, " +
     "attempts = attempts + ?, started_at = coalesce(started_at, ?), " +
     "lease_until = NULL, updated_at = ?, version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
+    "WHERE id = ? AND version = ? AND status = 'running'",
   settleRetry:
     "UPDATE tasks SET status = 'failed', run_at = ?, last_error = ?, " +
     "error_class = ?, attempts = attempts + ?, " +
     "started_at = coalesce(started_at, ?), " +
     "lease_until = NULL, updated_at = ?, version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
+    "WHERE id = ? AND version = ? AND status = 'running'",
   settleDead: "UPDATE tasks SET status = 'dead', last_error = ?, " +
     "error_class = ?, attempts = attempts + ?, " +
     "started_at = coalesce(started_at, ?), " +
     "lease_until = NULL, updated_at = ?, version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
+    "WHERE id = ? AND version = ? AND status = 'running'",
   // Binds the refund (0 or 1); attempts never go below 0. run_at is kept,
   // so the task is due again at once.
   release: "UPDATE tasks SET status = 'queued', lease_until = NULL, " +
     "started_at = NULL, attempts = max(attempts - ?, 0), updated_at = ?, " +
     "version = version + 1 " +
-    "WHERE id = ? AND version = ? AND status = 'running' RETURNING queue",
+    "WHERE id = ? AND version = ? AND status = 'running'",
   renew: "UPDATE tasks SET lease_until = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
   // Fenced like a renewal; the version stays. A requeue clears both.

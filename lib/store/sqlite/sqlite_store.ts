@@ -96,6 +96,9 @@ const BUSY_CODES: readonly number[] = [5, 6];
 /** SQLITE_CANTOPEN. */
 const CANTOPEN = 14;
 
+/** The most claims whose queue a store remembers (see #rememberClaim). */
+const CLAIMED_QUEUES_MAX = 65_536;
+
 /** Whether `error`, or an error it wraps, is SQLite reporting a lock. */
 function isBusy(error: unknown): boolean {
   for (let e = error; e instanceof Error; e = e.cause) {
@@ -313,6 +316,9 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   #closed = false;
   /** The open write transaction's paused queues, once read; see `#paused`. */
   #pausedNow: ReadonlySet<string> | null = null;
+  // The queue of each claim this store made and has not ended: settles
+  // and releases count their move by queue without reading it back.
+  #claimedQueues = new Map<string, string>();
   /** Settles once the open `insertAll` has ended; `undefined` when none. */
   #insertingAll: Promise<void> | undefined;
   /** Set by `close` during an `insertAll`: it rolls back at its next batch. */
@@ -877,10 +883,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         const { id, version, outcome, charge, startedAt } = batch.settles[i]!;
         const charged = charge === true ? 1 : 0;
         const start = startedAt ?? null;
-        let row: Row | undefined;
+        let queue: string | null;
         switch (outcome.kind) {
           case "succeeded":
-            row = db.prepare(QUERIES.settleSucceeded).get(
+            queue = this.#fencedWrite(db, QUERIES.settleSucceeded, id, [
               results[i] ?? null,
               outcome.outputKey,
               charged,
@@ -888,10 +894,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               now,
               id,
               version,
-            );
+            ]);
             break;
           case "retry":
-            row = db.prepare(QUERIES.settleRetry).get(
+            queue = this.#fencedWrite(db, QUERIES.settleRetry, id, [
               outcome.runAt,
               outcome.error,
               outcome.errorClass,
@@ -900,10 +906,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               now,
               id,
               version,
-            );
+            ]);
             break;
           case "dead":
-            row = db.prepare(QUERIES.settleDead).get(
+            queue = this.#fencedWrite(db, QUERIES.settleDead, id, [
               outcome.error,
               outcome.errorClass,
               charged,
@@ -911,33 +917,25 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
               now,
               id,
               version,
-            );
+            ]);
             break;
         }
-        settled.push(row !== undefined);
-        if (row === undefined) stale++;
-        else {
-          tally.move(
-            row["queue"] as string,
-            "running",
-            SETTLED_STATUS[outcome.kind],
-          );
-        }
+        settled.push(queue !== null);
+        if (queue === null) stale++;
+        else tally.move(queue, "running", SETTLED_STATUS[outcome.kind]);
       }
       if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
 
       const released: boolean[] = [];
       for (const { id, version, refund } of batch.releases ?? []) {
-        const row = db.prepare(QUERIES.release).get(
+        const queue = this.#fencedWrite(db, QUERIES.release, id, [
           refund === true ? 1 : 0,
           now,
           id,
           version,
-        );
-        released.push(row !== undefined);
-        if (row !== undefined) {
-          tally.move(row["queue"] as string, "running", "queued");
-        }
+        ]);
+        released.push(queue !== null);
+        if (queue !== null) tally.move(queue, "running", "queued");
       }
 
       const recovered = batch.recover === true
@@ -1015,9 +1013,43 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     for (const row of rows) {
       const was = taken[order.get(int(row["seq"]))!]!;
       tally.move(was["q"] as string, was["s"] as TaskStatus, "running");
+      this.#rememberClaim(row["id"] as string, was["q"] as string);
     }
     rows.sort((a, b) => order.get(int(a["seq"]))! - order.get(int(b["seq"]))!);
     return rows.map(toRecord);
+  }
+
+  /**
+   * Runs a write fenced by a claim's version that ends the claim (a
+   * settle or a release) and returns the queue of the row it changed, or
+   * `null` when the fence refused it. The queue of a claim this store made
+   * is remembered, so the statement returns no row; for any other claim
+   * it is read back with `RETURNING`.
+   */
+  #fencedWrite(
+    db: Database,
+    sql: string,
+    id: string,
+    params: SqlValue[],
+  ): string | null {
+    const queue = this.#claimedQueues.get(id);
+    if (queue !== undefined) {
+      this.#claimedQueues.delete(id);
+      return db.prepare(sql).run(...params).changes > 0 ? queue : null;
+    }
+    const row = db.prepare(`${sql} RETURNING queue`).get(...params);
+    return row === undefined ? null : row["queue"] as string;
+  }
+
+  /** Remembers the queue of a claim this store made, for its settle. */
+  #rememberClaim(id: string, queue: string): void {
+    // Only a shortcut: a claim whose end never reaches this store (its
+    // lease recovered elsewhere, a rolled back commit) is forgotten with
+    // the rest once the map is full, and read back if it ends after all.
+    if (this.#claimedQueues.size >= CLAIMED_QUEUES_MAX) {
+      this.#claimedQueues.clear();
+    }
+    this.#claimedQueues.set(id, queue);
   }
 
   /** Starts a write transaction; its paused queues are read afresh. */
@@ -1103,6 +1135,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         ownExpired.add(task.idempotencyKey);
       }
       tally.move(queue, null, claim ? "running" : "queued");
+      if (claim) this.#rememberClaim(task.id, queue);
       inserted.push({
         inserted: true,
         record: newRecord(task, now, leaseUntil, claim),

@@ -15,6 +15,7 @@ import { SqliteError } from "../../../lib/store/sqlite/sqlite_error.ts";
 import { SqliteTaskStore } from "../../../lib/store/sqlite/sqlite_store.ts";
 import { openStore } from "../../../lib/store/open_store.ts";
 import { tempDir } from "../../_helpers.ts";
+import type { TaskRecord } from "../../../lib/store/store.ts";
 import {
   batch,
   checkCountsByQueueMigrated,
@@ -194,6 +195,41 @@ Deno.test("migrate() upgrades a version 2 database and keeps its tasks, with no 
   assert.deepEqual(started, [true]);
   assert.equal((await store.get("held"))?.startedAt, T0 + 5);
   assert.equal((await store.status(T0 + 5)).started, 1);
+});
+
+Deno.test("SqliteTaskStore counts a settle and a release by queue whether or not this store made the claim", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/tasks.db`;
+  await using a = SqliteTaskStore.open(path);
+  await using b = SqliteTaskStore.open(path);
+  const { inserted } = await a.commit(batch({
+    inserts: ["x", "y", "z", "w"].map((id) =>
+      task(id, { queue: id === "w" ? "default" : "mail", claim: true })
+    ),
+  }));
+  const [x, y, z, w] = inserted.map((o) => o.record);
+  const ok = (r: TaskRecord) => ({
+    id: r.id,
+    version: r.version,
+    outcome: { kind: "succeeded" as const, result: null, outputKey: null },
+  });
+  // b made none of these claims; a made them all.
+  await b.commit(batch({
+    now: T0 + 1,
+    settles: [ok(x!)],
+    releases: [{ id: y!.id, version: y!.version }],
+  }));
+  await a.commit(batch({ now: T0 + 2, settles: [ok(z!), ok(x!)] }));
+  await a.commit(batch({ now: T0 + 3, settles: [ok(w!)] }));
+  const none = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+  assert.deepEqual(
+    (await a.status(T0 + 3)).queues.map((q) => [q.queue, q.counts]),
+    [
+      ["default", { ...none, succeeded: 1 }],
+      ["mail", { ...none, queued: 1, succeeded: 2 }],
+    ],
+  );
+  assert.equal(await a.staleSettles(), 1, "x was settled twice");
 });
 
 Deno.test("migrate() upgrades a version 8 database to counts by queue, keeping the totals and recounting the rows of each queue", async () => {
