@@ -1113,9 +1113,10 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Deletes at most `limit` finished tasks that `policy` no longer keeps
-   * at `now`, oldest `updatedAt` first across both statuses (then
-   * insertion order). A task is pruned once it finished before
-   * `now - maxAgeMs`, or is not among the newest `maxCount` of its status.
+   * at `now`, queue by queue, each queue's oldest `updatedAt` first across
+   * both statuses (then insertion order). A task is pruned once it
+   * finished before `now - maxAgeMs`, or is not among the newest
+   * `maxCount` of its status in its queue, by its queue's rules.
    * Pruned tasks leave every structure of the store, and their keys are
    * free. Never `skipped`: one process owns a memory store.
    *

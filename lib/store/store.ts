@@ -481,9 +481,10 @@ export interface QueueStatus {
 }
 
 /**
- * How long to keep the finished tasks of one status. A task is kept while
- * both limits keep it: pruning removes it once it is older than `maxAgeMs`
- * or no longer among the newest `maxCount` (whichever keeps fewer).
+ * How long to keep the finished tasks of one status, in each queue. A task
+ * is kept while both limits keep it: pruning removes it once it is older
+ * than `maxAgeMs` or no longer among the newest `maxCount` of its queue
+ * (whichever keeps fewer).
  */
 export interface RetentionRule {
   /**
@@ -493,7 +494,8 @@ export interface RetentionRule {
    */
   maxAgeMs?: number;
   /**
-   * Keep at most this many tasks, the most recently finished.
+   * Keep at most this many tasks of each queue, the most recently
+   * finished.
    *
    * @default {Infinity}
    */

@@ -1785,12 +1785,12 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Deletes at most `limit` finished tasks that `policy` no longer keeps
-   * at `now`, oldest `updatedAt` first across both statuses (then
-   * insertion order), in one transaction of one statement: each status's
-   * candidates are read from its `(updated_at, seq)` index, bounded by
-   * `limit`; rows another transaction holds are skipped. A task is pruned
-   * once it finished before `now - maxAgeMs`, or is not among the newest
-   * `maxCount` of its status. Only one process prunes a schema at a time:
+   * at `now`, oldest `updatedAt` first (then insertion order), in one
+   * transaction of one statement: each queue's candidates of each status
+   * are read from the status's `(queue, updated_at, seq)` index, bounded
+   * by `limit`; rows another transaction holds are skipped. A task is
+   * pruned once it finished before `now - maxAgeMs`, or is not among the
+   * newest `maxCount` of its status in its queue, by its queue's rules. Only one process prunes a schema at a time:
    * the statement takes `pg_try_advisory_xact_lock`, and when another
    * prune holds it the result is `skipped` and nothing is deleted. The
    * same transaction folds the count deltas into the count rows.

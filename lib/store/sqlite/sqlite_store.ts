@@ -1589,12 +1589,13 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
 
   /**
    * Deletes at most `limit` finished tasks that `policy` no longer keeps
-   * at `now`, oldest `updatedAt` first across both statuses (then
-   * insertion order), in one `BEGIN IMMEDIATE` transaction: a few index
-   * range reads bounded by `limit` (each status's partial index on
-   * `updated_at`), then one `DELETE` by rowid. A task is pruned once it
-   * finished before `now - maxAgeMs`, or is not among the newest
-   * `maxCount` of its status. The same transaction lowers the counts;
+   * at `now`, queue by queue, each queue's oldest `updatedAt` first across
+   * both statuses (then insertion order), in one `BEGIN IMMEDIATE`
+   * transaction: a few index range reads bounded by `limit` (each
+   * status's partial index on `(queue, updated_at)`), then one `DELETE` by
+   * rowid. A task is pruned once it finished before `now - maxAgeMs`, or
+   * is not among the newest `maxCount` of its status in its queue, by its
+   * queue's rules. The same transaction lowers the counts;
    * the totals stay. Never `skipped`: SQLite has one writer at a time.
    *
    * @param policy What to keep of succeeded and dead tasks.
