@@ -99,7 +99,10 @@ export class Intake {
   #retry: RetryPolicy;
   #options: IntakeOptions;
   #sink: AdmitSink | null = null;
-  /** Reserved entries, by entry: the slot each holds and its caller. */
+  /**
+   * Reserved entries, by entry: the slot each holds and its caller. A new
+   * map once it empties, as the task table's maps are (see `TaskTable`).
+   */
   #admissions = new Map<TaskEntry, Admission>();
   #closed = false;
 
@@ -635,13 +638,20 @@ export class Intake {
     return prepared;
   }
 
+  /** Takes the admission of an entry whose insert has ended. */
+  #admitted(entry: TaskEntry): Admission | undefined {
+    const admission = this.#admissions.get(entry);
+    this.#admissions.delete(entry);
+    if (this.#admissions.size === 0) this.#admissions = new Map();
+    return admission;
+  }
+
   /** Inserts committed: queue what was claimed, park what waits. */
   inserted(entries: TaskEntry[], outcomes: InsertOutcome[]): void {
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       const outcome = outcomes[i]!;
-      const admission = this.#admissions.get(entry)!;
-      this.#admissions.delete(entry);
+      const admission = this.#admitted(entry)!;
       if (!outcome.inserted) {
         // Another process (or an earlier batch) holds the key.
         admission.slot?.[Symbol.dispose]();
@@ -687,8 +697,7 @@ export class Intake {
   /** Inserts refused with their batch: those tasks were not accepted. */
   insertFailed(entries: TaskEntry[], error: unknown): void {
     for (const entry of entries) {
-      const admission = this.#admissions.get(entry);
-      this.#admissions.delete(entry);
+      const admission = this.#admitted(entry);
       this.#table.remove(entry);
       entry.handle?.reject(error);
       if (admission === undefined) continue;
