@@ -483,7 +483,7 @@ export class Intake {
     ) {
       task.claim = false;
     }
-    const entry = newEntry(task, this.#options.consuming);
+    const entry = newEntry(task, this.#options.consuming, detached);
     const admission: Admission = {
       slot,
       detached,
@@ -765,10 +765,12 @@ function windowEnded(dedupeUntil: number | null, now: number): boolean {
 }
 
 /**
- * The entry of a task being inserted: `reserved`, with a handle. Built
- * directly from the task, since no record exists yet.
+ * The entry of a task being inserted: `reserved`, with a handle unless it
+ * is `detached` (one is made if it turns out to be needed: the task is
+ * claimed at insert, or someone follows it). Built directly from the task,
+ * since no record exists yet.
  */
-function newEntry(task: NewTask, local: boolean): TaskEntry {
+function newEntry(task: NewTask, local: boolean, detached: boolean): TaskEntry {
   return {
     id: task.id,
     type: task.type,
@@ -783,7 +785,7 @@ function newEntry(task: NewTask, local: boolean): TaskEntry {
     dedupeUntil: task.dedupeUntil ?? null,
     leaseUntil: 0,
     charge: "none",
-    handle: deferred(),
+    handle: detached ? null : deferred(),
     runAt: task.runAt,
     acceptedAt: turnNow(),
     leaseLost: false,
