@@ -18,6 +18,7 @@ import {
   checkQueueName,
   DEFAULT_QUEUE,
   isPriority,
+  isQueueName,
   MAX_PRIORITY,
 } from "../store/_shared.ts";
 import type {
@@ -148,7 +149,7 @@ export class Intake {
     try {
       this.#checkOpen("task");
       return this.#accept(
-        this.#prepare(task, "task"),
+        this.#prepare(task, null),
         signal,
         undefined,
         false,
@@ -175,7 +176,7 @@ export class Intake {
     if (!Array.isArray(tasks)) {
       throw new TypeError("Cannot submit tasks: tasks must be an array");
     }
-    const prepared = tasks.map((task, i) => this.#prepare(task, `tasks[${i}]`));
+    const prepared = tasks.map((task, i) => this.#prepare(task, i));
     if (atomic) return await this.#acceptAll(prepared, detached);
     if (this.#channel.overflow !== "reject") {
       return await Promise.all(
@@ -238,7 +239,7 @@ export class Intake {
         }
         const batch: NewTask[] = [];
         for (const task of tasks) {
-          const checked = intake.#prepare(task, `tasks[${index++}]`);
+          const checked = intake.#prepare(task, index++);
           checked.claim = false;
           batch.push(checked);
         }
@@ -315,10 +316,16 @@ export class Intake {
     }
   }
 
-  #prepare(task: TaskInput, where: string): NewTask {
+  /**
+   * Checks a submission and makes its insert. `at` is its index in a batch
+   * (`tasks[at]` in messages), `null` for a single task; the name is built
+   * only for a message: a string made from each of a million indexes would
+   * also fill V8's cache of number strings, whose entries outlive scavenges.
+   */
+  #prepare(task: TaskInput, at: number | null): NewTask {
     if (typeof task !== "object" || task === null) {
       throw new TypeError(
-        `Cannot submit ${where}: expected an object, got ${String(task)}`,
+        `Cannot submit ${named(at)}: expected an object, got ${String(task)}`,
       );
     }
     const {
@@ -332,49 +339,57 @@ export class Intake {
       priority,
     } = task;
     // The default queue, the common case, needs no check.
-    if (queue !== DEFAULT_QUEUE) {
-      checkQueueName(queue, "queue", `submit ${where}`);
+    if (queue !== DEFAULT_QUEUE && !isQueueName(queue)) {
+      checkQueueName(queue, "queue", `submit ${named(at)}`);
     }
     if (priority !== undefined && !isPriority(priority)) {
       throw new RangeError(
-        `Cannot submit ${where}: priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${
+        `Cannot submit ${
+          named(at)
+        }: priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${
           String(priority)
         }`,
       );
     }
     if (typeof type !== "string" || type.length === 0) {
       throw new TypeError(
-        `Cannot submit ${where}: type must be a non-empty string`,
+        `Cannot submit ${named(at)}: type must be a non-empty string`,
       );
     }
-    checkText(type, `submit ${where}`, "type");
+    if (!isStorableText(type)) checkText(type, `submit ${named(at)}`, "type");
     if (idempotencyKey !== undefined) {
       if (typeof idempotencyKey !== "string" || idempotencyKey === "") {
         throw new TypeError(
-          `Cannot submit ${where}: idempotencyKey must be a non-empty string`,
+          `Cannot submit ${
+            named(at)
+          }: idempotencyKey must be a non-empty string`,
         );
       }
-      checkText(idempotencyKey, `submit ${where}`, "idempotencyKey");
+      if (!isStorableText(idempotencyKey)) {
+        checkText(idempotencyKey, `submit ${named(at)}`, "idempotencyKey");
+      }
     }
     if (
       maxAttempts !== undefined &&
       (!Number.isInteger(maxAttempts) || maxAttempts < 1)
     ) {
       throw new RangeError(
-        `Cannot submit ${where}: maxAttempts must be an integer >= 1, got ${maxAttempts}`,
+        `Cannot submit ${
+          named(at)
+        }: maxAttempts must be an integer >= 1, got ${maxAttempts}`,
       );
     }
     const runAtMs = runAt instanceof Date ? runAt.getTime() : runAt;
     if (runAtMs !== undefined && !Number.isFinite(runAtMs)) {
       throw new TypeError(
-        `Cannot submit ${where}: runAt must be a finite time`,
+        `Cannot submit ${named(at)}: runAt must be a finite time`,
       );
     }
     try {
       this.#store.checkValue(payload, "payload");
     } catch (error) {
       const reason = (error as Error).message.replace(/^Cannot [^:]*: /, "");
-      throw new TypeError(`Cannot submit ${where}: ${reason}`, {
+      throw new TypeError(`Cannot submit ${named(at)}: ${reason}`, {
         cause: error,
       });
     }
@@ -385,14 +400,16 @@ export class Intake {
         dedupeFor <= 0
       ) {
         throw new RangeError(
-          `Cannot submit ${where}: dedupeFor must be a finite number of ms > 0, got ${
+          `Cannot submit ${
+            named(at)
+          }: dedupeFor must be a finite number of ms > 0, got ${
             String(dedupeFor)
           }`,
         );
       }
       if (key === null) {
         throw new TypeError(
-          `Cannot submit ${where}: dedupeFor needs an idempotencyKey`,
+          `Cannot submit ${named(at)}: dedupeFor needs an idempotencyKey`,
         );
       }
     }
@@ -402,10 +419,10 @@ export class Intake {
     if (only !== null && !runsHere) {
       throw new TypeError(
         only.queues.includes(queue)
-          ? `Cannot submit ${where}: unknown task type ${
+          ? `Cannot submit ${named(at)}: unknown task type ${
             JSON.stringify(type)
           } (known types: ${only.types.join(", ") || "none"})`
-          : `Cannot submit ${where}: queue ${
+          : `Cannot submit ${named(at)}: queue ${
             JSON.stringify(queue)
           } is not one this queue runs (${only.queues.join(", ")})`,
       );
@@ -633,7 +650,7 @@ export class Intake {
    */
   prepareUnclaimed(task: TaskInput): NewTask {
     this.#checkOpen("task");
-    const prepared = this.#prepare(task, "task");
+    const prepared = this.#prepare(task, null);
     prepared.claim = false;
     return prepared;
   }
@@ -825,13 +842,23 @@ class SlotHolder implements Disposable {
  * @throws {TypeError} When it holds U+0000 or a lone surrogate.
  */
 export function checkText(value: string, action: string, field: string): void {
-  if (value.includes("\0") || !value.isWellFormed()) {
+  if (!isStorableText(value)) {
     throw new TypeError(
       `Cannot ${action}: ${field} ${
         JSON.stringify(value)
       } contains U+0000 or a lone surrogate`,
     );
   }
+}
+
+/** Whether a store can keep `value` verbatim: no U+0000, no lone surrogate. */
+function isStorableText(value: string): boolean {
+  return !value.includes("\0") && value.isWellFormed();
+}
+
+/** How a submission is named in messages: `task`, or `tasks[i]` in a batch. */
+function named(at: number | null): string {
+  return at === null ? "task" : `tasks[${at}]`;
 }
 
 function defaultIdempotencyKey(type: string, payload: unknown): string | null {
