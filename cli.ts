@@ -25,43 +25,36 @@
  *
  * @module
  */
-import { benchmark, BENCHMARK_OPTIONS } from "./lib/cli/benchmark.ts";
+import { BENCHMARK_OPTIONS } from "./lib/cli/benchmark_options.ts";
 import {
   type Command,
   helpText,
   parseCommand,
   UsageError,
 } from "./lib/cli/command.ts";
-import { cancel, deleteTasks } from "./lib/cli/cancel.ts";
 import { ConfigError } from "./lib/cli/config.ts";
-import { dlq } from "./lib/cli/dlq.ts";
-import { exportTasks } from "./lib/cli/export.ts";
-import { monitor } from "./lib/cli/monitor.ts";
 import { err, out, OutputClosedError } from "./lib/cli/output.ts";
-import { pause, queues, resume } from "./lib/cli/pause.ts";
-import { purge } from "./lib/cli/purge.ts";
-import { run } from "./lib/cli/run.ts";
-import { schedule } from "./lib/cli/schedule.ts";
-import { start } from "./lib/cli/start.ts";
-import { status } from "./lib/cli/status.ts";
-import { submit } from "./lib/cli/submit.ts";
-import { VERSION } from "./mod.ts";
+import { VERSION } from "./lib/version.ts";
 
-const COMMANDS: Readonly<Record<string, Command>> = {
-  run,
-  submit,
-  start,
-  status,
-  monitor,
-  dlq,
-  export: exportTasks,
-  purge,
-  schedule,
-  cancel,
-  delete: deleteTasks,
-  pause,
-  resume,
-  queues,
+/**
+ * Each command's module, loaded only when the command runs: `submit` does
+ * not load the worker pool, `status` not the benchmark, and so on.
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  run: async () => (await import("./lib/cli/run.ts")).run,
+  submit: async () => (await import("./lib/cli/submit.ts")).submit,
+  start: async () => (await import("./lib/cli/start.ts")).start,
+  status: async () => (await import("./lib/cli/status.ts")).status,
+  monitor: async () => (await import("./lib/cli/monitor.ts")).monitor,
+  dlq: async () => (await import("./lib/cli/dlq.ts")).dlq,
+  export: async () => (await import("./lib/cli/export.ts")).exportTasks,
+  purge: async () => (await import("./lib/cli/purge.ts")).purge,
+  schedule: async () => (await import("./lib/cli/schedule.ts")).schedule,
+  cancel: async () => (await import("./lib/cli/cancel.ts")).cancel,
+  delete: async () => (await import("./lib/cli/cancel.ts")).deleteTasks,
+  pause: async () => (await import("./lib/cli/pause.ts")).pause,
+  resume: async () => (await import("./lib/cli/pause.ts")).resume,
+  queues: async () => (await import("./lib/cli/pause.ts")).queues,
 };
 
 const USAGE = `Sluice ${VERSION}: a Deno-native task queue
@@ -110,15 +103,15 @@ const TOP_LEVEL = {
 async function dispatch(args: string[]): Promise<number> {
   const [first, ...rest] = args;
   if (first !== undefined && !first.startsWith("-")) {
-    const command = Object.hasOwn(COMMANDS, first)
-      ? COMMANDS[first]
-      : undefined;
-    if (command === undefined) {
+    const load = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+    if (load === undefined) {
       throw new UsageError(`unknown command ${JSON.stringify(first)}`);
     }
-    return await command(rest);
+    return await (await load())(rest);
   }
-  if (args.includes("--benchmark")) return await benchmark(args);
+  if (args.includes("--benchmark")) {
+    return await (await import("./lib/cli/benchmark.ts")).benchmark(args);
+  }
   const parsed = parseCommand(args, TOP_LEVEL);
   if (parsed === undefined) {
     out(USAGE);

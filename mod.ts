@@ -42,18 +42,7 @@
  * @module
  */
 
-/**
- * The version of this package.
- *
- * @example Reading the version
- * ```ts
- * import { VERSION } from "@sluice/sluice";
- * import assert from "node:assert/strict";
- *
- * assert.equal(typeof VERSION, "string");
- * ```
- */
-export const VERSION: string = "0.1.0";
+export { VERSION } from "./lib/version.ts";
 
 // -- the queue --
 export { TaskQueue } from "./lib/queue/task_queue.ts";

@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { mulberry32 } from "../_rng.ts";
 import { checkQueueName, MAX_PRIORITY } from "../store/_shared.ts";
 import type { TaskQueue } from "../queue/task_queue.ts";
 import type { SubmittedIds } from "../queue/submitted_ids.ts";
-import type { TaskHandle, TaskInput } from "../queue/types.ts";
+import type { TaskInput } from "../queue/types.ts";
 import {
   checkArg,
   type Command,
@@ -129,8 +130,19 @@ function parseRunAt(text: string): number {
   return ms;
 }
 
-/** Tasks generated per `submitMany`: many inserts per group commit. */
+/**
+ * Generated tasks per transaction, and a task file's tasks read at a time:
+ * many inserts per commit.
+ */
 const SLICE = 256;
+
+/**
+ * Generated tasks made, checked and inserted at a time inside a slice's
+ * transaction: what is held at once. Smaller than a slice, so that what
+ * each scavenge finds alive, and with it the young generation V8 grows
+ * to, stays small, without more commits.
+ */
+const CHUNK = 64;
 
 /** `count` random noop/compute/sleep tasks, made one at a time. */
 function* randomTasks(count: number, seed: number): Generator<TaskInput> {
@@ -156,17 +168,28 @@ function* randomTasks(count: number, seed: number): Generator<TaskInput> {
   }
 }
 
-/** At most `size` items of `source` at a time. */
-function* slices<T>(source: Iterable<T>, size: number): Generator<T[]> {
-  let slice: T[] = [];
-  for (const item of source) {
-    slice.push(item);
-    if (slice.length === size) {
-      yield slice;
-      slice = [];
+/**
+ * The next `count` items of `source` (fewer if it ends first), `size` at a
+ * time.
+ */
+function* take<T>(
+  source: Iterator<T>,
+  count: number,
+  size: number,
+): Generator<T[]> {
+  let left = count;
+  while (left > 0) {
+    const part: T[] = [];
+    const want = Math.min(size, left);
+    while (part.length < want) {
+      const next = source.next();
+      if (next.done === true) break;
+      part.push(next.value);
     }
+    if (part.length > 0) yield part;
+    if (part.length < want) return;
+    left -= part.length;
   }
-  if (slice.length > 0) yield slice;
 }
 
 /**
@@ -182,22 +205,6 @@ class IdWriter {
 
   constructor(json: boolean) {
     this.#json = json;
-  }
-
-  /** Prints the ids of one committed slice. */
-  write(handles: readonly TaskHandle[]): void {
-    let text = "";
-    for (const handle of handles) {
-      if (handle.deduplicated) this.deduplicated++;
-      else this.submitted++;
-      if (!this.#json) {
-        text += handle.id + "\n";
-      } else {
-        text += (this.#opened ? "," : '{"ids":[') + JSON.stringify(handle.id);
-        this.#opened = true;
-      }
-    }
-    out(text);
   }
 
   /**
@@ -319,11 +326,13 @@ export const submit: Command = defineCommand({
   // A task file is read a slice at a time and committed in one
   // transaction (`submitAll`): a bad task at any index leaves nothing
   // behind, and is named by its index in the file; its ids are printed
-  // after the commit. Generated tasks are made a slice at a time, and each
-  // slice's ids are printed once it has committed. Either way memory does
-  // not grow with the number of tasks (beyond 17 bytes an id for a file).
+  // after the commit. Generated tasks are committed a slice at a time, one
+  // transaction (`submitAll`) each, made a chunk at a time inside it, and
+  // each slice's ids are printed once it has committed. Either way memory
+  // does not grow with the number of tasks (beyond 17 bytes an id for a
+  // file).
   let total: number;
-  let batches: Iterable<TaskInput[]> = [];
+  let generated: Iterator<TaskInput> | undefined;
   if (file !== undefined) {
     // A missing file fails before the database is opened (or made). Not
     // opened here: a FIFO's writer would see it closed.
@@ -331,22 +340,19 @@ export const submit: Command = defineCommand({
     total = 0; // not known until the file is read
   } else if (type !== undefined) {
     total = count;
-    batches = slices(
-      (function* (): Generator<TaskInput> {
-        for (let i = 0; i < count; i++) {
-          yield {
-            type,
-            payload,
-            ...(key !== undefined && { idempotencyKey: key }),
-            ...(dedupeFor !== undefined && { dedupeFor }),
-          };
-        }
-      })(),
-      SLICE,
-    );
+    generated = (function* (): Generator<TaskInput> {
+      for (let i = 0; i < count; i++) {
+        yield {
+          type,
+          payload,
+          ...(key !== undefined && { idempotencyKey: key }),
+          ...(dedupeFor !== undefined && { dedupeFor }),
+        };
+      }
+    })();
   } else {
     total = count;
-    batches = slices(randomTasks(count, parsed.integer("seed") ?? 1), SLICE);
+    generated = randomTasks(count, parsed.integer("seed") ?? 1);
   }
 
   // The settings' defaults; a file task's own values win.
@@ -389,13 +395,25 @@ export const submit: Command = defineCommand({
       };
       writer.writeAll(await queue.submitAll(source()));
     }
-    for (const tasks of batches) {
-      tasks.forEach(withDefaults);
-      // Detached: the queue forgets each task once committed, so memory
-      // does not grow with --count.
-      const handles = await queue.submitMany(tasks, { detached: true });
-      writer.write(handles);
-      progress?.update(writer.submitted + writer.deduplicated);
+    const tasks = generated;
+    for (let made = 0; tasks !== undefined && made < total;) {
+      const size = Math.min(SLICE, total - made);
+      const slice = function* (): Generator<TaskInput[]> {
+        for (const part of take(tasks, size, CHUNK)) {
+          part.forEach(withDefaults);
+          yield part;
+        }
+      };
+      // Only the slice's ids, 17 bytes each, outlive its chunks: the queue
+      // keeps nothing of a task once it is committed.
+      writer.writeAll(await queue.submitAll(slice()));
+      made += size;
+      progress?.update(made);
+      // A turn of the event loop between slices, as the group commit
+      // took. Without one the SQLite inserts of the whole command run as
+      // one chain of microtasks, and V8 finds about twice as much alive
+      // at each scavenge, so grows its young generation twice as large.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   } catch (error) {
     failure = error;

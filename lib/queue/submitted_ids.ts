@@ -12,10 +12,29 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Ids per block: 68 KiB a block. */
 const BLOCK = 4096;
 
-/** Two hex digits per byte value. */
-const HEX = Array.from(
-  { length: 256 },
-  (_, byte) => byte.toString(16).padStart(2, "0"),
+/**
+ * Ids the first block has room for at first: it doubles up to
+ * {@linkcode BLOCK}, so a submission of a few hundred tasks does not take
+ * a whole block.
+ */
+const FIRST_BLOCK = 256;
+
+/**
+ * The two lowercase hex digits of each byte value, as char codes: the high
+ * digit in bits 8-15, the low one in bits 0-7.
+ */
+const HEX: number[] = Array.from({ length: 256 }, (_, byte) => {
+  const text = byte.toString(16).padStart(2, "0");
+  return (text.charCodeAt(0) << 8) | text.charCodeAt(1);
+});
+
+/**
+ * The char codes of the id being read back, hyphens in place: the string
+ * is made from them in one allocation, not added up from 20 pieces.
+ */
+const codes: number[] = Array.from(
+  { length: 36 },
+  (_, i) => i === 8 || i === 13 || i === 18 || i === 23 ? 0x2d : 0x30,
 );
 
 /** Where each of the 16 bytes starts in the canonical text. */
@@ -51,8 +70,9 @@ function nibble(code: number): number {
 export class SubmittedIds implements Iterable<string> {
   /**
    * Blocks of {@linkcode BLOCK} ids, 16 bytes each, then one flag byte
-   * each: fixed-size blocks, so growing never copies and never holds
-   * more than one block spare.
+   * each: fixed-size blocks, so growing never holds more than one block
+   * spare and copies only the first block, which starts with room for
+   * {@linkcode FIRST_BLOCK} ids and doubles until it is full size.
    */
   #blocks: Uint8Array[] = [];
   /** Ids that are not canonical UUIDs, by index (rare: ids given by hand). */
@@ -84,7 +104,11 @@ export class SubmittedIds implements Iterable<string> {
   push(id: string, deduplicated: boolean): void {
     const i = this.#length;
     const at = i % BLOCK;
-    if (at === 0) this.#blocks.push(new Uint8Array(BLOCK * 17));
+    if (at === 0) {
+      this.#blocks.push(new Uint8Array((i === 0 ? FIRST_BLOCK : BLOCK) * 17));
+    } else if (at * 17 === this.#blocks[0]!.length) {
+      this.#blocks[0] = grown(this.#blocks[0]!);
+    }
     const block = this.#blocks[this.#blocks.length - 1]!;
     if (UUID.test(id)) {
       const from = at * 16;
@@ -96,7 +120,7 @@ export class SubmittedIds implements Iterable<string> {
     } else {
       this.#other.set(i, id);
     }
-    block[BLOCK * 16 + at] = deduplicated ? 1 : 0;
+    block[flagsAt(block) + at] = deduplicated ? 1 : 0;
     if (deduplicated) this.#deduplicated++;
     this.#length++;
   }
@@ -114,12 +138,13 @@ export class SubmittedIds implements Iterable<string> {
     if (other !== undefined) return other;
     const b = this.#blocks[Math.floor(index / BLOCK)]!;
     const at = (index % BLOCK) * 16;
-    let text = "";
     for (let k = 0; k < 16; k++) {
-      if (k === 4 || k === 6 || k === 8 || k === 10) text += "-";
-      text += HEX[b[at + k]!]!;
+      const pair = HEX[b[at + k]!]!;
+      const to = OFFSETS[k]!;
+      codes[to] = pair >>> 8;
+      codes[to + 1] = pair & 0xff;
     }
-    return text;
+    return String.fromCharCode.apply(null, codes);
   }
 
   /**
@@ -133,7 +158,7 @@ export class SubmittedIds implements Iterable<string> {
   isDeduplicated(index: number): boolean {
     this.#checkIndex(index);
     const block = this.#blocks[Math.floor(index / BLOCK)]!;
-    return block[BLOCK * 16 + index % BLOCK] === 1;
+    return block[flagsAt(block) + index % BLOCK] === 1;
   }
 
   /**
@@ -152,4 +177,18 @@ export class SubmittedIds implements Iterable<string> {
       );
     }
   }
+}
+
+/** Where a block's flags start: after 16 bytes for each id it has room for. */
+function flagsAt(block: Uint8Array): number {
+  return (block.length / 17) * 16;
+}
+
+/** The first block with twice the room: its ids, then its flags, copied. */
+function grown(block: Uint8Array): Uint8Array {
+  const room = block.length / 17;
+  const next = new Uint8Array(room * 2 * 17);
+  next.set(block.subarray(0, room * 16));
+  next.set(block.subarray(room * 16), room * 2 * 16);
+  return next;
 }

@@ -86,7 +86,20 @@ interface IdleWaiter {
   resolve: () => void;
 }
 
-/** The task table of one queue. Owned by the queue's main thread. */
+/**
+ * The task table of one queue. Owned by the queue's main thread.
+ *
+ * Its maps by id and by key are replaced by new ones whenever they become
+ * empty. V8 allocates the hash table a `Map` grows or shrinks into in the
+ * old generation once the map's table is there, and leaves the entries in
+ * the table it outgrew; an old-generation table is a root for every young
+ * object it points at until the next full collection. So a long-lived map
+ * that takes and drops a few hundred entries per commit (a producer's
+ * submissions) kept each of them alive through the scavenges that would
+ * have freed it, and it was promoted: most of what a producer submitted
+ * ended up in the old generation. A new map starts in the young
+ * generation.
+ */
 export class TaskTable {
   #entries = new Map<string, TaskEntry>();
   /** Entries not remote, by queue, for the queues with a limit only. */
@@ -258,7 +271,12 @@ export class TaskTable {
    */
   releaseKey(entry: TaskEntry): void {
     const key = entry.idempotencyKey;
-    if (key !== null && this.#byKey.get(key) === entry) this.#byKey.delete(key);
+    if (key !== null && this.#byKey.get(key) === entry) this.#dropKey(key);
+  }
+
+  #dropKey(key: string): void {
+    this.#byKey.delete(key);
+    if (this.#byKey.size === 0) this.#byKey = new Map();
   }
 
   /**
@@ -271,8 +289,9 @@ export class TaskTable {
   remove(entry: TaskEntry): boolean {
     if (this.#entries.get(entry.id) !== entry) return false;
     this.#entries.delete(entry.id);
+    if (this.#entries.size === 0) this.#entries = new Map();
     const key = entry.idempotencyKey;
-    if (key !== null && this.#byKey.get(key) === entry) this.#byKey.delete(key);
+    if (key !== null && this.#byKey.get(key) === entry) this.#dropKey(key);
     this.#counts.add(entry.state, -1);
     if (entry.local) this.#local--;
     if (this.#held.size > 0 && entry.state !== "remote") this.#hold(entry, -1);

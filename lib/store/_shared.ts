@@ -113,6 +113,7 @@ export function checkQueueName(
   field: string,
   action = "use queue name",
 ): void {
+  if (isQueueName(value)) return;
   checkStoredText(value as string, field, action);
   if ((value as string).length === 0 || (value as string).length > 128) {
     throw new RangeError(
@@ -121,6 +122,18 @@ export function checkQueueName(
       }`,
     );
   }
+}
+
+/**
+ * Whether `value` is a valid queue name, as {@linkcode checkQueueName}
+ * checks it: for callers that name the field only when it is not.
+ *
+ * @param value The name.
+ * @returns `true` when it is one.
+ */
+export function isQueueName(value: unknown): boolean {
+  return typeof value === "string" && value.length > 0 &&
+    value.length <= 128 && !value.includes("\0") && value.isWellFormed();
 }
 
 /** Checks a fencing token: a safe integer. */

@@ -187,6 +187,38 @@ function toRecord(row: Row): TaskRecord {
   };
 }
 
+/**
+ * Inserts one task's row; 0 changes when its idempotency key is taken. A
+ * function of its own, not a closure made for each task.
+ */
+function insertRow(
+  db: Database,
+  task: NewTask,
+  payload: string,
+  claim: boolean,
+  queue: string,
+  until: number | null,
+  now: number,
+  leaseUntil: number,
+): number {
+  return db.prepare(QUERIES.insert).run(
+    task.id,
+    task.type,
+    task.idempotencyKey,
+    payload,
+    claim ? "running" : "queued",
+    task.maxAttempts,
+    task.runAt,
+    claim ? leaseUntil : null,
+    now,
+    now,
+    claim ? 1 : 0,
+    until,
+    queue,
+    task.priority ?? 0,
+  ).changes;
+}
+
 /** Claim order of candidate rows: priority, then run_at, then rowid. */
 function byClaimOrder(a: Row, b: Row): number {
   return int(b["p"]) - int(a["p"]) || int(a["a"]) - int(b["a"]) ||
@@ -1097,24 +1129,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       const queue = task.queue ?? DEFAULT_QUEUE;
       const claim = task.claim === true && !paused!.has(queue);
       const until = task.dedupeUntil ?? null;
-      const insert = (): number =>
-        db.prepare(QUERIES.insert).run(
-          task.id,
-          task.type,
-          task.idempotencyKey,
-          payloads[i]!,
-          claim ? "running" : "queued",
-          task.maxAttempts,
-          task.runAt,
-          claim ? leaseUntil : null,
-          now,
-          now,
-          claim ? 1 : 0,
-          until,
-          queue,
-          task.priority ?? 0,
-        ).changes;
-      if (insert() === 0) {
+      const payload = payloads[i]!;
+      if (
+        insertRow(db, task, payload, claim, queue, until, now, leaseUntil) === 0
+      ) {
         // Only the idempotency key can conflict without throwing, so the
         // existing row (possibly inserted earlier in this batch) exists.
         const key = task.idempotencyKey!;
@@ -1129,7 +1147,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         }
         // The holder's window has passed: it gives the key up.
         db.prepare(QUERIES.releaseKey).run(row["id"] as string);
-        insert();
+        insertRow(db, task, payload, claim, queue, until, now, leaseUntil);
       }
       if (until !== null && until < now && task.idempotencyKey !== null) {
         ownExpired.add(task.idempotencyKey);
