@@ -70,6 +70,8 @@ export class QueueTallies {
   /** All queues together. */
   readonly all: StatusTally = new StatusTally();
   #queues = new Map<string, StatusTally>();
+  #lastQueue: string | null = null;
+  #last: StatusTally | null = null;
 
   /**
    * Records `k` tasks of `queue` moving from `was` to `now`.
@@ -97,11 +99,15 @@ export class QueueTallies {
    * @returns Its tally.
    */
   of(queue: string): StatusTally {
+    // Most moves of a transaction are of one queue: skip the lookup.
+    if (queue === this.#lastQueue) return this.#last!;
     let tally = this.#queues.get(queue);
     if (tally === undefined) {
       tally = new StatusTally();
       this.#queues.set(queue, tally);
     }
+    this.#lastQueue = queue;
+    this.#last = tally;
     return tally;
   }
 
