@@ -463,6 +463,17 @@ function formatCount(n: number): string {
   return n === Infinity ? "all" : String(n);
 }
 
+/**
+ * Whether a retention setting is a count of tasks (`all` or an integer)
+ * rather than a duration.
+ *
+ * @param key The setting.
+ * @returns `true` for `keepSucceeded` and `keepDead`.
+ */
+export function isCountKey(key: KeepKey): boolean {
+  return key === "keepSucceeded" || key === "keepDead";
+}
+
 /** The settings `--queue-retention` may name, as its items spell them. */
 const KEEP_SETTINGS: Readonly<Record<string, KeepKey>> = {
   "keep-succeeded-for": "keepSucceededFor",
@@ -504,7 +515,7 @@ function parseQueueRetention(source: string, text: string): QueueKeeps {
     const value = item.slice(eq + 1);
     let settings = keeps.get(queue);
     if (settings === undefined) keeps.set(queue, settings = {});
-    settings[key] = key === "keepSucceeded" || key === "keepDead"
+    settings[key] = isCountKey(key)
       ? parseKeep(what, value)
       : parseDuration(what, value, { forever: true });
   }

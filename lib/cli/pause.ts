@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { checkQueueName } from "../store/_shared.ts";
+import { compareNames } from "../store/_counts.ts";
+import { checkQueueName, emptyCounts, emptyTotals } from "../store/_shared.ts";
 import {
   checkArg,
   type Command,
@@ -108,7 +109,7 @@ counts, totals}.`,
   const byName = new Map(states.map((s) => [s.name, s]));
   const counted = new Map(status.queues.map((q) => [q.queue, q]));
   const names = [...new Set([...byName.keys(), ...counted.keys()])].sort(
-    (a, b) => a < b ? -1 : a > b ? 1 : 0,
+    compareNames,
   );
   const rows = names.map((name) => {
     const state = byName.get(name);
@@ -119,9 +120,8 @@ counts, totals}.`,
       updated_at: state === undefined
         ? null
         : new Date(state.updatedAt).toISOString(),
-      counts: queue?.counts ??
-        { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 },
-      totals: queue?.totals ?? { submitted: 0, succeeded: 0, dead: 0 },
+      counts: queue?.counts ?? emptyCounts(),
+      totals: queue?.totals ?? emptyTotals(),
     };
   });
   if (parsed.format === "json") {

@@ -17,6 +17,7 @@ import {
   ENV_NAMES,
   FLAG_NAMES,
   formatDuration,
+  isCountKey,
   type KeepKey,
 } from "./config.ts";
 
@@ -128,9 +129,7 @@ export function describeRetention(
   const queues = Object.entries(cfg.queueRetention).map(([queue, keeps]) =>
     Object.entries(keeps).map(([key, value]) =>
       `${queue}:${FLAG_NAMES[key as KeepKey].slice(2)}=${
-        key === "keepSucceeded" || key === "keepDead"
-          ? count(value)
-          : formatDuration(value)
+        isCountKey(key as KeepKey) ? count(value) : formatDuration(value)
       }`
     ).join(",")
   ).join(",");

@@ -12,7 +12,7 @@ import type {
   StatusTotals,
   TaskStatus,
 } from "./store.ts";
-import { emptyCounts, TASK_STATUSES } from "./_shared.ts";
+import { emptyCounts, emptyTotals, TASK_STATUSES } from "./_shared.ts";
 
 /**
  * Counts by status and monotonic totals, changed only by
@@ -24,7 +24,7 @@ export class StatusTally {
   /** Tasks by status (a net change, in a tally of one transaction). */
   readonly counts: StatusCounts = emptyCounts();
   /** Tasks inserted, and moves into `succeeded` and `dead`. */
-  readonly totals: StatusTotals = { submitted: 0, succeeded: 0, dead: 0 };
+  readonly totals: StatusTotals = emptyTotals();
   #moved = false;
 
   /**
@@ -148,13 +148,13 @@ export class QueueTallies {
    * @returns One entry per queue ever moved.
    */
   queues(): QueueStatus[] {
-    return [...this.#queues]
-      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-      .map(([queue, tally]) => ({
+    return byQueueName(
+      [...this.#queues].map(([queue, tally]) => ({
         queue,
         counts: { ...tally.counts },
         totals: { ...tally.totals },
-      }));
+      })),
+    );
   }
 }
 
@@ -177,13 +177,13 @@ export function keptCounts(
   const all: QueueStatus = {
     queue: "",
     counts: emptyCounts(),
-    totals: noTotals(),
+    totals: emptyTotals(),
   };
   const byQueue = new Map<string, QueueStatus>();
   for (const [queue, key, n, entered] of rows) {
     let one = byQueue.get(queue);
     if (one === undefined) {
-      one = { queue, counts: emptyCounts(), totals: noTotals() };
+      one = { queue, counts: emptyCounts(), totals: emptyTotals() };
       byQueue.set(queue, one);
     }
     for (const into of [all, one]) {
@@ -198,12 +198,23 @@ export function keptCounts(
   return {
     counts: all.counts,
     totals: all.totals,
-    queues: [...byQueue.values()].sort((a, b) =>
-      a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0
-    ),
+    queues: byQueueName([...byQueue.values()]),
   };
 }
 
-function noTotals(): StatusTotals {
-  return { submitted: 0, succeeded: 0, dead: 0 };
+/**
+ * Orders names by UTF-16 code units, as every listing of queues does
+ * (not by locale).
+ *
+ * @param a A name.
+ * @param b Another.
+ * @returns Negative, zero or positive, as `Array.prototype.sort` wants.
+ */
+export function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Sorts queues' counts by queue name, in place. */
+function byQueueName(queues: QueueStatus[]): QueueStatus[] {
+  return queues.sort((a, b) => compareNames(a.queue, b.queue));
 }

@@ -13,6 +13,7 @@ import type {
   RetentionPolicy,
   SettleOutcome,
   StatusCounts,
+  StatusTotals,
   TaskStatus,
 } from "./store.ts";
 
@@ -51,6 +52,15 @@ export const SETTLED_STATUS: Readonly<
  */
 export function emptyCounts(): StatusCounts {
   return { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
+}
+
+/**
+ * Totals with nothing counted yet.
+ *
+ * @returns Zero submitted, succeeded and dead.
+ */
+export function emptyTotals(): StatusTotals {
+  return { submitted: 0, succeeded: 0, dead: 0 };
 }
 
 /**
@@ -375,11 +385,6 @@ export interface CheckedPolicy extends CheckedRules {
  */
 export function rulesOf(policy: CheckedPolicy, queue: string): CheckedRules {
   return policy.queues.get(queue) ?? policy;
-}
-
-/** Whether a checked rule lets any task go. */
-export function prunes(rule: CheckedRule): boolean {
-  return rule.before !== null || rule.keep !== null;
 }
 
 /** The statuses a retention policy may name: the finished ones. */
