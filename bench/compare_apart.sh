@@ -5,12 +5,14 @@
 # the machine's state hits both alike. Prints each workload's median
 # tasks/s per tree and their ratio.
 #
-#   bench/compare_apart.sh [REV] [PAIRS]
+#   bench/compare_apart.sh [REV] [PAIRS] [MODES]
 #   bench/compare_apart.sh 43263dc 10
+#   bench/compare_apart.sh 43263dc 10 durable
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev="${1:-HEAD}"
 pairs="${2:-10}"
+modes="${3:-dispatch durable}"
 other="$(mktemp -d)"
 trap 'git worktree remove --force "$other" >/dev/null 2>&1 || rm -rf "$other"' EXIT
 git worktree add --detach "$other" "$rev" >/dev/null
@@ -20,7 +22,7 @@ run() {
     bench/throughput.ts "$1" "$2"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-for mode in dispatch durable; do
+for mode in $modes; do
   here=()
   there=()
   for ((i = 0; i < pairs; i++)); do
