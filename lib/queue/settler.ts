@@ -187,6 +187,7 @@ export class Settler implements ResultSink {
       id: entry.id,
       version: entry.version,
       outcome,
+      queue: entry.queue,
     };
     if (charge) settlement.charge = true;
     this.#commits.settle(entry, settlement);
@@ -204,7 +205,11 @@ export class Settler implements ResultSink {
     if (this.#table.get(entry.id) === entry) {
       this.#table.move(entry, "settling");
     }
-    const release: Release = { id: entry.id, version: entry.version };
+    const release: Release = {
+      id: entry.id,
+      version: entry.version,
+      queue: entry.queue,
+    };
     if (refund) release.refund = true;
     this.#commits.release(entry, release);
   }

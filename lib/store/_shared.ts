@@ -160,15 +160,21 @@ function checkVersion(value: number, field: string): void {
   }
 }
 
-/** Checks the id and version of a fenced operation on a claimed task. */
+/**
+ * Checks the id and version (and queue, when given) of a fenced operation
+ * on a claimed task.
+ */
 function checkFenced(
-  items: readonly { id: string; version: number }[],
+  items: readonly { id: string; version: number; queue?: string }[],
   name: string,
 ): void {
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     checkStoredText(item.id, `${name}[${i}].id`);
     checkVersion(item.version, `${name}[${i}].version`);
+    if (item.queue !== undefined) {
+      checkQueueName(item.queue, `${name}[${i}].queue`, "commit");
+    }
   }
 }
 

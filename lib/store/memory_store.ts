@@ -324,11 +324,15 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     return claimed;
   }
 
-  /** The record if it is running under `version` (the fencing check). */
-  #held(id: string, version: number): Slot | undefined {
+  /**
+   * The record if it is running under `version`, and in `queue` when one
+   * is given (the fencing check).
+   */
+  #held(id: string, version: number, queue?: string): Slot | undefined {
     const slot = this.#tasks.get(id);
     return slot !== undefined && slot.record.status === "running" &&
-        slot.record.version === version
+        slot.record.version === version &&
+        (queue === undefined || slot.record.queue === queue)
       ? slot
       : undefined;
   }
@@ -519,8 +523,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
 
     const settled: boolean[] = [];
     for (const settle of batch.settles) {
-      const { id, version, outcome, charge } = settle;
-      const slot = this.#held(id, version);
+      const { id, version, outcome, charge, queue } = settle;
+      const slot = this.#held(id, version, queue);
       if (slot === undefined) {
         settled.push(false);
         this.#staleSettles++;
@@ -556,8 +560,8 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     }
 
     const released: boolean[] = [];
-    for (const { id, version, refund } of batch.releases ?? []) {
-      const slot = this.#held(id, version);
+    for (const { id, version, refund, queue } of batch.releases ?? []) {
+      const slot = this.#held(id, version, queue);
       if (slot === undefined) {
         released.push(false);
         continue;

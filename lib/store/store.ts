@@ -221,6 +221,14 @@ export interface Settlement {
    * @default {undefined}
    */
   startedAt?: number;
+  /**
+   * The task's queue, as its claim returned it. A store may then fence the
+   * write by it as well and count the move without reading it back; a
+   * wrong queue makes the settle stale, like a wrong version.
+   *
+   * @default {undefined}
+   */
+  queue?: string;
 }
 
 /**
@@ -252,6 +260,13 @@ export interface Release {
    * @default {false}
    */
   refund?: boolean;
+  /**
+   * The task's queue, as its claim returned it; see
+   * {@linkcode Settlement.queue}.
+   *
+   * @default {undefined}
+   */
+  queue?: string;
 }
 
 /**

@@ -690,6 +690,56 @@ export function storeConformance(
     assert.equal((await store.get("a"))?.result, "fresh");
   });
 
+  test("TaskStore.commit() fences a settle or release that names the claim's queue by that queue too", async (store) => {
+    const [mail, plain] = await startAll(store, [
+      task("m", { queue: "mail" }),
+      task("p"),
+    ]);
+    const before = [await store.get("m"), await store.get("p")];
+    // Named with the wrong queue: refused like a wrong version.
+    const wrong = await store.commit(batch({
+      now: T0 + 1,
+      settles: [{ ...succeed(mail!, "x"), queue: "default" }],
+      releases: [{ ...fence(plain!), queue: "mail" }],
+    }));
+    assert.deepEqual([wrong.settled, wrong.released], [[false], [false]]);
+    assert.deepEqual([await store.get("m"), await store.get("p")], before);
+    await checkCounts(store, "after the refused writes");
+    // Named with their own queue, or not named: applied and counted.
+    const right = await store.commit(batch({
+      now: T0 + 2,
+      settles: [{ ...succeed(mail!, "x"), queue: "mail" }],
+      releases: [{ ...fence(plain!), queue: "default" }],
+    }));
+    assert.deepEqual([right.settled, right.released], [[true], [true]]);
+    assert.equal((await store.get("m"))?.status, "succeeded");
+    assert.equal((await store.get("p"))?.status, "queued");
+    await checkCounts(store, "after the fenced writes");
+    const [again] = (await store.commit(
+      batch({ claimDue: 1, now: T0 + 3 }),
+    )).claimed;
+    const unnamed = await store.commit(batch({
+      now: T0 + 4,
+      settles: [kill(again!)],
+    }));
+    assert.deepEqual(unnamed.settled, [true]);
+    await checkCounts(store, "after the unnamed settle");
+    const status = await store.status(T0 + 4);
+    assert.deepEqual(
+      status.queues.map((
+        { queue, counts },
+      ) => [queue, counts.succeeded, counts.dead]),
+      [["default", 0, 1], ["mail", 1, 0]],
+    );
+    // A queue that is not a name refuses the batch.
+    await assert.rejects(
+      store.commit(batch({
+        settles: [{ ...succeed(mail!), queue: "" }],
+      })),
+      { name: "RangeError", message: /settles\[0\]\.queue/ },
+    );
+  });
+
   test("TaskStore.recoverExpired() requeues expired leases and dead-letters exhausted tasks when now passes them", async (store) => {
     await startAll(
       store,

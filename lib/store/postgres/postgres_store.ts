@@ -888,7 +888,9 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
       settleRows.push(
         `{"id":${JSON.stringify(id)},"v":${version},"k":"${outcome.kind}","c":${
           settle.charge === true
-        },"sa":${startedAt},${fields}}`,
+        },"sa":${startedAt},"q":${
+          JSON.stringify(settle.queue ?? null)
+        },${fields}}`,
       );
     });
     const settleAt = settleRows.length === 0 ? -1 : at(
@@ -902,12 +904,22 @@ export class PostgresTaskStore implements TaskStore, AsyncDisposable {
     // Like settles, only the first release of a pair can apply.
     const releases = batch.releases ?? [];
     const firstRelease = new Map<string, number>();
-    const releaseRows: { id: string; v: number; rf: boolean }[] = [];
-    releases.forEach(({ id, version, refund }, i) => {
+    const releaseRows: {
+      id: string;
+      v: number;
+      rf: boolean;
+      q: string | null;
+    }[] = [];
+    releases.forEach(({ id, version, refund, queue }, i) => {
       const pair = pairKey(id, version);
       if (firstRelease.has(pair)) return;
       firstRelease.set(pair, i);
-      releaseRows.push({ id, v: version, rf: refund === true });
+      releaseRows.push({
+        id,
+        v: version,
+        rf: refund === true,
+        q: queue ?? null,
+      });
     });
     const releaseAt = releaseRows.length === 0 ? -1 : at(
       inline(q.release, [JSON.stringify(releaseRows), now]),

@@ -616,7 +616,7 @@ export function postgresQueries(schema: string): PostgresQueries {
     settle: `WITH v AS (
         SELECT * FROM json_to_recordset($1::text::json)
           AS v(id text, v integer, k text, c boolean, sa bigint, r jsonb,
-            ok text, ra bigint, e text, ec text)
+            ok text, ra bigint, e text, ec text, q text)
       ), s AS (
         UPDATE ${t} t SET
           attempts = CASE WHEN v.c THEN t.attempts + 1 ELSE t.attempts END,
@@ -631,6 +631,7 @@ export function postgresQueries(schema: string): PostgresQueries {
           lease_until = NULL, updated_at = $2::bigint, version = t.version + 1
         FROM v
         WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+          AND (v.q IS NULL OR t.queue = v.q)
         RETURNING t.id, v.v, t.status, t.queue
       ), c AS (
         UPDATE ${schema}.meta
@@ -672,8 +673,9 @@ export function postgresQueries(schema: string): PostgresQueries {
             ELSE t.attempts END,
           updated_at = $2::bigint, version = t.version + 1
         FROM json_to_recordset($1::text::json)
-          AS v(id text, v integer, rf boolean)
+          AS v(id text, v integer, rf boolean, q text)
         WHERE t.id = v.id AND t.version = v.v AND t.status = 'running'
+          AND (v.q IS NULL OR t.queue = v.q)
         RETURNING t.id, v.v, t.queue
       ), ${
       reportMoves(

@@ -289,8 +289,8 @@ export const QUERIES = {
   // still match.
   start: "UPDATE tasks SET attempts = attempts + 1, started_at = ? " +
     "WHERE id = ? AND version = ? AND status = 'running'",
-  // The settles and the release return no row: the store knows the queue
-  // of a claim it made, and adds RETURNING queue for one it did not.
+  // The store ends each settle and the release with "AND queue = ?" when
+  // the caller gives the claim's queue, or with "RETURNING queue".
   // Each settle binds the charge (0 or 1) and the start estimate (or
   // NULL): a settle whose start was never written charges its attempt,
   // and records when it started, in the same UPDATE. A recorded

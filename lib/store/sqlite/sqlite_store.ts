@@ -96,9 +96,6 @@ const BUSY_CODES: readonly number[] = [5, 6];
 /** SQLITE_CANTOPEN. */
 const CANTOPEN = 14;
 
-/** The most claims whose queue a store remembers (see #rememberClaim). */
-const CLAIMED_QUEUES_MAX = 65_536;
-
 /** Whether `error`, or an error it wraps, is SQLite reporting a lock. */
 function isBusy(error: unknown): boolean {
   for (let e = error; e instanceof Error; e = e.cause) {
@@ -217,6 +214,51 @@ function insertRow(
     queue,
     task.priority ?? 0,
   ).changes;
+}
+
+/**
+ * The two forms of a write that ends a claim (a settle or a release), both
+ * fenced by the claim's version: one also fenced by the queue the caller
+ * gives (binds it last), one that reads the queue back.
+ */
+interface Fenced {
+  inQueue: string;
+  returning: string;
+}
+
+function fenced(sql: string): Fenced {
+  return {
+    inQueue: `${sql} AND queue = ?`,
+    returning: `${sql} RETURNING queue`,
+  };
+}
+
+const FENCED = {
+  settleSucceeded: fenced(QUERIES.settleSucceeded),
+  settleRetry: fenced(QUERIES.settleRetry),
+  settleDead: fenced(QUERIES.settleDead),
+  release: fenced(QUERIES.release),
+};
+
+/**
+ * Runs a write that ends a claim and returns the queue of the row it
+ * changed, or `null` when the fence refused it. With the caller's `queue`
+ * the statement returns no row (a wrong queue refuses it, as a wrong
+ * version does); without it the queue is read back with `RETURNING`.
+ */
+function fencedWrite(
+  db: Database,
+  sql: Fenced,
+  queue: string | undefined,
+  params: SqlValue[],
+): string | null {
+  if (queue !== undefined) {
+    return db.prepare(sql.inQueue).run(...params, queue).changes > 0
+      ? queue
+      : null;
+  }
+  const row = db.prepare(sql.returning).get(...params);
+  return row === undefined ? null : row["queue"] as string;
 }
 
 /** Claim order of candidate rows: priority, then run_at, then rowid. */
@@ -348,9 +390,6 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   #closed = false;
   /** The open write transaction's paused queues, once read; see `#paused`. */
   #pausedNow: ReadonlySet<string> | null = null;
-  // The queue of each claim this store made and has not ended: settles
-  // and releases count their move by queue without reading it back.
-  #claimedQueues = new Map<string, string>();
   /** Settles once the open `insertAll` has ended; `undefined` when none. */
   #insertingAll: Promise<void> | undefined;
   /** Set by `close` during an `insertAll`: it rolls back at its next batch. */
@@ -912,13 +951,14 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       const settled: boolean[] = [];
       let stale = 0;
       for (let i = 0; i < batch.settles.length; i++) {
-        const { id, version, outcome, charge, startedAt } = batch.settles[i]!;
+        const { id, version, outcome, charge, startedAt, queue: of } = batch
+          .settles[i]!;
         const charged = charge === true ? 1 : 0;
         const start = startedAt ?? null;
         let queue: string | null;
         switch (outcome.kind) {
           case "succeeded":
-            queue = this.#fencedWrite(db, QUERIES.settleSucceeded, id, [
+            queue = fencedWrite(db, FENCED.settleSucceeded, of, [
               results[i] ?? null,
               outcome.outputKey,
               charged,
@@ -929,7 +969,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
             ]);
             break;
           case "retry":
-            queue = this.#fencedWrite(db, QUERIES.settleRetry, id, [
+            queue = fencedWrite(db, FENCED.settleRetry, of, [
               outcome.runAt,
               outcome.error,
               outcome.errorClass,
@@ -941,7 +981,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
             ]);
             break;
           case "dead":
-            queue = this.#fencedWrite(db, QUERIES.settleDead, id, [
+            queue = fencedWrite(db, FENCED.settleDead, of, [
               outcome.error,
               outcome.errorClass,
               charged,
@@ -959,8 +999,8 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
       if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
 
       const released: boolean[] = [];
-      for (const { id, version, refund } of batch.releases ?? []) {
-        const queue = this.#fencedWrite(db, QUERIES.release, id, [
+      for (const { id, version, refund, queue: of } of batch.releases ?? []) {
+        const queue = fencedWrite(db, FENCED.release, of, [
           refund === true ? 1 : 0,
           now,
           id,
@@ -1045,43 +1085,9 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     for (const row of rows) {
       const was = taken[order.get(int(row["seq"]))!]!;
       tally.move(was["q"] as string, was["s"] as TaskStatus, "running");
-      this.#rememberClaim(row["id"] as string, was["q"] as string);
     }
     rows.sort((a, b) => order.get(int(a["seq"]))! - order.get(int(b["seq"]))!);
     return rows.map(toRecord);
-  }
-
-  /**
-   * Runs a write fenced by a claim's version that ends the claim (a
-   * settle or a release) and returns the queue of the row it changed, or
-   * `null` when the fence refused it. The queue of a claim this store made
-   * is remembered, so the statement returns no row; for any other claim
-   * it is read back with `RETURNING`.
-   */
-  #fencedWrite(
-    db: Database,
-    sql: string,
-    id: string,
-    params: SqlValue[],
-  ): string | null {
-    const queue = this.#claimedQueues.get(id);
-    if (queue !== undefined) {
-      this.#claimedQueues.delete(id);
-      return db.prepare(sql).run(...params).changes > 0 ? queue : null;
-    }
-    const row = db.prepare(`${sql} RETURNING queue`).get(...params);
-    return row === undefined ? null : row["queue"] as string;
-  }
-
-  /** Remembers the queue of a claim this store made, for its settle. */
-  #rememberClaim(id: string, queue: string): void {
-    // Only a shortcut: a claim whose end never reaches this store (its
-    // lease recovered elsewhere, a rolled back commit) is forgotten with
-    // the rest once the map is full, and read back if it ends after all.
-    if (this.#claimedQueues.size >= CLAIMED_QUEUES_MAX) {
-      this.#claimedQueues.clear();
-    }
-    this.#claimedQueues.set(id, queue);
   }
 
   /** Starts a write transaction; its paused queues are read afresh. */
@@ -1153,7 +1159,6 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         ownExpired.add(task.idempotencyKey);
       }
       tally.move(queue, null, claim ? "running" : "queued");
-      if (claim) this.#rememberClaim(task.id, queue);
       inserted.push({
         inserted: true,
         record: newRecord(task, now, leaseUntil, claim),
