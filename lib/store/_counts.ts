@@ -63,12 +63,10 @@ export class StatusTally {
 }
 
 /**
- * A {@linkcode StatusTally} per queue and one of all queues together,
- * moved together: every move names the queue of the tasks it moves.
+ * A {@linkcode StatusTally} per queue: every move names the queue of the
+ * tasks it moves; {@linkcode QueueTallies.all} sums them.
  */
 export class QueueTallies {
-  /** All queues together. */
-  readonly all: StatusTally = new StatusTally();
   #queues = new Map<string, StatusTally>();
   #lastQueue: string | null = null;
   #last: StatusTally | null = null;
@@ -88,8 +86,26 @@ export class QueueTallies {
     k = 1,
   ): void {
     if (k === 0 || was === now) return;
-    this.all.move(was, now, k);
     this.of(queue).move(was, now, k);
+  }
+
+  /**
+   * All queues' counts and totals added up: O(queues).
+   *
+   * @returns Fresh objects.
+   */
+  all(): { counts: StatusCounts; totals: StatusTotals } {
+    const counts = emptyCounts();
+    const totals = emptyTotals();
+    for (const tally of this.#queues.values()) {
+      for (const status of TASK_STATUSES) {
+        counts[status] += tally.counts[status];
+      }
+      totals.submitted += tally.totals.submitted;
+      totals.succeeded += tally.totals.succeeded;
+      totals.dead += tally.totals.dead;
+    }
+    return { counts, totals };
   }
 
   /**
@@ -127,15 +143,12 @@ export class QueueTallies {
    * @param tasks The queue and status of every task.
    */
   recount(tasks: Iterable<readonly [queue: string, status: TaskStatus]>): void {
-    const statuses: TaskStatus[] = [];
     const byQueue = new Map<string, TaskStatus[]>();
     for (const [queue, status] of tasks) {
-      statuses.push(status);
       let list = byQueue.get(queue);
       if (list === undefined) byQueue.set(queue, list = []);
       list.push(status);
     }
-    this.all.recount(statuses);
     for (const [queue, tally] of this.#queues) {
       tally.recount(byQueue.get(queue) ?? []);
     }

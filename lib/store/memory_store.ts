@@ -250,7 +250,7 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
 
   /** Drops dead index entries once they outnumber the live ones. */
   #compact(): void {
-    const counts = this.#tallies.all.counts;
+    const counts = this.#tallies.all().counts;
     this.#ready.compact(counts.queued + counts.failed);
     for (const claimIndex of this.#claimable.values()) {
       claimIndex.index.compact(claimIndex.live);
@@ -1059,14 +1059,15 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
         inclusive: true,
         where: (entry) => this.#tasks.get(entry.id)!.record.status === "failed",
       });
+      const { counts, totals } = this.#tallies.all();
       return Promise.resolve({
-        counts: { ...this.#tallies.all.counts },
+        counts,
         oldestQueuedAgeMs: oldest === undefined || oldest.at > now
           ? null
           : now - oldest.at,
         dueFailed,
         started,
-        totals: { ...this.#tallies.all.totals },
+        totals,
         queues: this.#tallies.queues(),
       });
     } catch (error) {
