@@ -179,6 +179,40 @@ function checkFenced(
 }
 
 /**
+ * Tells the first settle (or release) of each claim in a batch from later
+ * ones: of the writes of one `(id, version)` pair, only the first can
+ * apply, in every store; later copies are refused without a look at the
+ * task. Cheap while ids do not repeat.
+ */
+export class FirstOfPair {
+  #firstVersion = new Map<string, number>();
+  #pairs: Set<string> | null = null;
+
+  /**
+   * Takes one write's pair.
+   *
+   * @param id The task id.
+   * @param version The claim's version.
+   * @returns `"first"` for the first write of its id, `"again"` for the
+   *   first of its pair after another pair of the id, `"copy"` for a
+   *   later write of a pair already taken.
+   */
+  take(id: string, version: number): "first" | "again" | "copy" {
+    const first = this.#firstVersion.get(id);
+    if (first === undefined) {
+      this.#firstVersion.set(id, version);
+      return "first";
+    }
+    if (first === version) return "copy";
+    const pair = `${version}:${id}`;
+    this.#pairs ??= new Set();
+    if (this.#pairs.has(pair)) return "copy";
+    this.#pairs.add(pair);
+    return "again";
+  }
+}
+
+/**
  * Checks a batch before anything is applied, so that every store refuses
  * the same bad input the same way and a refused batch changes nothing.
  *

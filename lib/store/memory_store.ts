@@ -17,6 +17,7 @@ import {
   checkRetention,
   DEFAULT_QUEUE,
   FINISHED_STATUSES,
+  FirstOfPair,
   insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
   rulesOf,
@@ -522,9 +523,12 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     const checkpointed = this.#writeState(batch.checkpoints, "checkpoint");
 
     const settled: boolean[] = [];
+    const settling = new FirstOfPair();
     for (const settle of batch.settles) {
       const { id, version, outcome, charge, queue } = settle;
-      const slot = this.#held(id, version, queue);
+      const slot = settling.take(id, version) === "copy"
+        ? undefined
+        : this.#held(id, version, queue);
       if (slot === undefined) {
         settled.push(false);
         this.#staleSettles++;
@@ -560,8 +564,11 @@ export class MemoryTaskStore implements TaskStore, AsyncDisposable {
     }
 
     const released: boolean[] = [];
+    const releasing = new FirstOfPair();
     for (const { id, version, refund, queue } of batch.releases ?? []) {
-      const slot = this.#held(id, version, queue);
+      const slot = releasing.take(id, version) === "copy"
+        ? undefined
+        : this.#held(id, version, queue);
       if (slot === undefined) {
         released.push(false);
         continue;

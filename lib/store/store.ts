@@ -329,10 +329,14 @@ export interface CommitBatch {
    * @default {[]}
    */
   checkpoints?: StateWrite[];
-  /** Attempts to settle. */
+  /**
+   * Attempts to settle. Of several for one claim (one id and version),
+   * only the first can apply; the others are refused, as stale.
+   */
   settles: Settlement[];
   /**
-   * Claimed tasks to hand back.
+   * Claimed tasks to hand back; of several for one claim, only the first
+   * can apply.
    *
    * @default {[]}
    */

@@ -740,6 +740,102 @@ export function storeConformance(
     );
   });
 
+  test("TaskStore.commit() applies a large batch of inserts and settles task by task: order, refusals and counts", async (store) => {
+    // 45 inserts, keyed and not, in one batch: claimed in insertion order.
+    const first = Array.from(
+      { length: 45 },
+      (_, i) =>
+        task(`n${String(i).padStart(2, "0")}`, {
+          idempotencyKey: i % 10 === 9 ? `key-${i}` : null,
+          ...(i % 3 === 0 && { queue: "mail" }),
+          payload: { i, text: '<b>"quoted" &amp;</b>' },
+        }),
+    );
+    // A duplicate key inside the batch gets the first task's record.
+    const dup = task("dup", { idempotencyKey: "key-9" });
+    const { inserted } = await store.commit(
+      batch({ inserts: [...first, dup] }),
+    );
+    assert.deepEqual(
+      inserted.map((o) => o.inserted),
+      [...first.map(() => true), false],
+    );
+    assert.equal(inserted[45]!.record.id, "n09");
+    const queues = [{ queue: "default" }, { queue: "mail" }];
+    const { claimed } = await store.commit(
+      batch({ claimDue: 45, claimQueues: queues, now: T0 + 1 }),
+    );
+    assert.deepEqual(
+      ids(claimed).sort(),
+      first.map((t) => t.id).sort(),
+    );
+    assert.deepEqual(
+      claimed.filter((r) => r.queue === "default").map((r) => r.id),
+      first.filter((t) => t.queue === undefined).map((t) => t.id),
+      "each queue's claims in insertion order",
+    );
+    assert.deepEqual(
+      (await store.get("n01"))?.payload,
+      { i: 1, text: '<b>"quoted" &amp;</b>' },
+    );
+    await checkCounts(store, "after the inserts and claims", T0 + 1);
+    // 45 settles: most succeed naming their queue; some name the wrong
+    // queue or an old version, some repeat a task, some fail.
+    const byId = new Map(claimed.map((r) => [r.id, r]));
+    const settles: Settlement[] = [];
+    const expected: boolean[] = [];
+    for (const [i, record] of claimed.entries()) {
+      const right = { ...succeed(record, i), queue: record.queue };
+      if (i % 11 === 4) {
+        settles.push({
+          ...right,
+          queue: record.queue === "mail" ? "default" : "mail",
+        });
+        expected.push(false);
+      } else if (i % 11 === 7) {
+        settles.push({ ...right, version: record.version - 1 });
+        expected.push(false);
+      } else if (i % 11 === 8) {
+        settles.push(retry(record, T0 + 50));
+        expected.push(true);
+      } else {
+        settles.push(right);
+        expected.push(true);
+      }
+    }
+    // Of the settles of one claim, only the first can apply: a later one
+    // is refused whether the first applied or not; a settle of the task
+    // under its current version applies after a stale one.
+    const again = claimed[0]!;
+    const wrongQueue = claimed[4]!;
+    const oldVersion = claimed[7]!;
+    settles.push({ ...succeed(again, "again"), queue: again.queue });
+    expected.push(false);
+    settles.push({ ...succeed(wrongQueue, "late"), queue: wrongQueue.queue });
+    expected.push(false);
+    settles.push(succeed(oldVersion, "current"));
+    expected.push(true);
+    const result = await store.commit(batch({ settles, now: T0 + 2 }));
+    assert.deepEqual(result.settled, expected);
+    assert.equal((await store.get(again.id))?.result, 0);
+    assert.equal((await store.get(oldVersion.id))?.result, "current");
+    for (const [i, record] of claimed.entries()) {
+      const now = await store.get(record.id);
+      const want = i === 7
+        ? "succeeded"
+        : !expected[i]
+        ? "running"
+        : i % 11 === 8
+        ? "failed"
+        : "succeeded";
+      assert.equal(now?.status, want, record.id);
+      if (want === "running") {
+        assert.deepEqual(now, byId.get(record.id));
+      }
+    }
+    await checkCounts(store, "after the settles", T0 + 2);
+  });
+
   test("TaskStore.recoverExpired() requeues expired leases and dead-letters exhausted tasks when now passes them", async (store) => {
     await startAll(
       store,

@@ -471,6 +471,83 @@ export const QUERIES = {
     "WHERE status = 'running' AND started_at IS NOT NULL",
 } as const;
 
+/** The most rows one multi-row statement writes. */
+export const MAX_ROWS = 32;
+
+/**
+ * Splits `n` rows into the row counts of multi-row statements: powers of
+ * two up to {@linkcode MAX_ROWS}, largest first, so that each statement
+ * has at most six forms to prepare.
+ *
+ * @param n How many rows.
+ * @returns The counts, adding up to `n`.
+ */
+export function rowChunks(n: number): number[] {
+  const chunks: number[] = [];
+  for (let left = n, size = MAX_ROWS; left > 0; size >>= 1) {
+    while (left >= size) {
+      chunks.push(size);
+      left -= size;
+    }
+  }
+  return chunks;
+}
+
+/** A statement's text for each row count, made once per count. */
+class RowForms {
+  #texts = new Map<number, string>();
+  #make: (rows: number) => string;
+
+  constructor(make: (rows: number) => string) {
+    this.#make = make;
+  }
+
+  /** The text for `rows` rows. */
+  of(rows: number): string {
+    let text = this.#texts.get(rows);
+    if (text === undefined) this.#texts.set(rows, text = this.#make(rows));
+    return text;
+  }
+}
+
+/**
+ * Inserts of tasks without an idempotency key, several rows per statement
+ * (nothing can conflict but the id, which throws), binding per row what
+ * `QUERIES.insert` binds (the key NULL): one statement's overhead for
+ * many rows.
+ */
+export const INSERT_ROWS: RowForms = new RowForms((rows) =>
+  "INSERT INTO tasks (id, type, idempotency_key, payload, status, attempts, " +
+  "max_attempts, run_at, lease_until, started_at, created_at, updated_at, " +
+  "output_key, result, last_error, error_class, version, dedupe_until, " +
+  "queue, priority) VALUES " +
+  Array.from(
+    { length: rows },
+    () =>
+      "(?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?, NULL, NULL, NULL, NULL, ?, " +
+      "?, ?, ?)",
+  ).join(", ")
+);
+
+/**
+ * Successful settles of several claims in one statement, each fenced by
+ * its version and queue like `QUERIES.settleSucceeded` with
+ * `AND queue = ?`: binds `now`, then per settle the id, version, queue,
+ * result, output key, charge and start estimate. The ids must differ;
+ * RETURNING names the settles that applied (SQLite reads each id through
+ * the primary key's index).
+ */
+export const SETTLE_SUCCEEDED_ROWS: RowForms = new RowForms((rows) =>
+  "UPDATE tasks SET status = 'succeeded', result = v.column4, " +
+  "output_key = v.column5, attempts = attempts + v.column6, " +
+  "started_at = coalesce(started_at, v.column7), lease_until = NULL, " +
+  "updated_at = ?1, version = version + 1 FROM (VALUES " +
+  Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ") +
+  ") AS v WHERE tasks.id = v.column1 AND tasks.version = v.column2 " +
+  "AND tasks.status = 'running' AND tasks.queue = v.column3 " +
+  "RETURNING tasks.id AS id"
+);
+
 /** Connection settings applied by {@linkcode applyPragmas}. */
 export interface PragmaSettings {
   /** `PRAGMA synchronous`. */

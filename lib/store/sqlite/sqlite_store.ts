@@ -13,9 +13,12 @@ import type { Database, Row, SqlValue } from "./database.ts";
 import {
   applyPragmas,
   checkSchemaVersion,
+  INSERT_ROWS,
   migrate,
   QUERIES,
+  rowChunks,
   SCHEMA_VERSION,
+  SETTLE_SUCCEEDED_ROWS,
   SYNCHRONOUS_MODES,
 } from "./schema.ts";
 import { openDatabase } from "./open_database.ts";
@@ -37,6 +40,7 @@ import type {
   ScheduleFire,
   ScheduleFireOutcome,
   ScheduleRecord,
+  Settlement,
   StateWrite,
   StoreStatus,
   TaskRecord,
@@ -50,6 +54,7 @@ import {
   checkQueueName,
   checkRetention,
   DEFAULT_QUEUE,
+  FirstOfPair,
   insertOnlyBatch,
   LEASE_EXPIRED_MESSAGE,
   rulesOf,
@@ -185,20 +190,19 @@ function toRecord(row: Row): TaskRecord {
 }
 
 /**
- * Inserts one task's row; 0 changes when its idempotency key is taken. A
- * function of its own, not a closure made for each task.
+ * Adds one task's row values to `into`, in the order of `QUERIES.insert`
+ * and of each row of `INSERT_ROWS`.
  */
-function insertRow(
-  db: Database,
+function pushRow(
+  into: SqlValue[],
   task: NewTask,
   payload: string,
   claim: boolean,
   queue: string,
-  until: number | null,
   now: number,
   leaseUntil: number,
-): number {
-  return db.prepare(QUERIES.insert).run(
+): void {
+  into.push(
     task.id,
     task.type,
     task.idempotencyKey,
@@ -210,10 +214,25 @@ function insertRow(
     now,
     now,
     claim ? 1 : 0,
-    until,
+    task.dedupeUntil ?? null,
     queue,
     task.priority ?? 0,
-  ).changes;
+  );
+}
+
+/** Inserts one task's row; 0 changes when its idempotency key is taken. */
+function insertRow(
+  db: Database,
+  task: NewTask,
+  payload: string,
+  claim: boolean,
+  queue: string,
+  now: number,
+  leaseUntil: number,
+): number {
+  const row: SqlValue[] = [];
+  pushRow(row, task, payload, claim, queue, now, leaseUntil);
+  return db.prepare(QUERIES.insert).run(...row).changes;
 }
 
 /**
@@ -234,9 +253,9 @@ function fenced(sql: string): Fenced {
 }
 
 const FENCED = {
-  settleSucceeded: fenced(QUERIES.settleSucceeded),
-  settleRetry: fenced(QUERIES.settleRetry),
-  settleDead: fenced(QUERIES.settleDead),
+  succeeded: fenced(QUERIES.settleSucceeded),
+  retry: fenced(QUERIES.settleRetry),
+  dead: fenced(QUERIES.settleDead),
   release: fenced(QUERIES.release),
 };
 
@@ -948,58 +967,15 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         db.prepare(QUERIES.checkpoint).run(text, id, version).changes > 0
       );
 
-      const settled: boolean[] = [];
-      let stale = 0;
-      for (let i = 0; i < batch.settles.length; i++) {
-        const { id, version, outcome, charge, startedAt, queue: of } = batch
-          .settles[i]!;
-        const charged = charge === true ? 1 : 0;
-        const start = startedAt ?? null;
-        let queue: string | null;
-        switch (outcome.kind) {
-          case "succeeded":
-            queue = fencedWrite(db, FENCED.settleSucceeded, of, [
-              results[i] ?? null,
-              outcome.outputKey,
-              charged,
-              start,
-              now,
-              id,
-              version,
-            ]);
-            break;
-          case "retry":
-            queue = fencedWrite(db, FENCED.settleRetry, of, [
-              outcome.runAt,
-              outcome.error,
-              outcome.errorClass,
-              charged,
-              start,
-              now,
-              id,
-              version,
-            ]);
-            break;
-          case "dead":
-            queue = fencedWrite(db, FENCED.settleDead, of, [
-              outcome.error,
-              outcome.errorClass,
-              charged,
-              start,
-              now,
-              id,
-              version,
-            ]);
-            break;
-        }
-        settled.push(queue !== null);
-        if (queue === null) stale++;
-        else tally.move(queue, "running", SETTLED_STATUS[outcome.kind]);
-      }
-      if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
+      const settled = this.#settle(db, batch.settles, results, now, tally);
 
       const released: boolean[] = [];
+      const releasing = new FirstOfPair();
       for (const { id, version, refund, queue: of } of batch.releases ?? []) {
+        if (releasing.take(id, version) === "copy") {
+          released.push(false);
+          continue;
+        }
         const queue = fencedWrite(db, FENCED.release, of, [
           refund === true ? 1 : 0,
           now,
@@ -1039,6 +1015,94 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         claimed,
       };
     });
+  }
+
+  /**
+   * Settles claims inside the caller's transaction and returns which
+   * applied. Of the settles of one claim, only the first can apply (see
+   * `FirstOfPair`). The successes that name their queue, each the first
+   * settle of its task in the batch, go by multi-row statements; the rest
+   * (other outcomes, no queue named, a task's settles under another
+   * version) one by one after them, in batch order. Refused settles are
+   * counted as stale.
+   */
+  #settle(
+    db: Database,
+    settles: readonly Settlement[],
+    results: readonly (string | null)[],
+    now: number,
+    tally: QueueTallies,
+  ): boolean[] {
+    const settled = new Array<boolean>(settles.length).fill(false);
+    const together: number[] = [];
+    const alone: number[] = [];
+    const pairs = new FirstOfPair();
+    let stale = 0;
+    for (let i = 0; i < settles.length; i++) {
+      const { id, version, outcome, queue } = settles[i]!;
+      const taken = pairs.take(id, version);
+      if (taken === "copy") stale++;
+      else if (
+        taken === "first" && outcome.kind === "succeeded" && queue !== undefined
+      ) {
+        together.push(i);
+      } else {
+        alone.push(i);
+      }
+    }
+    let at = 0;
+    for (const rows of rowChunks(together.length)) {
+      const params: SqlValue[] = [now];
+      for (let j = at; j < at + rows; j++) {
+        const i = together[j]!;
+        const { id, version, outcome, charge, startedAt, queue } = settles[i]!;
+        params.push(
+          id,
+          version,
+          queue!,
+          results[i] ?? null,
+          outcome.kind === "succeeded" ? outcome.outputKey : null,
+          charge === true ? 1 : 0,
+          startedAt ?? null,
+        );
+      }
+      const applied = new Set<string>();
+      for (
+        const row of db.prepare(SETTLE_SUCCEEDED_ROWS.of(rows)).all(...params)
+      ) {
+        applied.add(row["id"] as string);
+      }
+      for (let j = at; j < at + rows; j++) {
+        const i = together[j]!;
+        const { id, queue } = settles[i]!;
+        if (applied.has(id)) {
+          settled[i] = true;
+          tally.move(queue!, "running", "succeeded");
+        } else {
+          stale++;
+        }
+      }
+      at += rows;
+    }
+    for (const i of alone) {
+      const { id, version, outcome, charge, startedAt, queue: of } =
+        settles[i]!;
+      const charged = charge === true ? 1 : 0;
+      const start = startedAt ?? null;
+      // Each outcome's own columns, then those every settle binds.
+      const fields: SqlValue[] = outcome.kind === "succeeded"
+        ? [results[i] ?? null, outcome.outputKey]
+        : outcome.kind === "retry"
+        ? [outcome.runAt, outcome.error, outcome.errorClass]
+        : [outcome.error, outcome.errorClass];
+      fields.push(charged, start, now, id, version);
+      const queue = fencedWrite(db, FENCED[outcome.kind], of, fields);
+      settled[i] = queue !== null;
+      if (queue === null) stale++;
+      else tally.move(queue, "running", SETTLED_STATUS[outcome.kind]);
+    }
+    if (stale > 0) db.prepare(QUERIES.countStale).run(stale);
+    return settled;
   }
 
   /**
@@ -1130,14 +1194,37 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     const paused = tasks.some((task) => task.claim === true)
       ? this.#paused(db)
       : null;
-    for (let i = 0; i < tasks.length; i++) {
-      const task = tasks[i]!;
+    for (let i = 0; i < tasks.length;) {
+      if (tasks[i]!.idempotencyKey === null) {
+        // A run of tasks without a key: nothing to look up, several rows
+        // per statement.
+        let end = i + 1;
+        while (end < tasks.length && tasks[end]!.idempotencyKey === null) end++;
+        for (const rows of rowChunks(end - i)) {
+          const params: SqlValue[] = [];
+          for (let j = i; j < i + rows; j++) {
+            const task = tasks[j]!;
+            const queue = task.queue ?? DEFAULT_QUEUE;
+            const claim = task.claim === true && !paused!.has(queue);
+            pushRow(params, task, payloads[j]!, claim, queue, now, leaseUntil);
+            tally.move(queue, null, claim ? "running" : "queued");
+            inserted.push({
+              inserted: true,
+              record: newRecord(task, now, leaseUntil, claim),
+            });
+          }
+          db.prepare(INSERT_ROWS.of(rows)).run(...params);
+          i += rows;
+        }
+        continue;
+      }
+      const task = tasks[i++]!;
       const queue = task.queue ?? DEFAULT_QUEUE;
       const claim = task.claim === true && !paused!.has(queue);
       const until = task.dedupeUntil ?? null;
-      const payload = payloads[i]!;
+      const payload = payloads[i - 1]!;
       if (
-        insertRow(db, task, payload, claim, queue, until, now, leaseUntil) === 0
+        insertRow(db, task, payload, claim, queue, now, leaseUntil) === 0
       ) {
         // Only the idempotency key can conflict without throwing, so the
         // existing row (possibly inserted earlier in this batch) exists.
@@ -1153,7 +1240,7 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         }
         // The holder's window has passed: it gives the key up.
         db.prepare(QUERIES.releaseKey).run(row["id"] as string);
-        insertRow(db, task, payload, claim, queue, until, now, leaseUntil);
+        insertRow(db, task, payload, claim, queue, now, leaseUntil);
       }
       if (until !== null && until < now && task.idempotencyKey !== null) {
         ownExpired.add(task.idempotencyKey);
