@@ -74,6 +74,17 @@ export function emptyTotals(): StatusTotals {
  * @param action What was being done, for the message.
  * @throws {TypeError} When it is not a string, or not storable verbatim.
  */
+/**
+ * Whether `value` is text a store keeps verbatim: a string without U+0000
+ * or a lone surrogate. The checks of every task and settle of a batch
+ * test this first and name the field (a string built per item) only for
+ * one that fails.
+ */
+function isStoredText(value: unknown): boolean {
+  return typeof value === "string" && !value.includes("\0") &&
+    value.isWellFormed();
+}
+
 function checkStoredText(
   value: string,
   field: string,
@@ -143,7 +154,7 @@ export function checkQueueName(
  */
 export function isQueueName(value: unknown): boolean {
   return typeof value === "string" && value.length > 0 &&
-    value.length <= 128 && !value.includes("\0") && value.isWellFormed();
+    value.length <= 128 && isStoredText(value);
 }
 
 /** Checks a fencing token: a safe integer. */
@@ -170,9 +181,11 @@ function checkFenced(
 ): void {
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
-    checkStoredText(item.id, `${name}[${i}].id`);
-    checkVersion(item.version, `${name}[${i}].version`);
-    if (item.queue !== undefined) {
+    if (!isStoredText(item.id)) checkStoredText(item.id, `${name}[${i}].id`);
+    if (!Number.isSafeInteger(item.version)) {
+      checkVersion(item.version, `${name}[${i}].version`);
+    }
+    if (item.queue !== undefined && !isQueueName(item.queue)) {
       checkQueueName(item.queue, `${name}[${i}].queue`, "commit");
     }
   }
@@ -278,10 +291,14 @@ export function validateBatch(batch: CommitBatch): void {
   const inserts = batch.inserts;
   for (let i = 0; i < inserts.length; i++) {
     const task = inserts[i]!;
-    checkStoredText(task.id, `inserts[${i}].id`);
-    checkStoredText(task.type, `inserts[${i}].type`);
+    if (!isStoredText(task.id)) checkStoredText(task.id, `inserts[${i}].id`);
+    if (!isStoredText(task.type)) {
+      checkStoredText(task.type, `inserts[${i}].type`);
+    }
     if (task.queue !== undefined) {
-      checkQueueName(task.queue, `inserts[${i}].queue`);
+      if (!isQueueName(task.queue)) {
+        checkQueueName(task.queue, `inserts[${i}].queue`);
+      }
     }
     if (task.priority !== undefined && !isPriority(task.priority)) {
       throw new RangeError(
@@ -289,7 +306,9 @@ export function validateBatch(batch: CommitBatch): void {
       );
     }
     if (task.idempotencyKey !== null) {
-      checkStoredText(task.idempotencyKey, `inserts[${i}].idempotencyKey`);
+      if (!isStoredText(task.idempotencyKey)) {
+        checkStoredText(task.idempotencyKey, `inserts[${i}].idempotencyKey`);
+      }
     }
     if (!Number.isSafeInteger(task.maxAttempts) || task.maxAttempts < 1) {
       throw new RangeError(
