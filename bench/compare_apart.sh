@@ -3,7 +3,9 @@
 # process of its own, the two trees alternating (this, other, other, this,
 # …), so that neither shares a JIT or a heap with the other and drift in
 # the machine's state hits both alike. Prints each workload's median
-# tasks/s per tree and their ratio.
+# tasks/s per tree and their ratio, and the median CPU time per run of the
+# main thread and of the whole process, and their ratios (other / this:
+# above 1 when this tree spends less).
 #
 #   bench/compare_apart.sh [REV] [PAIRS] [MODES]
 #   bench/compare_apart.sh 43263dc 10
@@ -34,9 +36,18 @@ for mode in $modes; do
       here+=("$(run . "$mode")")
     fi
   done
-  a="$(printf '%s\n' "${here[@]}" | median)"
-  b="$(printf '%s\n' "${there[@]}" | median)"
+  col() { printf '%s\n' "${@:2}" | cut -d' ' -f"$1" | median; }
+  a="$(col 1 "${here[@]}")"
+  b="$(col 1 "${there[@]}")"
   awk -v m="$mode" -v a="$a" -v b="$b" -v n="$pairs" 'BEGIN {
     printf "%s: this tree %d tasks/s, other %d tasks/s (medians of %d processes each), ratio %.3f\n", m, a, b, n, a / b
   }'
+  for field in 2 3; do
+    name="$([ "$field" = 2 ] && echo "main thread" || echo "process")"
+    a="$(col "$field" "${here[@]}")"
+    b="$(col "$field" "${there[@]}")"
+    awk -v m="$mode" -v w="$name" -v a="$a" -v b="$b" 'BEGIN {
+      printf "%s: %s CPU per run, this tree %d ms, other %d ms, other / this %.3f\n", m, w, a, b, b / a
+    }'
+  done
 done
