@@ -531,11 +531,11 @@ export const INSERT_ROWS: RowForms = new RowForms((rows) =>
 
 /**
  * Successful settles of several claims in one statement, each fenced by
- * its version and queue like `QUERIES.settleSucceeded` with
- * `AND queue = ?`: binds `now`, then per settle the id, version, queue,
+ * its version like `QUERIES.settleSucceeded`, and by its queue unless that
+ * is NULL: binds `now`, then per settle the id, version, queue (or NULL),
  * result, output key, charge and start estimate. The ids must differ;
- * RETURNING names the settles that applied (SQLite reads each id through
- * the primary key's index).
+ * RETURNING names the settles that applied, with their queues (SQLite
+ * reads each id through the primary key's index).
  */
 export const SETTLE_SUCCEEDED_ROWS: RowForms = new RowForms((rows) =>
   "UPDATE tasks SET status = 'succeeded', result = v.column4, " +
@@ -544,8 +544,9 @@ export const SETTLE_SUCCEEDED_ROWS: RowForms = new RowForms((rows) =>
   "updated_at = ?1, version = version + 1 FROM (VALUES " +
   Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ") +
   ") AS v WHERE tasks.id = v.column1 AND tasks.version = v.column2 " +
-  "AND tasks.status = 'running' AND tasks.queue = v.column3 " +
-  "RETURNING tasks.id AS id"
+  "AND tasks.status = 'running' " +
+  "AND (v.column3 IS NULL OR tasks.queue = v.column3) " +
+  "RETURNING tasks.id AS id, tasks.queue AS queue"
 );
 
 /** Connection settings applied by {@linkcode applyPragmas}. */

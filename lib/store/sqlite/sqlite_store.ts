@@ -1020,11 +1020,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
   /**
    * Settles claims inside the caller's transaction and returns which
    * applied. Of the settles of one claim, only the first can apply (see
-   * `FirstOfPair`). The successes that name their queue, each the first
-   * settle of its task in the batch, go by multi-row statements; the rest
-   * (other outcomes, no queue named, a task's settles under another
-   * version) one by one after them, in batch order. Refused settles are
-   * counted as stale.
+   * `FirstOfPair`). The successes, each the first settle of its task in
+   * the batch, go by multi-row statements; the rest (other outcomes, a
+   * task's settles under another version) one by one after them, in batch
+   * order. Refused settles are counted as stale.
    */
   #settle(
     db: Database,
@@ -1039,12 +1038,10 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     const pairs = new FirstOfPair();
     let stale = 0;
     for (let i = 0; i < settles.length; i++) {
-      const { id, version, outcome, queue } = settles[i]!;
+      const { id, version, outcome } = settles[i]!;
       const taken = pairs.take(id, version);
       if (taken === "copy") stale++;
-      else if (
-        taken === "first" && outcome.kind === "succeeded" && queue !== undefined
-      ) {
+      else if (taken === "first" && outcome.kind === "succeeded") {
         together.push(i);
       } else {
         alone.push(i);
@@ -1059,25 +1056,26 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
         params.push(
           id,
           version,
-          queue!,
+          queue ?? null,
           results[i] ?? null,
           outcome.kind === "succeeded" ? outcome.outputKey : null,
           charge === true ? 1 : 0,
           startedAt ?? null,
         );
       }
-      const applied = new Set<string>();
+      // The queue of each settle that applied, by task id.
+      const applied = new Map<string, string>();
       for (
         const row of db.prepare(SETTLE_SUCCEEDED_ROWS.of(rows)).all(...params)
       ) {
-        applied.add(row["id"] as string);
+        applied.set(row["id"] as string, row["queue"] as string);
       }
       for (let j = at; j < at + rows; j++) {
         const i = together[j]!;
-        const { id, queue } = settles[i]!;
-        if (applied.has(id)) {
+        const queue = applied.get(settles[i]!.id);
+        if (queue !== undefined) {
           settled[i] = true;
-          tally.move(queue!, "running", "succeeded");
+          tally.move(queue, "running", "succeeded");
         } else {
           stale++;
         }
