@@ -1,6 +1,8 @@
 /**
- * The SQLite store's group commit, tree against tree, in one process: each
- * tree's `SqliteTaskStore` on a file of its own, their commits interleaved
+ * A store's group commit, tree against tree, in one process: each tree's
+ * `SqliteTaskStore` on a file of its own (or, with `--store postgres`,
+ * its `PostgresTaskStore` on a schema of its own in the database
+ * `SLUICE_TEST_PG` names, dropped afterwards), their commits interleaved
  * (the order reversed every round), so that the machine's drift hits all
  * alike. Each commit has the shape the durable benchmark's commits have
  * (`bench/throughput.ts durable`): `--tasks` claimed inserts, the settles
@@ -17,6 +19,10 @@
  * git worktree add --detach /tmp/before 7154a28
  * TMPDIR=/mnt/ram deno run --allow-read --allow-write --allow-env --allow-ffi \
  *   bench/commit_compare.ts . /tmp/before --runs 3
+ * SLUICE_TEST_PG=postgres://postgres@127.0.0.1:5432/test deno run \
+ *   --allow-read --allow-env --allow-net=127.0.0.1 \
+ *   bench/commit_compare.ts . /tmp/before --store postgres --tasks 100 \
+ *   --rounds 300 --warmup 30
  * ```
  *
  * @module
@@ -39,6 +45,7 @@ const { values, positionals: trees } = parseArgs({
     rounds: { type: "string", default: "600" },
     warmup: { type: "string", default: "50" },
     runs: { type: "string", default: "1" },
+    store: { type: "string", default: "sqlite" },
   },
 });
 const count = (name: keyof typeof values): number => {
@@ -58,21 +65,61 @@ if (trees.length < 2) {
   throw new TypeError("Cannot compare: give two trees' paths or more");
 }
 
-const opens: ((path: string) => Store)[] = [];
+const postgres = values.store === "postgres";
+if (!postgres && values.store !== "sqlite") {
+  throw new TypeError("Cannot compare: --store must be sqlite or postgres");
+}
+const url = Deno.env.get("SLUICE_TEST_PG");
+if (postgres && url === undefined) {
+  throw new TypeError("Cannot compare: --store postgres needs SLUICE_TEST_PG");
+}
+
+/** Opens one tree's store: on a file in `dir`, or on a schema named after it. */
+type Open = (dir: string, name: string) => Promise<Store>;
+const opens: Open[] = [];
 for (const tree of trees) {
-  const url = new URL(
-    "lib/store/sqlite/sqlite_store.ts",
-    `file://${Deno.realPathSync(tree)}/`,
-  );
-  const module = await import(url.href) as {
-    SqliteTaskStore: { open(path: string): Store };
-  };
-  opens.push((path) => module.SqliteTaskStore.open(path));
+  const root = `file://${Deno.realPathSync(tree)}/`;
+  if (postgres) {
+    const module = await import(
+      new URL("lib/store/postgres/postgres_store.ts", root).href
+    ) as {
+      PostgresTaskStore: {
+        open(
+          url: string,
+          options: { schema: string; max: number },
+        ): Promise<Store>;
+        drop(url: string, options: { schema: string }): Promise<void>;
+      };
+    };
+    const { PostgresTaskStore } = module;
+    opens.push(async (_dir, schema) => {
+      const store = await PostgresTaskStore.open(url!, { schema, max: 2 });
+      return {
+        commit: (batch) => store.commit(batch),
+        close: async () => {
+          await store.close();
+          await PostgresTaskStore.drop(url!, { schema });
+        },
+      };
+    });
+  } else {
+    const module = await import(
+      new URL("lib/store/sqlite/sqlite_store.ts", root).href
+    ) as { SqliteTaskStore: { open(path: string): Store } };
+    opens.push((dir, name) =>
+      Promise.resolve(module.SqliteTaskStore.open(`${dir}/${name}.db`))
+    );
+  }
 }
 
 for (let run = 0; run < runs; run++) {
-  const dir = await Deno.makeTempDir({ prefix: "sluice-commit-" });
-  const stores = opens.map((open, i) => open(`${dir}/${i}.db`));
+  const dir = postgres
+    ? ""
+    : await Deno.makeTempDir({ prefix: "sluice-commit-" });
+  const stores: Store[] = [];
+  for (const [i, open] of opens.entries()) {
+    stores.push(await open(dir, `commit_compare_${Deno.pid}_${run}_${i}`));
+  }
   const spent = trees.map(() => 0);
   const held = trees.map((): { id: string; version: number }[] => []);
   let next = 0;
@@ -110,7 +157,7 @@ for (let run = 0; run < runs; run++) {
     }
   }
   for (const store of stores) await store.close();
-  await Deno.remove(dir, { recursive: true });
+  if (!postgres) await Deno.remove(dir, { recursive: true });
   const lines = trees.map((tree, i) =>
     `${tree}: ${spent[i]!.toFixed(1)} ms, ×${
       (spent[i]! / spent[0]!).toFixed(3)
