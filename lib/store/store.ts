@@ -222,9 +222,10 @@ export interface Settlement {
    */
   startedAt?: number;
   /**
-   * The task's queue, as its claim returned it. A store may then fence the
-   * write by it as well and count the move without reading it back; a
-   * wrong queue makes the settle stale, like a wrong version.
+   * The task's queue, as its claim returned it: the write is then fenced
+   * by it too (a wrong queue makes the settle stale, like a wrong
+   * version), and a store can count the move without reading the queue
+   * back. The queue sends it with every settle and release.
    *
    * @default {undefined}
    */
