@@ -64,17 +64,6 @@ export function emptyTotals(): StatusTotals {
 }
 
 /**
- * Checks a string a store keeps verbatim (an id, type or idempotency key).
- * U+0000 and lone surrogates are refused: SQLite's C strings end at a NUL
- * and UTF-8 has no lone surrogates, so two different keys could be stored
- * as one, and PostgreSQL `text` refuses both.
- *
- * @param value The string.
- * @param field Where it is in the batch, e.g. `inserts[3].idempotencyKey`.
- * @param action What was being done, for the message.
- * @throws {TypeError} When it is not a string, or not storable verbatim.
- */
-/**
  * Whether `value` is text a store keeps verbatim: a string without U+0000
  * or a lone surrogate. The checks of every task and settle of a batch
  * test this first and name the field (a string built per item) only for
@@ -85,6 +74,17 @@ function isStoredText(value: unknown): boolean {
     value.isWellFormed();
 }
 
+/**
+ * Checks a string a store keeps verbatim (an id, type or idempotency key).
+ * U+0000 and lone surrogates are refused: SQLite's C strings end at a NUL
+ * and UTF-8 has no lone surrogates, so two different keys could be stored
+ * as one, and PostgreSQL `text` refuses both.
+ *
+ * @param value The string.
+ * @param field Where it is in the batch, e.g. `inserts[3].idempotencyKey`.
+ * @param action What was being done, for the message.
+ * @throws {TypeError} When it is not a string, or not storable verbatim.
+ */
 function checkStoredText(
   value: string,
   field: string,
@@ -95,7 +95,7 @@ function checkStoredText(
       `Cannot ${action}: ${field} must be a string, got ${typeof value}`,
     );
   }
-  if (value.includes("\0") || !value.isWellFormed()) {
+  if (!isStoredText(value)) {
     throw new TypeError(
       `Cannot ${action}: ${field} contains U+0000 or a lone surrogate, which a store cannot keep verbatim, got ${
         JSON.stringify(value)
@@ -295,20 +295,16 @@ export function validateBatch(batch: CommitBatch): void {
     if (!isStoredText(task.type)) {
       checkStoredText(task.type, `inserts[${i}].type`);
     }
-    if (task.queue !== undefined) {
-      if (!isQueueName(task.queue)) {
-        checkQueueName(task.queue, `inserts[${i}].queue`);
-      }
+    if (task.queue !== undefined && !isQueueName(task.queue)) {
+      checkQueueName(task.queue, `inserts[${i}].queue`);
     }
     if (task.priority !== undefined && !isPriority(task.priority)) {
       throw new RangeError(
         `Cannot store task ${task.id}: priority must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}, got ${task.priority}`,
       );
     }
-    if (task.idempotencyKey !== null) {
-      if (!isStoredText(task.idempotencyKey)) {
-        checkStoredText(task.idempotencyKey, `inserts[${i}].idempotencyKey`);
-      }
+    if (task.idempotencyKey !== null && !isStoredText(task.idempotencyKey)) {
+      checkStoredText(task.idempotencyKey, `inserts[${i}].idempotencyKey`);
     }
     if (!Number.isSafeInteger(task.maxAttempts) || task.maxAttempts < 1) {
       throw new RangeError(
