@@ -1192,15 +1192,16 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
     const paused = tasks.some((task) => task.claim === true)
       ? this.#paused(db)
       : null;
-    for (let i = 0; i < tasks.length;) {
+    for (let i = 0; i < tasks.length; i++) {
       if (tasks[i]!.idempotencyKey === null) {
         // A run of tasks without a key: nothing to look up, several rows
         // per statement.
         let end = i + 1;
         while (end < tasks.length && tasks[end]!.idempotencyKey === null) end++;
+        let start = i;
         for (const rows of rowChunks(end - i)) {
           const params: SqlValue[] = [];
-          for (let j = i; j < i + rows; j++) {
+          for (let j = start; j < start + rows; j++) {
             const task = tasks[j]!;
             const queue = task.queue ?? DEFAULT_QUEUE;
             const claim = task.claim === true && !paused!.has(queue);
@@ -1212,15 +1213,16 @@ export class SqliteTaskStore implements TaskStore, AsyncDisposable {
             });
           }
           db.prepare(INSERT_ROWS.of(rows)).run(...params);
-          i += rows;
+          start += rows;
         }
+        i = end - 1;
         continue;
       }
-      const task = tasks[i++]!;
+      const task = tasks[i]!;
       const queue = task.queue ?? DEFAULT_QUEUE;
       const claim = task.claim === true && !paused!.has(queue);
       const until = task.dedupeUntil ?? null;
-      const payload = payloads[i - 1]!;
+      const payload = payloads[i]!;
       if (
         insertRow(db, task, payload, claim, queue, now, leaseUntil) === 0
       ) {
