@@ -151,6 +151,7 @@ export async function ok(
  * @param type The task type.
  * @param payload The payload (JSON).
  * @param count How many.
+ * @param more Further `submit` flags (e.g. `--queue`).
  * @returns Their ids.
  */
 export async function submitTasks(
@@ -158,6 +159,7 @@ export async function submitTasks(
   type: string,
   payload: unknown = null,
   count = 1,
+  more: readonly string[] = [],
 ): Promise<string[]> {
   const stdout = await ok([
     "submit",
@@ -168,6 +170,7 @@ export async function submitTasks(
     JSON.stringify(payload),
     "--count",
     String(count),
+    ...more,
   ]);
   return stdout.trim().split("\n");
 }

@@ -3,7 +3,6 @@ import { tempDir } from "../_helpers.ts";
 import {
   cli,
   type CliOptions,
-  ok,
   spawn,
   startWorker,
   submitTasks,
@@ -64,17 +63,7 @@ Deno.test("cli.ts start --queue-retention gives one queue its own limits, and ev
     "reports:keep-succeeded=all",
   ]);
   await submitTasks(db, "noop", null, 5);
-  await ok([
-    "submit",
-    "--db",
-    db,
-    "--type",
-    "noop",
-    "--queue",
-    "reports",
-    "--count",
-    "5",
-  ]);
+  await submitTasks(db, "noop", null, 5, ["--queue", "reports"]);
   const s = await untilStatus(
     db,
     (s) => s.totals.succeeded === 10 && s.counts.succeeded === 7,
